@@ -1,0 +1,115 @@
+/**
+ * Builds the gateway from a configuration and injected parts (store, logger, scheduler,
+ * providers), so tests run the real app on port 0 with a virtual clock (ARCHITECTURE.md).
+ */
+import websocket from '@fastify/websocket';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import { asyncScheduler, type SchedulerLike } from 'rxjs';
+import type { Config } from './config/schema.js';
+import { registerDemo } from './edge/demo.js';
+import { Gateway } from './edge/gateway.js';
+import { handleProtocols, registerRealtime } from './edge/realtime.js';
+import { registerRest, sendError } from './edge/rest.js';
+import { MemoryStore } from './store/memory.js';
+import type { Store } from './store/store.js';
+import { createLogger, type Logger } from './telemetry/logger.js';
+import type { Providers } from './upstream/provider.js';
+import { createSimulatedProviders } from './upstream/simulated.js';
+
+export interface AppOptions {
+  readonly config: Config;
+  readonly store?: Store;
+  readonly logger?: Logger;
+  /** Timers and the clock of every limit and session (default: RxJS asyncScheduler, i.e. Date.now). */
+  readonly scheduler?: SchedulerLike;
+  readonly providers?: Providers;
+  readonly replicaId?: string;
+  /** Process metrics in /metrics (off in tests that build many apps). */
+  readonly defaultMetrics?: boolean;
+}
+
+export interface ParleyApp {
+  readonly fastify: FastifyInstance;
+  readonly gateway: Gateway;
+  /** Listens on `server.host`/`server.port` (or the given port; 0 picks one). */
+  listen(port?: number, host?: string): Promise<{ port: number; url: string }>;
+  /** SIGTERM behaviour: stop accepting, finish or hand off sessions, close with 1012. */
+  drain(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** The hard frame ceiling of the WebSocket layer; frames up to it get the contract's 1009 path. */
+export function maxPayloadBytes(config: Config): number {
+  if (config.server.maxPayloadBytes !== undefined) return config.server.maxPayloadBytes;
+  const largest = Math.max(65536, ...Object.values(config.plans).map((p) => p.maxFrameBytes));
+  return largest * 4;
+}
+
+export async function buildApp(opts: AppOptions): Promise<ParleyApp> {
+  const config = opts.config;
+  const scheduler = opts.scheduler ?? asyncScheduler;
+  const logger = opts.logger ?? createLogger({ level: config.logLevel });
+  const store = opts.store ?? new MemoryStore({ now: () => scheduler.now() });
+  const providers = opts.providers ?? createSimulatedProviders();
+  const gateway = new Gateway({ config, store, logger, scheduler, providers, replicaId: opts.replicaId, defaultMetrics: opts.defaultMetrics });
+
+  const app = Fastify({
+    loggerInstance: logger as FastifyBaseLogger,
+    trustProxy: config.server.trustProxy,
+    bodyLimit: 64 * 1024,
+    disableRequestLogging: false,
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } },
+  });
+
+  app.setErrorHandler((err: Error & { validation?: unknown; validationContext?: string; statusCode?: number; code?: string }, req, reply) => {
+    if (err.validation) {
+      return sendError(reply, 'invalid_request', `${err.validationContext ?? 'body'}${err.message.replace(/^(body|querystring|params)/, '')}`);
+    }
+    if (err.statusCode && err.statusCode >= 400 && err.statusCode < 500) {
+      // Fastify's own client errors: bad JSON, wrong content type, body too large.
+      return sendError(reply, 'invalid_request', err.message);
+    }
+    req.log.error({ err }, 'request failed');
+    return sendError(reply, 'internal_error');
+  });
+  app.setNotFoundHandler((req, reply) => sendError(reply, 'not_found', `no route ${req.method} ${req.url.split('?')[0]}`));
+
+  await app.register(websocket, {
+    options: {
+      maxPayload: maxPayloadBytes(config),
+      handleProtocols,
+      // UTF-8 is checked by the connection so invalid text gets an `error` event, not a bare 1007.
+      skipUTF8Validation: true,
+      perMessageDeflate: false,
+      clientTracking: false,
+    },
+    // Our own drain closes sessions with 1012; fastify's default would close them with 1001 first.
+    preClose: async () => undefined,
+  });
+  registerRest(app, gateway);
+  registerRealtime(app, gateway);
+  if (config.server.demo) registerDemo(app, gateway);
+  gateway.start();
+
+  let closed = false;
+  return {
+    fastify: app,
+    gateway,
+    async listen(port = config.server.port, host = config.server.host) {
+      await app.listen({ port, host });
+      const addr = app.server.address();
+      const actual = typeof addr === 'object' && addr ? addr.port : port;
+      return { port: actual, url: `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${actual}` };
+    },
+    async drain() {
+      await gateway.drain();
+    },
+    async close() {
+      if (closed) return;
+      closed = true;
+      gateway.stop();
+      await app.close();
+      await store.close();
+    },
+  };
+}

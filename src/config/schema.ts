@@ -1,0 +1,175 @@
+/**
+ * The configuration schema (CONTRACT.md §2): one TypeBox declaration gives the JSON Schema, the
+ * defaults and the TypeScript type. `additionalProperties: false` everywhere, so a misspelt key is
+ * an error that names it rather than a silently ignored setting.
+ */
+import { Type, type Static, type TSchema, type ObjectOptions } from '@sinclair/typebox';
+
+/**
+ * A closed object. `default: {}` on a nested object matters: TypeBox's `Value.Default` only fills
+ * an absent (or, inside a `Record`, any) object whose own schema carries a `default`, so without
+ * it `server`, a plan's `requestsPerMinute` or an upstream would stay absent instead of defaulted.
+ */
+const Obj = <T extends Parameters<typeof Type.Object>[0]>(props: T, description?: string, options: ObjectOptions = {}) =>
+  Type.Object(props, { additionalProperties: false, ...(description ? { description } : {}), ...options });
+
+const PositiveInt = (def: number, description: string, minimum = 1) =>
+  Type.Integer({ minimum, default: def, description });
+const PositiveNum = (def: number, description: string) =>
+  Type.Number({ exclusiveMinimum: 0, default: def, description });
+
+export const RequestKinds = ['rest', 'conversation.start', 'conversation.turn', 'pronunciation.assess', 'translate'] as const;
+export type RequestKind = (typeof RequestKinds)[number];
+
+export const ServerSchema = Obj({
+  host: Type.String({ default: '0.0.0.0', minLength: 1, description: 'Interface to listen on' }),
+  port: Type.Integer({ minimum: 0, maximum: 65535, default: 8080, description: 'TCP port (0 picks a free one)' }),
+  maxConnections: PositiveInt(10000, 'WebSocket connections this replica accepts; beyond it new ones close with 1013'),
+  drainSeconds: Type.Number({ minimum: 0, default: 10, description: 'On SIGTERM, time given to sessions to finish before exit' }),
+  demo: Type.Boolean({ default: false, description: 'Serve the demo page at /demo/ and POST /demo/token' }),
+  demoAccount: Type.Optional(Type.String({ minLength: 1, description: 'Account used by the demo (default: the first account)' })),
+  heartbeatSeconds: PositiveNum(30, 'Protocol-level ping interval; a peer that misses one ping is dropped'),
+  sessionStartTimeoutSeconds: PositiveNum(10, 'A connection that sends no session.start within this time is closed with 4031'),
+  maxBufferedBytes: PositiveInt(4 * 1024 * 1024, 'Bytes waiting to be sent to one client before it is closed as a slow consumer (1008)'),
+  slowConsumerGraceSeconds: PositiveNum(5, 'After the slow_consumer close, time the client gets to read before the socket is destroyed'),
+  maxPayloadBytes: Type.Optional(Type.Integer({ minimum: 1024, description: 'Hard frame ceiling of the WebSocket layer (default: 4 x the largest maxFrameBytes)' })),
+  trustProxy: Type.Boolean({ default: false, description: "Trust X-Forwarded-* headers (behind a load balancer)" }),
+}, 'The HTTP and WebSocket listener', { default: {} });
+
+export const MemoryStoreSchema = Obj({ kind: Type.Literal('memory', { description: 'In-process store: one replica only' }) });
+export const RedisStoreSchema = Obj({
+  kind: Type.Literal('redis', { description: 'Redis store: limits, sessions and leases shared by every replica' }),
+  url: Type.String({ default: 'redis://127.0.0.1:6379', description: 'redis:// URL' }),
+  prefix: Type.String({ default: 'parley:', description: 'Key prefix' }),
+  expectedReplicas: PositiveInt(1, 'Replicas sharing the store; while Redis is unreachable shared limits fall back to limit / expectedReplicas'),
+  cluster: Type.Optional(Type.Array(Type.String(), { minItems: 1, description: 'Redis Cluster node URLs (instead of url)' })),
+});
+export const StoreSchema = Type.Union([MemoryStoreSchema, RedisStoreSchema], {
+  default: { kind: 'memory' },
+  description: 'Where the shared counters, leases and sessions live',
+});
+
+export const RequestsPerMinuteSchema = Obj({
+  rest: PositiveInt(60, 'REST requests per minute, per API key'),
+  'conversation.start': PositiveInt(20, 'New sessions per minute, per account'),
+  'conversation.turn': PositiveInt(60, 'Turns (audio or text) per minute, per account'),
+  'pronunciation.assess': PositiveInt(30, 'Pronunciation assessments per minute, per account'),
+  translate: PositiveInt(120, 'Translations per minute, per account'),
+}, 'Account request quotas per minute, by request kind', { default: {} });
+
+export const PlanSchema = Obj({
+  connectionsPerKey: PositiveInt(5, 'Concurrent WebSocket connections per API key, across replicas'),
+  connectionsPerAccount: PositiveInt(50, 'Concurrent WebSocket connections per account, across replicas'),
+  messagesPerSecond: PositiveNum(100, 'Per-connection message token bucket: refill rate'),
+  messageBurst: PositiveInt(100, 'Per-connection message token bucket: capacity'),
+  messageQueue: Type.Integer({ minimum: 0, default: 100, description: 'Messages that may wait for a token; one more closes with 4029' }),
+  bytesPerSecond: PositiveNum(1048576, 'Per-connection byte token bucket: refill rate (bytes/s)'),
+  byteBurst: PositiveInt(1048576, 'Per-connection byte token bucket: capacity; also the most bytes that may wait'),
+  maxFrameBytes: PositiveInt(262144, 'Largest frame accepted; larger closes with 1009'),
+  maxSessionSeconds: PositiveNum(1800, 'Session length; then close with 4008'),
+  expiryWarningSeconds: Type.Number({ minimum: 0, default: 60, description: 'session.expiring is sent this long before maxSessionSeconds' }),
+  idleTimeoutSeconds: PositiveNum(120, 'No request and no audio for this long closes with 4031'),
+  resumeWindowSeconds: Type.Number({ minimum: 0, default: 60, description: 'A dropped session can be resumed for this long' }),
+  maxUtteranceBytes: PositiveInt(26214400, 'Largest committed utterance; larger gets audio_too_large'),
+  maxTextChars: PositiveInt(2000, 'Longest text in turn.text and translate; longer gets text_too_long'),
+  requestsPerMinute: Type.Optional(RequestsPerMinuteSchema),
+  dailyAudioMinutes: Type.Number({ minimum: 0, default: 500, description: 'Committed input audio per account per UTC day (fractional minutes)' }),
+  maxHistoryTurns: PositiveInt(20, 'Conversation turns kept per session and sent to the conversation model'),
+}, 'The limits an account gets', { default: {} });
+
+/** A secret of at least 8 characters, or `env:NAME` (checked again, for length, once resolved). */
+export const SecretPattern = '^(?:env:[A-Za-z_][A-Za-z0-9_]*|(?!env:)[\\s\\S]{8,})$';
+
+export const KeySchema = Obj({
+  id: Type.String({ minLength: 1, pattern: '^[A-Za-z0-9_.-]+$', description: 'Key id, unique across all accounts; appears in logs instead of the secret' }),
+  secret: Type.String({
+    pattern: SecretPattern,
+    writeOnly: true,
+    description: 'The API key itself (at least 8 characters), or "env:NAME" to read it from the environment variable NAME',
+  }),
+  disabled: Type.Boolean({ default: false, description: 'A disabled key is refused (401); its open sessions close with 4003' }),
+});
+
+export const AccountSchema = Obj({
+  id: Type.String({ minLength: 1, pattern: '^[A-Za-z0-9_.-]+$', description: 'Account id, unique' }),
+  plan: Type.String({ minLength: 1, description: 'Name of a plan in plans' }),
+  origins: Type.Array(Type.String({ minLength: 1 }), { default: [], description: 'Allowed browser origins ("*" allows any)' }),
+  keys: Type.Array(KeySchema, { minItems: 1, description: 'API keys of the account' }),
+  disabled: Type.Boolean({ default: false, description: 'A disabled account is refused; its open sessions close with 4003' }),
+});
+
+// The rate and size limits carry no `default`: CONTRACT §2 makes them "all optional and
+// combinable", and `Value.Default` would otherwise switch every one of them on for every upstream.
+// Only the timeout, retry and queue-wait settings always apply.
+export const UpstreamLimitsSchema = Obj({
+  requestsPerMinute: Type.Optional(Type.Integer({ minimum: 1, description: 'Requests in any 60 s window' })),
+  requestsPerSecond: Type.Optional(Type.Number({ exclusiveMinimum: 0, description: 'Token bucket refill rate' })),
+  burst: Type.Optional(Type.Integer({ minimum: 1, description: 'Token bucket capacity (needs requestsPerSecond; default: requestsPerSecond rounded up)' })),
+  concurrency: Type.Optional(Type.Integer({ minimum: 1, description: 'Requests in flight' })),
+  maxChars: Type.Optional(Type.Integer({ minimum: 1, description: 'Longer text is split at sentence boundaries and sent as several requests' })),
+  maxBytes: Type.Optional(Type.Integer({ minimum: 1, description: 'Largest audio upload' })),
+  timeoutSeconds: Type.Optional(PositiveNum(30, 'Per-attempt timeout')),
+  maxRetries: Type.Optional(Type.Integer({ minimum: 0, default: 5, description: 'Retries of a request the upstream answered with 429 or 503' })),
+  maxQueueWaitSeconds: Type.Optional(PositiveNum(30, 'Longest wait for capacity, from acceptance; then upstream_busy')),
+}, 'Limits of the upstream account, shared by every replica', { default: {} });
+
+export const UpstreamKinds = ['conversation', 'stt', 'tts', 'translation', 'pronunciation'] as const;
+export type UpstreamKind = (typeof UpstreamKinds)[number];
+
+export const UpstreamSchema = Obj({
+  provider: Type.Union([Type.Literal('simulated'), Type.Literal('openai')], {
+    default: 'simulated',
+    description: '"openai": the OpenAI-compatible wire format; "simulated": built in, no network, no key',
+  }),
+  baseUrl: Type.Optional(Type.String({ pattern: '^https?://', description: 'Base URL of the OpenAI-compatible API' })),
+  apiKey: Type.Optional(Type.String({ writeOnly: true, description: 'Bearer key, or "env:NAME" to read it from the environment' })),
+  model: Type.Optional(Type.String({ minLength: 1, description: 'Model name sent to the provider' })),
+  voice: Type.Optional(Type.String({ minLength: 1, description: 'TTS: default voice' })),
+  account: Type.Optional(Type.String({ minLength: 1, description: 'Upstream account name; upstreams naming the same account share its limits' })),
+  latencyMs: Type.Optional(Type.Integer({ minimum: 0, description: 'Simulated provider: added latency per call' })),
+  limits: Type.Optional(UpstreamLimitsSchema),
+}, 'One upstream provider account', { default: {} });
+
+export const UpstreamsSchema = Obj({
+  conversation: Type.Optional(UpstreamSchema),
+  stt: Type.Optional(UpstreamSchema),
+  tts: Type.Optional(UpstreamSchema),
+  translation: Type.Optional(UpstreamSchema),
+  pronunciation: Type.Optional(UpstreamSchema),
+}, 'The upstream provider per kind', { default: {} });
+
+export const LogLevels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+export const ConfigSchema = Obj({
+  server: Type.Optional(ServerSchema),
+  store: Type.Optional(StoreSchema),
+  logLevel: Type.Optional(Type.Union(LogLevels.map((l) => Type.Literal(l)), { default: 'info', description: 'pino log level' })),
+  plans: Type.Record(Type.String({ minLength: 1 }), PlanSchema, { default: {}, description: 'Plans by name' }),
+  accounts: Type.Array(AccountSchema, { default: [], description: 'Customer accounts' }),
+  upstreams: Type.Optional(UpstreamsSchema),
+});
+
+type Required<T> = { -readonly [K in keyof T]-?: T[K] };
+export type ServerConfig = Static<typeof ServerSchema>;
+export type StoreConfig = Static<typeof StoreSchema>;
+export type PlanConfig = Omit<Static<typeof PlanSchema>, 'requestsPerMinute'> & {
+  requestsPerMinute: Static<typeof RequestsPerMinuteSchema>;
+};
+export type KeyConfig = Static<typeof KeySchema>;
+export type AccountConfig = Static<typeof AccountSchema>;
+export type UpstreamLimits = Static<typeof UpstreamLimitsSchema>;
+export type UpstreamConfig = Static<typeof UpstreamSchema> & { limits: UpstreamLimits };
+export type LogLevel = (typeof LogLevels)[number];
+
+/** The validated, defaulted and frozen configuration the app runs on. */
+export interface Config {
+  readonly server: ServerConfig;
+  readonly store: StoreConfig;
+  readonly logLevel: LogLevel;
+  readonly plans: Readonly<Record<string, PlanConfig>>;
+  readonly accounts: readonly AccountConfig[];
+  readonly upstreams: Readonly<Required<Record<UpstreamKind, UpstreamConfig>>>;
+}
+
+export type RawConfig = Static<typeof ConfigSchema>;
+export type { TSchema };

@@ -1,0 +1,447 @@
+/**
+ * One WebSocket. Incoming frames flow through RxJS: size check → byte bucket → message bucket →
+ * decode + validate → the session (ARCHITECTURE.md). Over a bucket the connection is throttled
+ * (frames wait, in order); when more wait than allowed it closes with 4029. Outgoing data is
+ * bounded by the socket's buffered bytes (slow consumer → 1008). Every close goes through `fail()`
+ * or `closeNormally()`, and `teardown()` releases everything the connection holds.
+ */
+import { isUtf8 } from 'node:buffer';
+import { Subject, tap, type SchedulerLike, type Subscription } from 'rxjs';
+import type { WebSocket } from 'ws';
+import type { ServerConfig } from '../config/schema.js';
+import type { LimitState } from '../limits/decision.js';
+import { StrikeCounter } from '../limits/strikes.js';
+import { throttleByBucket } from '../limits/throttle.js';
+import { TokenBucket } from '../limits/token-bucket.js';
+import { CloseCode, ParleyError, closeReason } from '../protocol/codes.js';
+import { decodeClientMessage, type ClientMessage, type ClientMessageOf, type RequestId, type ServerEvent } from '../protocol/messages.js';
+import type { Session, SessionSink } from '../sessions/session.js';
+import type { SessionRegistry } from '../sessions/registry.js';
+import type { LeaseSpec, Store } from '../store/store.js';
+import type { Logger } from '../telemetry/logger.js';
+import type { Metrics } from '../telemetry/metrics.js';
+import type { Principal } from './auth.js';
+import { requestLimit } from '../limits/account-limits.js';
+
+/** Invalid messages tolerated within `STRIKE_WINDOW_MS` before closing with 1008. */
+const MAX_STRIKES = 10;
+const STRIKE_WINDOW_MS = 60_000;
+
+interface Frame {
+  readonly data: Buffer;
+  readonly binary: boolean;
+}
+
+export interface ConnectionDeps {
+  readonly server: ServerConfig;
+  readonly scheduler: SchedulerLike;
+  readonly logger: Logger;
+  readonly store: Store;
+  readonly registry: SessionRegistry;
+  readonly metrics: Metrics;
+  readonly leases: readonly LeaseSpec[];
+  readonly onClosed: (conn: Connection) => void;
+}
+
+const one = (): number => 1;
+const frameBytes = (f: Frame): number => f.data.length;
+
+export class Connection implements SessionSink {
+  readonly id: string;
+  /** Set by the heartbeat, cleared when a pong arrives. */
+  awaitingPong = false;
+  private readonly frames$ = new Subject<Frame>();
+  private readonly messageBucket: TokenBucket;
+  private readonly byteBucket: TokenBucket;
+  private strikes: StrikeCounter | undefined;
+  private subscription: Subscription | undefined;
+  private startTimer: Subscription | undefined;
+  private killTimer: Subscription | undefined;
+  private session: Session | undefined;
+  /** Frames that arrived while session.start was being decided, handled after it. */
+  private deferred: Frame[] | undefined;
+  private closing = false;
+  private tornDown = false;
+  private sentCloseCode: number | undefined;
+  private childLog: Logger | undefined;
+
+  constructor(
+    private readonly ws: WebSocket,
+    readonly principal: Principal,
+    private readonly deps: ConnectionDeps,
+    id: string,
+  ) {
+    this.id = id;
+    const plan = principal.plan;
+    const now = deps.scheduler.now();
+    this.messageBucket = new TokenBucket({ ratePerSec: plan.messagesPerSecond, burst: plan.messageBurst }, now);
+    this.byteBucket = new TokenBucket({ ratePerSec: plan.bytesPerSecond, burst: plan.byteBurst }, now);
+  }
+
+  /** A child logger per connection, made on first use (most connections never log). */
+  get log(): Logger {
+    this.childLog ??= this.deps.logger.child({
+      conn_id: this.id,
+      account_id: this.principal.account.id,
+      key_id: this.principal.key.id,
+      ...(this.session ? { session_id: this.session.id } : {}),
+    });
+    return this.childLog;
+  }
+
+  get sessionId(): string | undefined {
+    return this.session?.id;
+  }
+
+  start(): void {
+    const plan = this.principal.plan;
+    const scheduler = this.deps.scheduler;
+    this.subscription = this.frames$
+      .pipe(
+        tap((f) => {
+          if (f.data.length > plan.maxFrameBytes) {
+            throw new ParleyError('frame_too_large', `frame of ${f.data.length} bytes; maxFrameBytes is ${plan.maxFrameBytes}`);
+          }
+        }),
+        throttleByBucket<Frame>({
+          bucket: this.byteBucket,
+          cost: frameBytes,
+          maxQueuedCost: plan.byteBurst,
+          scheduler,
+          overflowError: (retryAfterMs) => new ParleyError('byte_rate', `more than byteBurst (${plan.byteBurst}) bytes waiting`, { retryAfterMs }),
+          onDelay: (ms) => this.deps.metrics.throttleDelay('bytes', ms),
+        }),
+        throttleByBucket<Frame>({
+          bucket: this.messageBucket,
+          cost: one,
+          maxQueuedCost: plan.messageQueue,
+          scheduler,
+          overflowError: (retryAfterMs) => new ParleyError('message_rate', `more than messageQueue (${plan.messageQueue}) messages waiting`, { retryAfterMs }),
+          onDelay: (ms) => this.deps.metrics.throttleDelay('messages', ms),
+        }),
+      )
+      .subscribe({
+        next: (f) => this.handleFrame(f),
+        error: (err: unknown) => this.fail(err instanceof ParleyError ? err : this.internal(err)),
+      });
+
+    this.ws.on('message', (data, isBinary) => {
+      if (!this.closing) this.frames$.next({ data: data as Buffer, binary: isBinary });
+    });
+    this.ws.on('pong', () => {
+      this.awaitingPong = false;
+    });
+    this.ws.on('close', (code) => {
+      this.killTimer?.unsubscribe();
+      this.deps.metrics.closed(this.sentCloseCode ?? code);
+      this.teardown();
+    });
+    this.ws.on('error', (err) => {
+      this.log.warn({ err }, 'socket error');
+    });
+    this.startTimer = scheduler.schedule(() => {
+      this.startTimer = undefined;
+      if (!this.session) this.fail(new ParleyError('idle_timeout', `no session.start within ${this.deps.server.sessionStartTimeoutSeconds} s`));
+    }, this.deps.server.sessionStartTimeoutSeconds * 1000);
+  }
+
+  // ---- SessionSink -------------------------------------------------------------------------------
+
+  sendEvent(event: ServerEvent): void {
+    if (this.closing) return;
+    if (this.overBuffered()) return;
+    this.ws.send(JSON.stringify(event));
+  }
+
+  sendAudio(chunk: Buffer): void {
+    if (this.closing) return;
+    if (this.overBuffered()) return;
+    this.ws.send(chunk, { binary: true });
+  }
+
+  connectionLimits(): LimitState[] {
+    const now = this.deps.scheduler.now();
+    const p = this.principal.plan;
+    return [
+      { name: 'connection.messages', limit: p.messageBurst, remaining: this.messageBucket.available(now), resetMs: this.messageBucket.msUntilFull(now) },
+      { name: 'connection.bytes', limit: p.byteBurst, remaining: this.byteBucket.available(now), resetMs: this.byteBucket.msUntilFull(now) },
+    ];
+  }
+
+  /** The one way a connection closes with an error: `error` event (with `close_code`), then close. */
+  fail(error: ParleyError): void {
+    if (this.closing) return;
+    this.closing = true;
+    const code = error.closeCode ?? CloseCode.internalError;
+    this.sentCloseCode = code;
+    const event: ServerEvent = {
+      type: 'error',
+      code: error.code,
+      message: error.message,
+      close_code: code,
+      ...(error.requestId !== undefined ? { request_id: error.requestId } : {}),
+      ...(error.retryAfterMs !== undefined ? { retry_after_ms: Math.max(0, Math.ceil(error.retryAfterMs)) } : {}),
+    };
+    if (code !== CloseCode.serviceRestart && code !== CloseCode.sessionTakenOver) {
+      this.log.info({ code: error.code, close_code: code }, 'closing connection');
+    }
+    try {
+      this.ws.send(JSON.stringify(event));
+      this.ws.close(code, closeReason(error.code));
+    } catch (err) {
+      this.log.warn({ err }, 'could not close cleanly');
+      this.ws.terminate();
+    }
+    this.teardown();
+  }
+
+  closeNormally(): void {
+    if (this.closing) return;
+    this.closing = true;
+    this.sentCloseCode = CloseCode.normal;
+    this.ws.close(CloseCode.normal, 'session ended');
+    this.teardown();
+  }
+
+  /** Drops a peer that stopped answering protocol pings (no close frame can reach it). */
+  terminateDead(): void {
+    if (this.closing) return;
+    this.closing = true;
+    this.sentCloseCode = CloseCode.abnormal;
+    this.log.info('peer did not answer ping; dropped');
+    this.ws.terminate();
+    this.teardown();
+  }
+
+  /** Whether requests of this connection's session are still being answered (drain waits for them). */
+  busy(): boolean {
+    return !this.closing && this.session !== undefined && this.session.inFlight > 0;
+  }
+
+  renewLeases(ttlMs: number): void {
+    if (this.tornDown) return;
+    this.deps.store.renew(this.deps.leases, this.id, ttlMs).catch((err: unknown) => this.log.warn({ err }, 'could not renew connection leases'));
+  }
+
+  ping(): void {
+    this.awaitingPong = true;
+    try {
+      this.ws.ping();
+    } catch {
+      /* the socket is closing; the close handler tears down */
+    }
+  }
+
+  // ---- incoming ----------------------------------------------------------------------------------
+
+  private handleFrame(f: Frame): void {
+    if (this.closing) return;
+    if (this.deferred) {
+      this.deferred.push(f);
+      return;
+    }
+    this.session?.countFrame(f.data.length);
+    if (f.binary) {
+      if (!this.session) {
+        this.sendError('session_not_started', 'binary audio before session.start');
+        return;
+      }
+      if (f.data.length === 0) {
+        this.invalid('empty binary frame');
+        return;
+      }
+      this.session.appendAudio(f.data);
+      this.session.quotaMaybeChanged();
+      return;
+    }
+    if (!isUtf8(f.data)) {
+      this.invalid('text frame is not valid UTF-8');
+      return;
+    }
+    const decoded = decodeClientMessage(f.data.toString('utf8'));
+    if (!decoded.ok) {
+      this.invalid(decoded.message, decoded.code, decoded.requestId);
+      return;
+    }
+    this.dispatch(decoded.message);
+    this.session?.quotaMaybeChanged();
+  }
+
+  private dispatch(msg: ClientMessage): void {
+    if (msg.type === 'ping') {
+      this.sendEvent(msg.id !== undefined ? { type: 'pong', request_id: msg.id } : { type: 'pong' });
+      return;
+    }
+    if (msg.type === 'session.start') {
+      if (this.session) {
+        this.sendError('session_already_started', 'a session is already started on this connection', msg.id);
+        return;
+      }
+      this.startSession(msg);
+      return;
+    }
+    const session = this.session;
+    if (!session) {
+      this.sendError('session_not_started', `${msg.type} before session.start`, 'id' in msg ? msg.id : undefined);
+      return;
+    }
+    switch (msg.type) {
+      case 'input_audio.commit':
+        session.commit(msg);
+        return;
+      case 'input_audio.clear':
+        session.clearAudio();
+        return;
+      case 'turn.text':
+        session.turnText(msg);
+        return;
+      case 'translate':
+        session.translate(msg);
+        return;
+      case 'session.end':
+        session.endByClient(msg.id);
+        return;
+    }
+  }
+
+  private startSession(msg: ClientMessageOf<'session.start'>): void {
+    if (msg.resume_token === undefined && msg.language === undefined) {
+      this.invalid('session.start: "language" is required (unless resuming with "resume_token")', 'invalid_message', msg.id);
+      return;
+    }
+    this.deferred = [];
+    const done = (): void => {
+      const waiting = this.deferred ?? [];
+      this.deferred = undefined;
+      for (const f of waiting) this.handleFrame(f);
+    };
+    const work = msg.resume_token !== undefined ? this.resume(msg, msg.resume_token) : this.create(msg);
+    work.then(done, (err: unknown) => {
+      this.log.error({ err }, 'session.start failed');
+      this.sendError('internal_error', 'could not start the session; try again', msg.id);
+      done();
+    });
+  }
+
+  private async create(msg: ClientMessageOf<'session.start'>): Promise<void> {
+    const p = this.principal;
+    const decision = await this.deps.store.consume([requestLimit(p.plan, p.account.id, 'conversation.start')], `start:${this.id}`);
+    if (this.closing) return;
+    if (!decision.allowed) {
+      this.sendError('rate_limited', 'conversation.start rate limit exceeded', msg.id, decision.retryAfterMs);
+      return;
+    }
+    const session = this.deps.registry.create(p, msg);
+    this.bind(session);
+    this.sendEvent({
+      type: 'session.created',
+      ...(msg.id !== undefined ? { request_id: msg.id } : {}),
+      session_id: session.id,
+      resume_token: session.resumeToken,
+      expires_at: new Date(session.expiresAt).toISOString(),
+      limits: session.wireLimits(),
+    });
+    session.attach(this);
+    this.deps.metrics.sessionStarted(p.account.id);
+    this.log.info('session created');
+    session.quotaNow();
+  }
+
+  private async resume(msg: ClientMessageOf<'session.start'>, resumeToken: string): Promise<void> {
+    const outcome = await this.deps.registry.resume(this.principal, resumeToken);
+    if (this.closing) return;
+    if (!outcome.ok) {
+      this.sendError(outcome.error.code, outcome.error.message, msg.id);
+      return;
+    }
+    const session = outcome.session;
+    const previous = session.takeOver();
+    previous?.fail(new ParleyError('session_taken_over', 'the session was resumed on another connection'));
+    this.bind(session);
+    this.sendEvent({
+      type: 'session.resumed',
+      ...(msg.id !== undefined ? { request_id: msg.id } : {}),
+      session_id: session.id,
+      resume_token: session.resumeToken,
+      expires_at: new Date(session.expiresAt).toISOString(),
+      limits: session.wireLimits(),
+    });
+    session.attach(this);
+    for (const id of outcome.lost) {
+      session.sendError('internal_error', 'this request was in flight on a replica that went away; send it again', id);
+    }
+    this.log.info({ previous: outcome.previous }, 'session resumed');
+    session.quotaNow();
+  }
+
+  private bind(session: Session): void {
+    this.session = session;
+    this.childLog = undefined;
+    this.startTimer?.unsubscribe();
+    this.startTimer = undefined;
+  }
+
+  private invalid(message: string, code: 'invalid_message' | 'unknown_type' = 'invalid_message', requestId?: RequestId): void {
+    this.strikes ??= new StrikeCounter(MAX_STRIKES, STRIKE_WINDOW_MS);
+    if (this.strikes.strike(this.deps.scheduler.now())) {
+      this.fail(new ParleyError('invalid_message', `more than ${MAX_STRIKES} invalid messages within 60 s (last: ${message})`, { closeCode: CloseCode.policyViolation }));
+      return;
+    }
+    this.sendError(code, message, requestId);
+  }
+
+  private sendError(code: ParleyError['code'], message: string, requestId?: RequestId, retryAfterMs?: number): void {
+    this.sendEvent({
+      type: 'error',
+      code,
+      message,
+      ...(requestId !== undefined ? { request_id: requestId } : {}),
+      ...(retryAfterMs !== undefined ? { retry_after_ms: Math.max(0, Math.ceil(retryAfterMs)) } : {}),
+    });
+  }
+
+  // ---- outgoing bound ----------------------------------------------------------------------------
+
+  /**
+   * A client that stops reading makes the socket's send buffer grow. Past `maxBufferedBytes` the
+   * connection is closed with 1008 and nothing more is queued, so memory stays bounded; the client
+   * gets `slowConsumerGraceSeconds` to read what is queued (including the error) before the socket
+   * is destroyed.
+   */
+  private overBuffered(): boolean {
+    if (this.ws.bufferedAmount <= this.deps.server.maxBufferedBytes) return false;
+    this.log.warn({ buffered_bytes: this.ws.bufferedAmount }, 'slow consumer');
+    this.fail(new ParleyError('slow_consumer', `more than ${this.deps.server.maxBufferedBytes} bytes waiting to be sent`));
+    this.killTimer = this.deps.scheduler.schedule(() => this.ws.terminate(), this.deps.server.slowConsumerGraceSeconds * 1000);
+    return true;
+  }
+
+  private internal(err: unknown): ParleyError {
+    this.log.error({ err }, 'connection pipeline failed');
+    return new ParleyError('internal_error', 'internal error', { cause: err });
+  }
+
+  /** Releases everything the connection holds. Idempotent. */
+  teardown(): void {
+    if (this.tornDown) return;
+    this.tornDown = true;
+    this.closing = true;
+    this.subscription?.unsubscribe();
+    this.subscription = undefined;
+    this.frames$.complete();
+    this.startTimer?.unsubscribe();
+    this.startTimer = undefined;
+    this.deferred = undefined;
+    if (this.session) {
+      this.session.detach(this);
+      this.session = undefined;
+    }
+    this.deps.store.release(this.deps.leases, this.id).catch((err: unknown) => this.log.warn({ err }, 'could not release connection leases'));
+    this.deps.onClosed(this);
+  }
+
+  /** For tests: what the connection still holds. */
+  holdings(): { subscribed: boolean; startTimer: boolean; session: boolean } {
+    return { subscribed: this.subscription !== undefined && !this.subscription.closed, startTimer: this.startTimer !== undefined, session: this.session !== undefined };
+  }
+}

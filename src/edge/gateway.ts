@@ -1,0 +1,116 @@
+/**
+ * The replica's shared runtime: its connections, sessions, heartbeat and drain. One per app.
+ */
+import { randomUUID } from 'node:crypto';
+import type { SchedulerLike, Subscription } from 'rxjs';
+import type { Config } from '../config/schema.js';
+import { ParleyError } from '../protocol/codes.js';
+import { SessionRegistry } from '../sessions/registry.js';
+import type { Store } from '../store/store.js';
+import type { Logger } from '../telemetry/logger.js';
+import { Metrics } from '../telemetry/metrics.js';
+import type { Providers } from '../upstream/provider.js';
+import { KeyRing } from './auth.js';
+import type { Connection } from './connection.js';
+
+/** Connection leases live this long unless renewed; a crashed replica's slots free themselves after it. */
+export const LEASE_MS = 30_000;
+
+export interface GatewayDeps {
+  readonly config: Config;
+  readonly store: Store;
+  readonly logger: Logger;
+  readonly scheduler: SchedulerLike;
+  readonly providers: Providers;
+  readonly replicaId?: string;
+  readonly defaultMetrics?: boolean;
+}
+
+export class Gateway {
+  readonly config: Config;
+  readonly store: Store;
+  readonly logger: Logger;
+  readonly scheduler: SchedulerLike;
+  readonly keyRing: KeyRing;
+  readonly registry: SessionRegistry;
+  readonly metrics: Metrics;
+  readonly replicaId: string;
+  readonly connections = new Set<Connection>();
+  private draining = false;
+  private heartbeat: Subscription | undefined;
+  private leaseRenewal: Subscription | undefined;
+
+  constructor(deps: GatewayDeps) {
+    this.config = deps.config;
+    this.store = deps.store;
+    this.logger = deps.logger;
+    this.scheduler = deps.scheduler;
+    this.replicaId = deps.replicaId ?? `replica_${randomUUID().slice(0, 8)}`;
+    this.keyRing = new KeyRing(deps.config);
+    this.metrics = new Metrics({ connections: () => this.connections.size, sessions: () => this.registry.size }, { defaultMetrics: deps.defaultMetrics ?? false });
+    this.registry = new SessionRegistry({
+      store: deps.store,
+      providers: deps.providers,
+      scheduler: deps.scheduler,
+      logger: deps.logger,
+      replicaId: this.replicaId,
+      keyRing: this.keyRing,
+      maxBufferedBytes: deps.config.server.maxBufferedBytes,
+    });
+  }
+
+  get isDraining(): boolean {
+    return this.draining;
+  }
+
+  /** Starts the replica-wide timers: one heartbeat and one lease renewal for all connections. */
+  start(): void {
+    const beatMs = this.config.server.heartbeatSeconds * 1000;
+    const beat = (): void => {
+      for (const conn of this.connections) {
+        if (conn.awaitingPong) conn.terminateDead();
+        else conn.ping();
+      }
+      this.heartbeat = this.scheduler.schedule(beat, beatMs);
+    };
+    this.heartbeat = this.scheduler.schedule(beat, beatMs);
+    const renew = (): void => {
+      for (const conn of this.connections) conn.renewLeases(LEASE_MS);
+      this.leaseRenewal = this.scheduler.schedule(renew, LEASE_MS / 3);
+    };
+    this.leaseRenewal = this.scheduler.schedule(renew, LEASE_MS / 3);
+  }
+
+  add(conn: Connection): void {
+    this.connections.add(conn);
+  }
+
+  remove(conn: Connection): void {
+    this.connections.delete(conn);
+  }
+
+  /**
+   * Graceful drain (CONTRACT §5, SIGTERM): refuse new connections, let requests in flight finish
+   * for up to `drainSeconds`, then close every connection with 1012 `server_draining`. Sessions
+   * stay resumable (their state is in the store).
+   */
+  async drain(): Promise<void> {
+    if (this.draining) return;
+    this.draining = true;
+    this.logger.info({ connections: this.connections.size }, 'draining');
+    const deadline = Date.now() + this.config.server.drainSeconds * 1000;
+    const busy = (): Connection[] => [...this.connections].filter((c) => c.busy());
+    for (const conn of this.connections) if (!conn.busy()) conn.fail(new ParleyError('server_draining', 'this replica is shutting down; resume on another'));
+    while (busy().length > 0 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 50).unref());
+    }
+    for (const conn of [...this.connections]) conn.fail(new ParleyError('server_draining', 'this replica is shutting down; resume on another'));
+  }
+
+  stop(): void {
+    this.heartbeat?.unsubscribe();
+    this.leaseRenewal?.unsubscribe();
+    for (const conn of [...this.connections]) conn.teardown();
+    for (const session of [...this.registry.all()]) session.end('shutdown');
+  }
+}

@@ -1,0 +1,152 @@
+/**
+ * `GET /v1/realtime` (CONTRACT.md §5). Admission runs as a fastify hook before the 101 (STYLE.md
+ * §2): auth → origin → replica cap → connection leases. A refusal still completes the handshake and
+ * is then reported with an `error` event and a close, because a browser cannot read the HTTP
+ * status of a failed handshake.
+ */
+import { randomUUID } from 'node:crypto';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { WebSocket } from 'ws';
+import { connectionLeases } from '../limits/account-limits.js';
+import { CloseCode, ParleyError, closeReason } from '../protocol/codes.js';
+import type { LeaseSpec } from '../store/store.js';
+import { redactUrl } from '../telemetry/logger.js';
+import { bearer, originAllowed, tokenKey, TOKEN_PATTERN, type Principal } from './auth.js';
+import { Connection } from './connection.js';
+import type { Gateway } from './gateway.js';
+import { LEASE_MS } from './gateway.js';
+
+export const SUBPROTOCOL = 'parley.v1';
+const TOKEN_PROTOCOL_PREFIX = 'parley.token.';
+
+type Admission = { ok: true; principal: Principal; connId: string; leases: readonly LeaseSpec[] } | { ok: false; error: ParleyError };
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    parleyAdmission?: Admission;
+  }
+}
+
+/** The credential a handshake presents, in the contract's order of preference. */
+export function presentedCredential(req: FastifyRequest): { kind: 'token' | 'key'; value: string } | undefined {
+  const protocols = req.headers['sec-websocket-protocol'];
+  if (typeof protocols === 'string') {
+    for (const p of protocols.split(',')) {
+      const name = p.trim();
+      if (name.startsWith(TOKEN_PROTOCOL_PREFIX)) return { kind: 'token', value: name.slice(TOKEN_PROTOCOL_PREFIX.length) };
+    }
+  }
+  const query = req.query as Record<string, unknown> | undefined;
+  if (query && typeof query.token === 'string') return { kind: 'token', value: query.token };
+  const key = bearer(req.headers.authorization);
+  if (key) return { kind: 'key', value: key };
+  return undefined;
+}
+
+/** Origin of this gateway as the browser sees it (for the demo account). */
+export function ownOrigin(req: FastifyRequest): string {
+  return `${req.protocol}://${req.headers.host ?? req.hostname}`;
+}
+
+export function registerRealtime(app: FastifyInstance, gateway: Gateway): void {
+  const server = gateway.config.server;
+  const demoAccount = server.demo ? (server.demoAccount ?? gateway.config.accounts[0]?.id) : undefined;
+
+  async function admit(req: FastifyRequest): Promise<Admission> {
+    if (gateway.isDraining) return { ok: false, error: new ParleyError('server_draining', 'this replica is shutting down; connect to another') };
+    const cred = presentedCredential(req);
+    if (!cred) return { ok: false, error: new ParleyError('unauthorized', 'no token: use the subprotocol "parley.token.<token>", ?token= or Authorization: Bearer') };
+    let principal: Principal | undefined;
+    if (cred.kind === 'key') {
+      principal = gateway.keyRing.authenticate(cred.value);
+    } else if (TOKEN_PATTERN.test(cred.value)) {
+      const record = await gateway.store.takeToken(tokenKey(cred.value));
+      if (record) principal = gateway.keyRing.principalFor(record.accountId, record.keyId, record.learnerId);
+    }
+    if (!principal) return { ok: false, error: new ParleyError('unauthorized', cred.kind === 'key' ? 'invalid API key' : 'invalid, expired or already used token') };
+    const origin = req.headers.origin;
+    const extra = principal.account.id === demoAccount ? ownOrigin(req) : undefined;
+    if (!originAllowed(principal.account, origin, extra)) {
+      return { ok: false, error: new ParleyError('forbidden', `origin ${String(origin).slice(0, 80)} is not allowed for this account`, { closeCode: CloseCode.policyViolation }) };
+    }
+    if (gateway.connections.size >= server.maxConnections) {
+      return { ok: false, error: new ParleyError('server_full', 'this replica is at its connection limit', { retryAfterMs: 5000 }) };
+    }
+    const connId = `conn_${randomUUID().replace(/-/g, '').slice(0, 20)}`;
+    const leases = connectionLeases(principal.plan, principal.account.id, principal.key.id);
+    const decision = await gateway.store.acquire(leases, connId, LEASE_MS);
+    gateway.metrics.decision('connections', decision.allowed);
+    if (!decision.allowed) {
+      const which = decision.limitName === 'key.connections' ? `connectionsPerKey (${principal.plan.connectionsPerKey})` : `connectionsPerAccount (${principal.plan.connectionsPerAccount})`;
+      return { ok: false, error: new ParleyError('connection_limit', `too many connections: ${which}`, { retryAfterMs: decision.retryAfterMs }) };
+    }
+    return { ok: true, principal, connId, leases };
+  }
+
+  app.get(
+    '/v1/realtime',
+    {
+      websocket: true,
+      logLevel: 'warn',
+      preValidation: async (req) => {
+        try {
+          req.parleyAdmission = await admit(req);
+        } catch (err) {
+          req.log.error({ err, url: redactUrl(req.url) }, 'admission failed');
+          req.parleyAdmission = { ok: false, error: new ParleyError('internal_error', 'could not admit the connection; try again') };
+        }
+      },
+    },
+    (socket: WebSocket, req: FastifyRequest) => {
+      const admission = req.parleyAdmission;
+      if (!admission || !admission.ok) {
+        const error = admission?.error ?? new ParleyError('internal_error');
+        refuse(socket, error, gateway);
+        return;
+      }
+      if (gateway.isDraining) {
+        gateway.store.release(admission.leases, admission.connId).catch(() => undefined);
+        refuse(socket, new ParleyError('server_draining', 'this replica is shutting down; connect to another'), gateway);
+        return;
+      }
+      const conn = new Connection(
+        socket,
+        admission.principal,
+        {
+          server,
+          scheduler: gateway.scheduler,
+          logger: gateway.logger,
+          store: gateway.store,
+          registry: gateway.registry,
+          metrics: gateway.metrics,
+          leases: admission.leases,
+          onClosed: (c) => gateway.remove(c),
+        },
+        admission.connId,
+      );
+      gateway.add(conn);
+      conn.start();
+    },
+  );
+}
+
+function refuse(socket: WebSocket, error: ParleyError, gateway: Gateway): void {
+  const code = error.closeCode ?? CloseCode.internalError;
+  gateway.logger.info({ code: error.code, close_code: code }, 'connection refused');
+  gateway.metrics.closed(code);
+  socket.send(
+    JSON.stringify({
+      type: 'error',
+      code: error.code,
+      message: error.message,
+      close_code: code,
+      ...(error.retryAfterMs !== undefined ? { retry_after_ms: Math.ceil(error.retryAfterMs) } : {}),
+    }),
+  );
+  socket.close(code, closeReason(error.code));
+}
+
+/** ws option: answer `parley.v1` when offered (the token subprotocol is never echoed). */
+export function handleProtocols(protocols: Set<string>): string | false {
+  return protocols.has(SUBPROTOCOL) ? SUBPROTOCOL : false;
+}

@@ -1,0 +1,150 @@
+/**
+ * The REST API (CONTRACT.md §4): API-key auth, the `rest` quota per key with rate-limit headers on
+ * every answer, tokens, usage, sessions, health and metrics. Errors are always
+ * `{"error": {"code", "message", ...}}`.
+ */
+import { Type } from '@sinclair/typebox';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { accountLimits, connectionLeases, requestLimit } from '../limits/account-limits.js';
+import type { LimitState } from '../limits/decision.js';
+import { ParleyError, ErrorCodes, type ErrorCode } from '../protocol/codes.js';
+import type { Principal } from './auth.js';
+import { bearer, newToken, tokenKey } from './auth.js';
+import type { Gateway } from './gateway.js';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    principal?: Principal;
+  }
+}
+
+const TokenBody = Type.Object(
+  {
+    learner_id: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
+    ttl_seconds: Type.Optional(Type.Integer({ minimum: 10, maximum: 600 })),
+  },
+  { additionalProperties: false },
+);
+
+export function sendError(reply: FastifyReply, code: ErrorCode, message?: string, extra: Record<string, unknown> = {}): FastifyReply {
+  const status = (ErrorCodes[code] as { httpStatus?: number }).httpStatus ?? 500;
+  return reply.code(status).send({ error: { code, message: message ?? ErrorCodes[code].message, ...extra } });
+}
+
+/** `X-RateLimit-*` (the seeds' names) and the IETF draft's `RateLimit-Policy` / `RateLimit`. */
+export function setRateLimitHeaders(reply: FastifyReply, state: LimitState, nowMs: number): void {
+  const resetSeconds = Math.ceil(state.resetMs / 1000);
+  reply.header('X-RateLimit-Limit', state.limit);
+  reply.header('X-RateLimit-Remaining', Math.max(0, Math.floor(state.remaining)));
+  reply.header('X-RateLimit-Reset', Math.ceil((nowMs + state.resetMs) / 1000));
+  reply.header('RateLimit-Policy', `"rest";q=${state.limit};w=60`);
+  reply.header('RateLimit', `"rest";r=${Math.max(0, Math.floor(state.remaining))};t=${resetSeconds}`);
+}
+
+export function registerRest(app: FastifyInstance, gateway: Gateway): void {
+  const now = (): number => gateway.scheduler.now();
+
+  /** API key, then the per-key `rest` quota; both answer with the contract's error body. */
+  async function authenticate(req: FastifyRequest, reply: FastifyReply): Promise<void> {
+    const secret = bearer(req.headers.authorization);
+    const principal = secret ? gateway.keyRing.authenticate(secret) : undefined;
+    if (!principal) {
+      await sendError(reply, 'unauthorized', secret ? 'invalid API key' : 'missing Authorization: Bearer <api key>');
+      return reply;
+    }
+    req.principal = principal;
+    const limit = requestLimit(principal.plan, principal.account.id, 'rest', principal.key.id);
+    const decision = await gateway.store.consume([limit], `rest:${req.id}:${gateway.replicaId}`);
+    gateway.metrics.decision('key.rest', decision.allowed);
+    const state = decision.states[0];
+    if (state) setRateLimitHeaders(reply, state, now());
+    if (!decision.allowed) {
+      const retryAfter = Math.max(1, Math.ceil(decision.retryAfterMs / 1000));
+      reply.header('Retry-After', retryAfter);
+      await sendError(reply, 'rate_limited', `rest rate limit of ${limit.kind === 'window' ? limit.limit : ''} requests per minute exceeded`, { retry_after: retryAfter });
+      return reply;
+    }
+  }
+
+  app.get('/healthz', async () => ({ status: 'ok' }));
+
+  app.get('/readyz', async (_req, reply) => {
+    if (gateway.isDraining) return reply.code(503).send({ status: 'draining' });
+    if (!gateway.store.healthy()) return reply.code(503).send({ status: 'store_unreachable' });
+    return { status: 'ready', store: gateway.store.kind };
+  });
+
+  app.get('/metrics', async (_req, reply) => {
+    reply.header('Content-Type', gateway.metrics.registry.contentType);
+    return gateway.metrics.registry.metrics();
+  });
+
+  app.register(async (v1) => {
+    v1.addHook('onRequest', authenticate);
+
+    v1.post('/v1/tokens', { schema: { body: TokenBody } }, async (req, reply) => {
+      const p = req.principal!;
+      const body = (req.body ?? {}) as { learner_id?: string; ttl_seconds?: number };
+      const ttlSeconds = body.ttl_seconds ?? 60;
+      const token = newToken();
+      const expiresAt = now() + ttlSeconds * 1000;
+      await gateway.store.putToken(tokenKey(token), { accountId: p.account.id, keyId: p.key.id, learnerId: body.learner_id, expiresAt });
+      const scheme = req.protocol === 'https' ? 'wss' : 'ws';
+      return reply.code(201).send({ token, expires_at: new Date(expiresAt).toISOString(), url: `${scheme}://${req.headers.host ?? req.hostname}/v1/realtime` });
+    });
+
+    v1.get('/v1/usage', async (req, reply) => {
+      const p = req.principal!;
+      const rest = requestLimit(p.plan, p.account.id, 'rest', p.key.id);
+      const [restState] = await gateway.store.peek([rest]);
+      const states = await gateway.store.peek(accountLimits(p.plan, p.account.id));
+      const leases = connectionLeases(p.plan, p.account.id, p.key.id);
+      const connectionsUsed = await gateway.store.countLeases(leases[1]!.key);
+      const audio = states.find((s) => s.name === 'account.audio_minutes')!;
+      const all = [restState!, ...states, { name: 'account.connections', limit: p.plan.connectionsPerAccount, remaining: p.plan.connectionsPerAccount - connectionsUsed, resetMs: 0 }];
+      return reply.send({
+        account_id: p.account.id,
+        requests_used: restState!.limit - restState!.remaining,
+        requests_limit: restState!.limit,
+        requests_reset: new Date(now() + restState!.resetMs).toISOString(),
+        connections_used: connectionsUsed,
+        connections_limit: p.plan.connectionsPerAccount,
+        daily_minutes_used: Math.round((audio.limit - audio.remaining) * 1000) / 1000,
+        daily_minutes_limit: audio.limit,
+        limits: all.map((s) => ({ name: s.name, limit: s.limit, remaining: Math.max(0, s.name === 'account.audio_minutes' ? Math.round(s.remaining * 1000) / 1000 : Math.floor(s.remaining)), reset_seconds: Math.ceil(s.resetMs / 1000) })),
+      });
+    });
+
+    v1.get('/v1/sessions', async (req) => {
+      const p = req.principal!;
+      const sessions = await gateway.store.listSessions(p.account.id);
+      return {
+        sessions: sessions.map((s) => ({
+          session_id: s.sessionId,
+          learner_id: s.learnerId ?? null,
+          key_id: s.keyId,
+          language: s.language,
+          connected: s.connected,
+          replica_id: s.replicaId,
+          created_at: new Date(s.createdAt).toISOString(),
+          expires_at: new Date(s.expiresAt).toISOString(),
+          turns: s.counters.turns,
+        })),
+      };
+    });
+
+    v1.delete('/v1/sessions/:id', async (req, reply) => {
+      const p = req.principal!;
+      const id = (req.params as { id: string }).id;
+      const local = gateway.registry.get(id);
+      if (local && local.principal.account.id === p.account.id) {
+        local.terminate(new ParleyError('forbidden', 'the session was ended by the operator'), 'operator');
+        return reply.code(204).send();
+      }
+      const record = await gateway.store.loadSession(id);
+      if (!record || record.accountId !== p.account.id) return sendError(reply, 'not_found', `no live session ${id.slice(0, 64)} for this account`);
+      await gateway.store.deleteSession(id);
+      return reply.code(204).send();
+    });
+  });
+}

@@ -1,0 +1,106 @@
+/**
+ * The replica's live sessions, and the create / resume rules (CONTRACT.md §5 "Resume"): a resume
+ * token brings back the same `session_id`, `expires_at` and history; a session still held by an
+ * older connection is taken over (that connection closes with 4030); a session known only to the
+ * store (its replica is gone) is rebuilt from its record and its unanswered requests are reported.
+ */
+import { randomBytes, randomUUID } from 'node:crypto';
+import type { Principal } from '../edge/auth.js';
+import type { ClientMessageOf, RequestId } from '../protocol/messages.js';
+import { ParleyError } from '../protocol/codes.js';
+import { Session, type SessionDeps } from './session.js';
+
+export type RegistryDeps = Omit<SessionDeps, 'onGone'> & {
+  readonly keyRing: { principalFor(accountId: string, keyId: string, learnerId?: string): Principal | undefined };
+};
+
+export type ResumeOutcome =
+  | { ok: true; session: Session; previous: 'attached' | 'detached' | 'store'; lost: readonly RequestId[] }
+  | { ok: false; error: ParleyError };
+
+export class SessionRegistry {
+  private readonly byId = new Map<string, Session>();
+  private readonly byResumeToken = new Map<string, Session>();
+  private readonly deps: SessionDeps;
+
+  constructor(private readonly registryDeps: RegistryDeps) {
+    this.deps = { ...registryDeps, onGone: (s) => this.forget(s) };
+  }
+
+  get size(): number {
+    return this.byId.size;
+  }
+
+  get(id: string): Session | undefined {
+    return this.byId.get(id);
+  }
+
+  all(): IterableIterator<Session> {
+    return this.byId.values();
+  }
+
+  create(principal: Principal, msg: ClientMessageOf<'session.start'>): Session {
+    const now = this.deps.scheduler.now();
+    const session = new Session(
+      {
+        sessionId: `sess_${randomUUID().replace(/-/g, '')}`,
+        resumeToken: `rt_${randomBytes(24).toString('base64url')}`,
+        principal,
+        language: msg.language ?? 'en',
+        nativeLanguage: msg.native_language,
+        scenario: msg.scenario,
+        voice: msg.voice,
+        audio: { format: msg.audio?.format ?? 'pcm16', sampleRate: msg.audio?.sample_rate ?? 16000 },
+        createdAt: now,
+        expiresAt: now + principal.plan.maxSessionSeconds * 1000,
+      },
+      this.deps,
+    );
+    this.byId.set(session.id, session);
+    this.byResumeToken.set(session.resumeToken, session);
+    return session;
+  }
+
+  async resume(principal: Principal, resumeToken: string): Promise<ResumeOutcome> {
+    const local = this.byResumeToken.get(resumeToken);
+    if (local && !local.isGone) {
+      if (local.principal.account.id !== principal.account.id) return { ok: false, error: unknownResume() };
+      return { ok: true, session: local, previous: local.attached ? 'attached' : 'detached', lost: [] };
+    }
+    const record = await this.deps.store.findSessionByResumeToken(resumeToken);
+    if (!record || record.accountId !== principal.account.id || record.expiresAt <= this.deps.scheduler.now()) {
+      return { ok: false, error: unknownResume() };
+    }
+    const owner = this.registryDeps.keyRing.principalFor(record.accountId, record.keyId, record.learnerId) ?? principal;
+    const session = new Session(
+      {
+        sessionId: record.sessionId,
+        resumeToken: record.resumeToken,
+        principal: owner,
+        language: record.language,
+        nativeLanguage: record.nativeLanguage,
+        scenario: record.scenario,
+        voice: record.voice,
+        audio: record.audio,
+        createdAt: record.createdAt,
+        expiresAt: record.expiresAt,
+        history: record.history,
+        counters: record.counters,
+      },
+      this.deps,
+    );
+    this.byId.set(session.id, session);
+    this.byResumeToken.set(session.resumeToken, session);
+    return { ok: true, session, previous: 'store', lost: record.pending };
+  }
+
+  private forget(session: Session): void {
+    if (this.byId.get(session.id) === session) this.byId.delete(session.id);
+    if (this.byResumeToken.get(session.resumeToken) === session) this.byResumeToken.delete(session.resumeToken);
+  }
+}
+
+function unknownResume(): ParleyError {
+  // Not a close: the connection is fine, the client just starts a new session on it.
+  return new ParleyError('session_expired', 'session.start: "resume_token" is unknown or expired; start a new session', { closeCode: undefined });
+}

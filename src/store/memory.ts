@@ -1,0 +1,275 @@
+/**
+ * The in-memory `Store`: the embedded default for a single replica. Same semantics as the Redis
+ * store (the shared behaviour suite runs on both); the clock is injected so tests control it.
+ */
+import type { Decision, LimitState } from '../limits/decision.js';
+import { SlidingWindowLog } from '../limits/sliding-window.js';
+import { TokenBucket } from '../limits/token-bucket.js';
+import type { LeaseSpec, LimitSpec, SessionRecord, Store, TokenRecord } from './store.js';
+
+const DAY_MS = 86_400_000;
+/** How long a consume's outcome is remembered for idempotent replays. */
+const OP_MEMORY_MS = 120_000;
+
+interface Daily {
+  day: number;
+  used: number;
+}
+
+type LimitStateful = SlidingWindowLog | TokenBucket | Daily;
+
+export interface MemoryStoreOptions {
+  /** Epoch ms. */
+  readonly now?: () => number;
+}
+
+/** Milliseconds until the next UTC midnight. */
+export function msUntilUtcMidnight(nowMs: number): number {
+  return DAY_MS - (nowMs % DAY_MS);
+}
+
+export class MemoryStore implements Store {
+  readonly kind = 'memory' as const;
+  private readonly now: () => number;
+  private readonly limits = new Map<string, LimitStateful>();
+  private readonly ops = new Map<string, { at: number; decision: Decision }>();
+  private readonly leases = new Map<string, Map<string, number>>();
+  private readonly tokens = new Map<string, TokenRecord>();
+  private readonly sessions = new Map<string, { record: SessionRecord; expiresAt: number }>();
+  private readonly resumeIndex = new Map<string, string>();
+  private lastSweep = 0;
+
+  constructor(opts: MemoryStoreOptions = {}) {
+    this.now = opts.now ?? Date.now;
+  }
+
+  async consume(specs: readonly LimitSpec[], opId: string): Promise<Decision> {
+    const now = this.now();
+    this.sweep(now);
+    const seen = this.ops.get(opId);
+    if (seen) return seen.decision;
+    let refusal: { retryAfterMs: number; limitName: string } | undefined;
+    for (const spec of specs) {
+      const wait = this.msUntil(spec, now);
+      if (wait > 0 && (refusal === undefined || wait > refusal.retryAfterMs)) refusal = { retryAfterMs: wait, limitName: spec.name };
+    }
+    if (refusal === undefined) for (const spec of specs) this.take(spec, now);
+    const states = specs.map((s) => this.state(s, now));
+    const decision: Decision = refusal ? { allowed: false, ...refusal, states } : { allowed: true, states };
+    this.ops.set(opId, { at: now, decision });
+    return decision;
+  }
+
+  async peek(specs: readonly LimitSpec[]): Promise<readonly LimitState[]> {
+    const now = this.now();
+    return specs.map((s) => this.state(s, now));
+  }
+
+  async acquire(leases: readonly LeaseSpec[], holderId: string, ttlMs: number): Promise<Decision> {
+    const now = this.now();
+    let refusal: string | undefined;
+    for (const l of leases) {
+      const holders = this.holders(l.key, now);
+      if (!holders.has(holderId) && holders.size >= l.limit) {
+        refusal ??= l.name;
+      }
+    }
+    if (refusal === undefined) for (const l of leases) this.holders(l.key, now).set(holderId, now + ttlMs);
+    const states = leases.map((l) => this.leaseState(l, now));
+    if (refusal !== undefined) {
+      // The earliest a slot can free itself is when the soonest lease expires.
+      const retryAfterMs = Math.max(1000, Math.min(...leases.map((l) => this.msUntilFirstExpiry(l.key, now))));
+      return { allowed: false, retryAfterMs, limitName: refusal, states };
+    }
+    return { allowed: true, states };
+  }
+
+  async renew(leases: readonly LeaseSpec[], holderId: string, ttlMs: number): Promise<void> {
+    const now = this.now();
+    for (const l of leases) {
+      const holders = this.holders(l.key, now);
+      if (holders.has(holderId)) holders.set(holderId, now + ttlMs);
+    }
+  }
+
+  async release(leases: readonly LeaseSpec[], holderId: string): Promise<void> {
+    for (const l of leases) {
+      const holders = this.leases.get(l.key);
+      if (!holders) continue;
+      holders.delete(holderId);
+      if (holders.size === 0) this.leases.delete(l.key);
+    }
+  }
+
+  async countLeases(key: string): Promise<number> {
+    return this.holders(key, this.now()).size;
+  }
+
+  async putToken(token: string, record: TokenRecord): Promise<void> {
+    this.sweep(this.now());
+    this.tokens.set(token, record);
+  }
+
+  async takeToken(token: string): Promise<TokenRecord | undefined> {
+    const record = this.tokens.get(token);
+    if (!record) return undefined;
+    this.tokens.delete(token);
+    return record.expiresAt > this.now() ? record : undefined;
+  }
+
+  async saveSession(record: SessionRecord, ttlMs: number): Promise<void> {
+    const now = this.now();
+    this.sweep(now);
+    const old = this.sessions.get(record.sessionId);
+    if (old && old.record.resumeToken !== record.resumeToken) this.resumeIndex.delete(old.record.resumeToken);
+    this.sessions.set(record.sessionId, { record, expiresAt: now + ttlMs });
+    this.resumeIndex.set(record.resumeToken, record.sessionId);
+  }
+
+  async loadSession(sessionId: string): Promise<SessionRecord | undefined> {
+    const entry = this.sessions.get(sessionId);
+    if (!entry) return undefined;
+    if (entry.expiresAt <= this.now()) {
+      this.dropSession(sessionId);
+      return undefined;
+    }
+    return entry.record;
+  }
+
+  async findSessionByResumeToken(resumeToken: string): Promise<SessionRecord | undefined> {
+    const id = this.resumeIndex.get(resumeToken);
+    return id === undefined ? undefined : this.loadSession(id);
+  }
+
+  async deleteSession(sessionId: string): Promise<void> {
+    this.dropSession(sessionId);
+  }
+
+  async listSessions(accountId: string): Promise<readonly SessionRecord[]> {
+    const now = this.now();
+    const out: SessionRecord[] = [];
+    for (const { record, expiresAt } of this.sessions.values()) {
+      if (record.accountId === accountId && expiresAt > now) out.push(record);
+    }
+    return out;
+  }
+
+  healthy(): boolean {
+    return true;
+  }
+
+  async close(): Promise<void> {
+    this.limits.clear();
+    this.sessions.clear();
+    this.tokens.clear();
+    this.leases.clear();
+  }
+
+  private dropSession(sessionId: string): void {
+    const entry = this.sessions.get(sessionId);
+    if (!entry) return;
+    this.sessions.delete(sessionId);
+    if (this.resumeIndex.get(entry.record.resumeToken) === sessionId) this.resumeIndex.delete(entry.record.resumeToken);
+  }
+
+  /** Amortised clean-up of expired entries, at most once a second. */
+  private sweep(now: number): void {
+    if (now - this.lastSweep < 1000) return;
+    this.lastSweep = now;
+    for (const [id, op] of this.ops) if (now - op.at > OP_MEMORY_MS) this.ops.delete(id);
+    for (const [t, r] of this.tokens) if (r.expiresAt <= now) this.tokens.delete(t);
+    for (const [id, s] of this.sessions) if (s.expiresAt <= now) this.dropSession(id);
+  }
+
+  private holders(key: string, now: number): Map<string, number> {
+    let holders = this.leases.get(key);
+    if (!holders) {
+      holders = new Map();
+      this.leases.set(key, holders);
+      return holders;
+    }
+    for (const [h, exp] of holders) if (exp <= now) holders.delete(h);
+    return holders;
+  }
+
+  private msUntilFirstExpiry(key: string, now: number): number {
+    let min = Infinity;
+    for (const exp of this.holders(key, now).values()) min = Math.min(min, exp - now);
+    return min === Infinity ? 0 : min;
+  }
+
+  private leaseState(l: LeaseSpec, now: number): LimitState {
+    const used = this.holders(l.key, now).size;
+    return { name: l.name, limit: l.limit, remaining: Math.max(0, l.limit - used), resetMs: 0 };
+  }
+
+  private stateful(spec: LimitSpec, now: number): LimitStateful {
+    let s = this.limits.get(spec.key);
+    if (s === undefined) {
+      s =
+        spec.kind === 'window'
+          ? new SlidingWindowLog(spec.limit, spec.windowMs)
+          : spec.kind === 'bucket'
+            ? new TokenBucket({ ratePerSec: spec.ratePerSec, burst: spec.burst }, now)
+            : { day: Math.floor(now / DAY_MS), used: 0 };
+      this.limits.set(spec.key, s);
+    }
+    return s;
+  }
+
+  private daily(spec: LimitSpec, now: number): Daily {
+    const d = this.stateful(spec, now) as Daily;
+    const day = Math.floor(now / DAY_MS);
+    if (d.day !== day) {
+      d.day = day;
+      d.used = 0;
+    }
+    return d;
+  }
+
+  private msUntil(spec: LimitSpec, now: number): number {
+    const cost = spec.cost ?? 1;
+    switch (spec.kind) {
+      case 'window':
+        return (this.stateful(spec, now) as SlidingWindowLog).msUntil(cost, now);
+      case 'bucket':
+        return (this.stateful(spec, now) as TokenBucket).msUntil(cost, now);
+      case 'daily': {
+        const d = this.daily(spec, now);
+        return d.used + cost > spec.limit + 1e-9 ? msUntilUtcMidnight(now) : 0;
+      }
+    }
+  }
+
+  private take(spec: LimitSpec, now: number): void {
+    const cost = spec.cost ?? 1;
+    switch (spec.kind) {
+      case 'window':
+        (this.stateful(spec, now) as SlidingWindowLog).consume(cost, now);
+        return;
+      case 'bucket':
+        (this.stateful(spec, now) as TokenBucket).tryTake(cost, now);
+        return;
+      case 'daily':
+        this.daily(spec, now).used += cost;
+        return;
+    }
+  }
+
+  private state(spec: LimitSpec, now: number): LimitState {
+    switch (spec.kind) {
+      case 'window': {
+        const w = this.stateful(spec, now) as SlidingWindowLog;
+        return { name: spec.name, limit: spec.limit, remaining: w.remaining(now), resetMs: w.msUntilEmpty(now) };
+      }
+      case 'bucket': {
+        const b = this.stateful(spec, now) as TokenBucket;
+        return { name: spec.name, limit: spec.burst, remaining: Math.floor(b.available(now)), resetMs: b.msUntilFull(now) };
+      }
+      case 'daily': {
+        const d = this.daily(spec, now);
+        return { name: spec.name, limit: spec.limit, remaining: Math.max(0, spec.limit - d.used), resetMs: msUntilUtcMidnight(now) };
+      }
+    }
+  }
+}

@@ -1,0 +1,111 @@
+/**
+ * The `Store` seam (ARCHITECTURE.md "Decisions already taken"): everything counted per key, per
+ * account or per upstream account lives here so replicas agree. Two implementations fill it: the
+ * in-memory store (the embedded default) and Redis (one Lua script per decision, Redis owns the
+ * clock). One behaviour suite runs against both.
+ *
+ * Decisions are values (`Decision`); methods throw only for faults (the store is unreachable).
+ */
+import type { Decision, LimitState } from '../limits/decision.js';
+
+/** One limit a decision touches. All limits of one `consume` are checked, then all consumed. */
+export type LimitSpec =
+  | {
+      /** Any `windowMs` window holds at most `limit` (sliding, not calendar). */
+      readonly kind: 'window';
+      readonly key: string;
+      readonly name: string;
+      readonly limit: number;
+      readonly windowMs: number;
+      readonly cost?: number;
+    }
+  | {
+      /** Token bucket: `ratePerSec` refill, `burst` capacity (GCRA). */
+      readonly kind: 'bucket';
+      readonly key: string;
+      readonly name: string;
+      readonly ratePerSec: number;
+      readonly burst: number;
+      readonly cost?: number;
+    }
+  | {
+      /** A quantity per UTC day (e.g. audio minutes); `cost` may be fractional. */
+      readonly kind: 'daily';
+      readonly key: string;
+      readonly name: string;
+      readonly limit: number;
+      readonly cost?: number;
+    };
+
+/** A lease on one slot of a counted resource (connection caps, upstream concurrency). */
+export interface LeaseSpec {
+  readonly key: string;
+  readonly name: string;
+  readonly limit: number;
+}
+
+export interface TokenRecord {
+  readonly accountId: string;
+  readonly keyId: string;
+  readonly learnerId?: string | undefined;
+  /** Epoch ms. */
+  readonly expiresAt: number;
+}
+
+/** What a replica needs to resume a session (CONTRACT "Resume"). */
+export interface SessionRecord {
+  readonly sessionId: string;
+  readonly resumeToken: string;
+  readonly accountId: string;
+  readonly keyId: string;
+  readonly learnerId?: string | undefined;
+  readonly language: string;
+  readonly nativeLanguage?: string | undefined;
+  readonly scenario?: string | undefined;
+  readonly voice?: string | undefined;
+  readonly audio: { readonly format: 'pcm16' | 'wav'; readonly sampleRate: number };
+  /** Epoch ms; resuming never moves it. */
+  readonly createdAt: number;
+  readonly expiresAt: number;
+  readonly history: readonly { readonly role: 'user' | 'assistant'; readonly content: string }[];
+  /** Requests accepted but not yet answered when the record was written. */
+  readonly pending: readonly (string | number)[];
+  readonly replicaId: string;
+  /** Whether a connection holds the session now (false: waiting for a resume). */
+  readonly connected: boolean;
+  readonly counters: { turns: number; assessments: number; translations: number; audioSeconds: number };
+}
+
+export interface Store {
+  readonly kind: 'memory' | 'redis';
+
+  /** Checks every limit, then consumes all or none. `opId` makes a replayed call idempotent. */
+  consume(limits: readonly LimitSpec[], opId: string): Promise<Decision>;
+  /** Reads the limits without consuming (for /v1/usage and quota.updated). */
+  peek(limits: readonly LimitSpec[]): Promise<readonly LimitState[]>;
+
+  /** Takes one slot of every lease or none. Expired leases are swept first. */
+  acquire(leases: readonly LeaseSpec[], holderId: string, ttlMs: number): Promise<Decision>;
+  /** Extends the holder's slots (heartbeat). */
+  renew(leases: readonly LeaseSpec[], holderId: string, ttlMs: number): Promise<void>;
+  /** Idempotent. */
+  release(leases: readonly LeaseSpec[], holderId: string): Promise<void>;
+  /** Live holders of a lease key (expired ones excluded). */
+  countLeases(key: string): Promise<number>;
+
+  /** Stores a single-use token. */
+  putToken(token: string, record: TokenRecord): Promise<void>;
+  /** Returns the record and deletes it atomically (a token opens exactly one connection). */
+  takeToken(token: string): Promise<TokenRecord | undefined>;
+
+  saveSession(record: SessionRecord, ttlMs: number): Promise<void>;
+  loadSession(sessionId: string): Promise<SessionRecord | undefined>;
+  findSessionByResumeToken(resumeToken: string): Promise<SessionRecord | undefined>;
+  deleteSession(sessionId: string): Promise<void>;
+  /** Live sessions of an account on every replica. */
+  listSessions(accountId: string): Promise<readonly SessionRecord[]>;
+
+  /** Whether the store currently answers (for /readyz). */
+  healthy(): boolean;
+  close(): Promise<void>;
+}

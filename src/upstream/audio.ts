@@ -1,0 +1,821 @@
+/**
+ * Audio helpers for the upstream layer, all pure functions on PCM16 little-endian buffers:
+ * WAV encode/decode, signal statistics (energy, voiced time, zero crossings, a stable
+ * fingerprint) and a small formant speech synthesiser used by the simulated TTS.
+ */
+
+// ---------------------------------------------------------------------------------------------
+// WAV
+// ---------------------------------------------------------------------------------------------
+
+const WAVE_FORMAT_PCM = 0x0001;
+const WAVE_FORMAT_EXTENSIBLE = 0xfffe;
+
+/** Wraps PCM16 little-endian samples in a canonical 44-byte RIFF/WAVE header. */
+export function encodeWav(pcm16: Buffer, sampleRate: number, channels = 1): Buffer {
+  if (!Number.isInteger(sampleRate) || sampleRate <= 0) throw new Error(`encodeWav: invalid sample rate ${sampleRate}`);
+  if (!Number.isInteger(channels) || channels <= 0 || channels > 0xffff) throw new Error(`encodeWav: invalid channel count ${channels}`);
+  const blockAlign = channels * 2;
+  const dataBytes = pcm16.length - (pcm16.length % blockAlign);
+  const out = Buffer.alloc(44 + dataBytes);
+  out.write('RIFF', 0, 'latin1');
+  out.writeUInt32LE(36 + dataBytes, 4);
+  out.write('WAVE', 8, 'latin1');
+  out.write('fmt ', 12, 'latin1');
+  out.writeUInt32LE(16, 16);
+  out.writeUInt16LE(WAVE_FORMAT_PCM, 20);
+  out.writeUInt16LE(channels, 22);
+  out.writeUInt32LE(sampleRate, 24);
+  out.writeUInt32LE(sampleRate * blockAlign, 28);
+  out.writeUInt16LE(blockAlign, 32);
+  out.writeUInt16LE(16, 34);
+  out.write('data', 36, 'latin1');
+  out.writeUInt32LE(dataBytes, 40);
+  pcm16.copy(out, 44, 0, dataBytes);
+  return out;
+}
+
+/**
+ * Reads a RIFF/WAVE file holding 16-bit integer PCM (plain or WAVE_FORMAT_EXTENSIBLE). Walks the
+ * chunk list, so `LIST`/`fact`/other chunks before `data` are skipped. A `data` chunk whose
+ * declared size runs past the end (streamed WAVs write 0 or 0xFFFFFFFF) is read up to the end.
+ * Returns a copy of the samples. Throws an Error naming the problem for anything else.
+ */
+export function decodeWav(buf: Buffer): { pcm16: Buffer; sampleRate: number; channels: number } {
+  if (buf.length < 12) throw new Error(`Invalid WAV: ${buf.length} bytes is too short for a RIFF header`);
+  const riff = buf.toString('latin1', 0, 4);
+  if (riff !== 'RIFF') {
+    if (riff === 'RIFX' || riff === 'RF64') throw new Error(`Unsupported WAV: ${riff} files are not supported (need little-endian RIFF)`);
+    throw new Error('Invalid WAV: missing "RIFF" signature');
+  }
+  if (buf.toString('latin1', 8, 12) !== 'WAVE') throw new Error('Invalid WAV: RIFF file is not of type "WAVE"');
+
+  let fmt: { channels: number; sampleRate: number; blockAlign: number } | undefined;
+  let offset = 12;
+  while (offset + 8 <= buf.length) {
+    const id = buf.toString('latin1', offset, offset + 4);
+    const size = buf.readUInt32LE(offset + 4);
+    const body = offset + 8;
+    if (id === 'fmt ') {
+      if (size < 16 || body + 16 > buf.length) throw new Error(`Invalid WAV: "fmt " chunk is truncated (${size} bytes)`);
+      let format = buf.readUInt16LE(body);
+      const channels = buf.readUInt16LE(body + 2);
+      const sampleRate = buf.readUInt32LE(body + 4);
+      const blockAlign = buf.readUInt16LE(body + 12);
+      const bits = buf.readUInt16LE(body + 14);
+      if (format === WAVE_FORMAT_EXTENSIBLE && size >= 40 && body + 26 <= buf.length) format = buf.readUInt16LE(body + 24);
+      if (format !== WAVE_FORMAT_PCM) throw new Error(`Unsupported WAV: audio format 0x${format.toString(16).padStart(4, '0')} (only integer PCM is supported)`);
+      if (bits !== 16) throw new Error(`Unsupported WAV: ${bits}-bit samples (only 16-bit PCM is supported)`);
+      if (channels < 1) throw new Error('Invalid WAV: 0 channels');
+      if (sampleRate < 1) throw new Error('Invalid WAV: sample rate 0');
+      if (blockAlign !== channels * 2) throw new Error(`Invalid WAV: block align ${blockAlign} does not match ${channels} channel(s) of 16-bit samples`);
+      fmt = { channels, sampleRate, blockAlign };
+    } else if (id === 'data') {
+      if (!fmt) throw new Error('Invalid WAV: "data" chunk before "fmt " chunk');
+      const end = Math.min(buf.length, body + size);
+      const usable = end - body - ((end - body) % fmt.blockAlign);
+      return { pcm16: Buffer.from(buf.subarray(body, body + usable)), sampleRate: fmt.sampleRate, channels: fmt.channels };
+    }
+    offset = body + size + (size % 2); // chunks are word-aligned
+  }
+  throw new Error(fmt ? 'Invalid WAV: no "data" chunk' : 'Invalid WAV: no "fmt " chunk');
+}
+
+/** Playing time of `pcmBytes` bytes of 16-bit PCM, in milliseconds. */
+export function durationMs(pcmBytes: number, sampleRate: number, channels = 1): number {
+  if (sampleRate <= 0 || channels <= 0) return 0;
+  return (Math.floor(pcmBytes / (2 * channels)) / sampleRate) * 1000;
+}
+
+/** Averages interleaved channels into mono PCM16 (returns the input itself when already mono). */
+export function toMono(pcm16: Buffer, channels: number): Buffer {
+  if (channels <= 1) return pcm16;
+  const frames = Math.floor(pcm16.length / (2 * channels));
+  const out = Buffer.alloc(frames * 2);
+  for (let f = 0; f < frames; f++) {
+    let sum = 0;
+    for (let c = 0; c < channels; c++) sum += pcm16.readInt16LE((f * channels + c) * 2);
+    out.writeInt16LE(Math.round(sum / channels), f * 2);
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Statistics
+// ---------------------------------------------------------------------------------------------
+
+/** A frame whose RMS (0..1) exceeds this counts as speech (about -34 dBFS). */
+export const VOICED_FRAME_RMS = 0.02;
+const FRAME_MS = 20;
+
+export interface Pcm16Stats {
+  /** Number of 16-bit samples (all channels). */
+  readonly samples: number;
+  /** Root mean square, 0..1. */
+  readonly rms: number;
+  /** Largest absolute sample, 0..1. */
+  readonly peak: number;
+  /** Zero crossings per sample, 0..1 (high for hiss and fricatives, low for voiced sound). */
+  readonly zcr: number;
+  /** FNV-1a hash of the sample bytes: the same audio always gives the same number. */
+  readonly fingerprint: number;
+  /** The fields below need the sample rate (mono audio assumed). */
+  readonly durationMs?: number;
+  /** Total length of 20 ms frames louder than VOICED_FRAME_RMS. */
+  readonly voicedMs?: number;
+  /** Start of the first and end of the last voiced frame (0/0 when nothing is voiced). */
+  readonly speechStartMs?: number;
+  readonly speechEndMs?: number;
+}
+
+/** 32-bit FNV-1a of a string (UTF-16 code units) or bytes, optionally continuing from `seed`. */
+export function fnv1a(input: string | Uint8Array, seed = 0x811c9dc5): number {
+  let h = seed >>> 0;
+  if (typeof input === 'string') {
+    for (let i = 0; i < input.length; i++) {
+      h ^= input.charCodeAt(i);
+      h = Math.imul(h, 0x01000193);
+    }
+  } else {
+    for (let i = 0; i < input.length; i++) {
+      h ^= input[i]!;
+      h = Math.imul(h, 0x01000193);
+    }
+  }
+  return h >>> 0;
+}
+
+/** RMS (0..1) of consecutive `frameMs` frames of mono PCM16; the last partial frame is included. */
+export function frameRms(pcm16: Buffer, sampleRate: number, frameMs = FRAME_MS): number[] {
+  const n = pcm16.length >> 1;
+  const frame = Math.max(1, Math.round((sampleRate * frameMs) / 1000));
+  const out: number[] = [];
+  for (let start = 0; start < n; start += frame) {
+    const end = Math.min(n, start + frame);
+    let sum = 0;
+    for (let i = start; i < end; i++) {
+      const s = pcm16.readInt16LE(i * 2) / 32768;
+      sum += s * s;
+    }
+    out.push(Math.sqrt(sum / (end - start)));
+  }
+  return out;
+}
+
+/**
+ * Energy, peak, zero-crossing rate and a fingerprint of PCM16 audio; with `sampleRate`, also its
+ * duration and voiced time (20 ms frames above VOICED_FRAME_RMS). A trailing odd byte is ignored.
+ */
+export function pcm16Stats(pcm16: Buffer, sampleRate?: number): Pcm16Stats {
+  const n = pcm16.length >> 1;
+  let sum = 0;
+  let peak = 0;
+  let crossings = 0;
+  let prev = 0;
+  for (let i = 0; i < n; i++) {
+    const v = pcm16.readInt16LE(i * 2);
+    sum += v * v;
+    const a = v < 0 ? -v : v;
+    if (a > peak) peak = a;
+    if ((v >= 0) !== (prev >= 0)) crossings++;
+    prev = v;
+  }
+  const base = {
+    samples: n,
+    rms: n ? Math.sqrt(sum / n) / 32768 : 0,
+    peak: Math.min(1, peak / 32768),
+    zcr: n > 1 ? crossings / (n - 1) : 0,
+    fingerprint: fnv1a(pcm16.subarray(0, n * 2)),
+  };
+  if (!sampleRate || sampleRate <= 0) return base;
+
+  const frames = frameRms(pcm16.subarray(0, n * 2), sampleRate, FRAME_MS);
+  const frameLen = Math.max(1, Math.round((sampleRate * FRAME_MS) / 1000));
+  let voicedFrames = 0;
+  let first = -1;
+  let last = -1;
+  frames.forEach((r, i) => {
+    if (r > VOICED_FRAME_RMS) {
+      voicedFrames++;
+      if (first < 0) first = i;
+      last = i;
+    }
+  });
+  const msPerFrame = (frameLen / sampleRate) * 1000;
+  const totalMs = (n / sampleRate) * 1000;
+  return {
+    ...base,
+    durationMs: totalMs,
+    voicedMs: Math.min(totalMs, voicedFrames * msPerFrame),
+    speechStartMs: first < 0 ? 0 : first * msPerFrame,
+    speechEndMs: last < 0 ? 0 : Math.min(totalMs, (last + 1) * msPerFrame),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Speech synthesis
+// ---------------------------------------------------------------------------------------------
+
+export interface SynthesizeOptions {
+  /** Output sample rate in Hz (default 24000). */
+  readonly sampleRate?: number | undefined;
+  /** Voice name: changes pitch and timbre ("alloy", "echo", "nova", ...; any other name is hashed). */
+  readonly voice?: string | undefined;
+  /** BCP 47 tag; picks letter-to-sound and word-stress rules (en, es, fr, de, it, pt, ja). */
+  readonly language?: string | undefined;
+}
+
+interface VoiceProfile {
+  readonly f0: number; // base pitch, Hz
+  readonly formantScale: number; // vocal-tract length: higher voices have higher formants
+}
+
+const VOICES: Readonly<Record<string, VoiceProfile>> = {
+  alloy: { f0: 165, formantScale: 1.08 },
+  ash: { f0: 118, formantScale: 1.0 },
+  ballad: { f0: 128, formantScale: 1.02 },
+  coral: { f0: 205, formantScale: 1.14 },
+  echo: { f0: 106, formantScale: 0.98 },
+  fable: { f0: 138, formantScale: 1.03 },
+  nova: { f0: 215, formantScale: 1.15 },
+  onyx: { f0: 92, formantScale: 0.95 },
+  sage: { f0: 190, formantScale: 1.12 },
+  shimmer: { f0: 232, formantScale: 1.17 },
+  verse: { f0: 145, formantScale: 1.04 },
+};
+const DEFAULT_VOICE: VoiceProfile = { f0: 150, formantScale: 1.05 };
+
+function voiceProfile(voice: string | undefined): VoiceProfile {
+  if (!voice) return DEFAULT_VOICE;
+  const known = VOICES[voice.toLowerCase()];
+  if (known) return known;
+  const f0 = 95 + (fnv1a(voice.toLowerCase()) % 140);
+  return { f0, formantScale: 0.95 + ((f0 - 95) / 140) * 0.22 };
+}
+
+/** Formant frequencies (F1, F2, F3, Hz) of an adult male voice; scaled per voice. */
+type Formants = readonly [number, number, number];
+const VOWELS: Readonly<Record<string, Formants>> = {
+  a: [730, 1090, 2440],
+  e: [530, 1840, 2480],
+  i: [290, 2250, 2950],
+  o: [570, 840, 2410],
+  u: [320, 870, 2240],
+  y: [290, 1750, 2200], // ü
+  ø: [420, 1550, 2350], // ö, eu
+  ə: [500, 1450, 2450], // schwa
+};
+const VOWEL_KEYS = 'aeiouyøə';
+
+/** How a consonant is rendered. Durations in seconds before the global tempo factor. */
+interface ConsonantSpec {
+  /** Silence (or a quiet voice bar) before a burst: stops. */
+  readonly closure?: number;
+  /** Noise part: centre frequency and Q of the band, amplitude, duration. */
+  readonly noise?: { readonly f: number; readonly q: number; readonly amp: number; readonly dur: number };
+  /** Voiced part: amplitude, formants, duration. */
+  readonly voice?: { readonly amp: number; readonly formants: Formants; readonly dur: number };
+  /** Aspiration through the next vowel's formants after the burst. */
+  readonly aspiration?: number;
+  /** A voiced stop: quiet voicing during the closure. */
+  readonly voicedClosure?: boolean;
+}
+
+const NASAL_M: Formants = [260, 1100, 2200];
+const NASAL_N: Formants = [260, 1650, 2500];
+const CONSONANTS: Readonly<Record<string, ConsonantSpec>> = {
+  p: { closure: 0.045, noise: { f: 900, q: 0.9, amp: 0.45, dur: 0.014 }, aspiration: 0.025 },
+  t: { closure: 0.04, noise: { f: 4200, q: 1.4, amp: 0.5, dur: 0.016 }, aspiration: 0.025 },
+  k: { closure: 0.045, noise: { f: 2300, q: 1.6, amp: 0.5, dur: 0.02 }, aspiration: 0.025 },
+  b: { closure: 0.035, voicedClosure: true, noise: { f: 900, q: 0.9, amp: 0.25, dur: 0.01 } },
+  d: { closure: 0.03, voicedClosure: true, noise: { f: 3800, q: 1.4, amp: 0.28, dur: 0.01 } },
+  g: { closure: 0.035, voicedClosure: true, noise: { f: 2200, q: 1.6, amp: 0.28, dur: 0.012 } },
+  f: { noise: { f: 5500, q: 0.7, amp: 0.16, dur: 0.085 } },
+  θ: { noise: { f: 6000, q: 0.6, amp: 0.12, dur: 0.075 } },
+  s: { noise: { f: 6200, q: 2.8, amp: 0.42, dur: 0.095 } },
+  ʃ: { noise: { f: 3000, q: 2.2, amp: 0.42, dur: 0.095 } },
+  x: { noise: { f: 2000, q: 1.5, amp: 0.28, dur: 0.08 } },
+  h: { aspiration: 0.06 },
+  v: { noise: { f: 5000, q: 0.7, amp: 0.08, dur: 0.065 }, voice: { amp: 0.35, formants: [280, 1300, 2300], dur: 0.065 } },
+  z: { noise: { f: 6000, q: 2.8, amp: 0.22, dur: 0.075 }, voice: { amp: 0.3, formants: [260, 1700, 2600], dur: 0.075 } },
+  ʒ: { noise: { f: 3000, q: 2.2, amp: 0.22, dur: 0.075 }, voice: { amp: 0.3, formants: [280, 1800, 2500], dur: 0.075 } },
+  m: { voice: { amp: 0.5, formants: NASAL_M, dur: 0.065 } },
+  n: { voice: { amp: 0.5, formants: NASAL_N, dur: 0.06 } },
+  l: { voice: { amp: 0.62, formants: [360, 1250, 2700], dur: 0.055 } },
+  r: { voice: { amp: 0.55, formants: [430, 1250, 1700], dur: 0.048 } },
+  w: { voice: { amp: 0.6, formants: [310, 720, 2250], dur: 0.045 } },
+  j: { voice: { amp: 0.6, formants: [280, 2200, 2950], dur: 0.045 } },
+  Q: { closure: 0.075 }, // Japanese small tsu: a held pause
+};
+
+type Phone = { readonly kind: 'V'; readonly v: string; readonly long?: boolean } | { readonly kind: 'C'; readonly c: string };
+
+const V = (v: string, long = false): Phone => ({ kind: 'V', v, long });
+const C = (c: string): Phone => ({ kind: 'C', c });
+
+/** Single letters outside a-z, mapped to plain phone strings (upper case = consonant keys above). */
+const LETTER_MAP: Readonly<Record<string, string>> = {
+  ä: 'e', æ: 'e', ö: 'ø', œ: 'ø', ø: 'ø', ü: 'y', ß: 's', ç: 's', ñ: 'nj', ł: 'w', đ: 'd', þ: 'θ', ð: 'θ',
+  // Cyrillic
+  а: 'a', е: 'e', ё: 'jo', и: 'i', о: 'o', у: 'u', ы: 'i', э: 'e', ю: 'ju', я: 'ja', й: 'j',
+  б: 'b', в: 'v', г: 'g', д: 'd', ж: 'ʒ', з: 'z', к: 'k', л: 'l', м: 'm', н: 'n', п: 'p', р: 'r',
+  с: 's', т: 't', ф: 'f', х: 'x', ц: 'ts', ч: 'tʃ', ш: 'ʃ', щ: 'ʃ', ъ: '', ь: '',
+  // Greek
+  α: 'a', ε: 'e', η: 'i', ι: 'i', ο: 'o', υ: 'i', ω: 'o', β: 'v', γ: 'g', δ: 'θ', ζ: 'z', θ: 'θ',
+  κ: 'k', λ: 'l', μ: 'm', ν: 'n', ξ: 'ks', π: 'p', ρ: 'r', σ: 's', ς: 's', τ: 't', φ: 'f', χ: 'x', ψ: 'ps',
+};
+
+/** Hiragana U+3041..U+3096: vowel and consonant of each kana ('_' none, 'Q' small tsu, 'N' moraic n). */
+const KANA_VOWEL = 'aaiiuueeooaaiiuueeooaaiiuueeooaaiiQuueeooaiueoaaaiiiuuueeeoooaiueoaauuooaiueoaaieoNuae';
+const KANA_CONS = '__________kgkgkgkgkgszszszszsztdtdQtdtdtdnnnnnhbphbphbphbphbpmmmmmjjjjjjrrrrrwwwwwNvkk';
+const SMALL_KANA = new Set([0x3041, 0x3043, 0x3045, 0x3047, 0x3049, 0x3083, 0x3085, 0x3087, 0x308e]);
+const HASH_CONSONANTS = ['k', 't', 's', 'n', 'm', 'r', 'h', 'g', 'd', 'b', 'p', 'ʃ', 'l', 'j', 'w'];
+
+function hashPhones(ch: string, morae: number): Phone[] {
+  const h = fnv1a(ch);
+  const out: Phone[] = [];
+  for (let i = 0; i < morae; i++) {
+    const x = (h >>> (i * 8)) & 0xff;
+    out.push(C(HASH_CONSONANTS[x % HASH_CONSONANTS.length]!), V('aeiou'[(x >>> 4) % 5]!));
+  }
+  return out;
+}
+
+function kanaPhones(code: number, prev: Phone[]): Phone[] {
+  const idx = code - 0x3041;
+  const v = KANA_VOWEL[idx];
+  const c = KANA_CONS[idx];
+  if (v === undefined || c === undefined) return [];
+  if (v === 'Q') return [C('Q')];
+  if (v === 'N') return [C('n')];
+  if (SMALL_KANA.has(code)) {
+    // きゃ: the small kana glides the previous mora into a new vowel.
+    const last = prev[prev.length - 1];
+    if (last?.kind === 'V') prev.pop();
+    return code >= 0x3083 ? [C('j'), V(v)] : [V(v)];
+  }
+  const cons = c === '_' ? [] : c === 'h' && v === 'u' ? [C('f')] : c === 's' && v === 'i' ? [C('ʃ')] : c === 'z' && v === 'i' ? [C('ʒ')] : [C(c)];
+  return [...cons, V(v)];
+}
+
+const VOWEL_DIGRAPHS: Readonly<Record<string, Readonly<Record<string, string>>>> = {
+  en: { ee: 'i', ea: 'i', oo: 'u', ou: 'au', ow: 'au', ai: 'ei', ay: 'ei', oa: 'o', ie: 'i' },
+  fr: { eau: 'o', au: 'o', ou: 'u', oi: 'wa', ai: 'e', ei: 'e', eu: 'ø', œu: 'ø', an: 'a', on: 'o', en: 'a', in: 'e', un: 'ø' },
+  de: { ie: 'i', ei: 'ai', eu: 'oi', äu: 'oi', au: 'au', aa: 'a', ee: 'e', oo: 'o', ah: 'a', eh: 'e', oh: 'o', uh: 'u' },
+  pt: { ão: 'au', õe: 'oi', ou: 'o' },
+};
+
+/** Letter-to-sound rules: rough but language-aware enough to give each language its own rhythm. */
+function wordToPhones(word: string, lang: string): Phone[] {
+  const out: Phone[] = [];
+  const chars = [...word.toLowerCase()];
+  const isVowelChar = (ch: string | undefined): boolean => ch !== undefined && /^[aeiouyäöüàáâãèéêëìíîïòóôõùúûœæø]$/.test(ch);
+  const base = (ch: string): string => ch.normalize('NFD').replace(/\p{M}/gu, '');
+  const digraphs = VOWEL_DIGRAPHS[lang] ?? {};
+  const silentH = lang === 'es' || lang === 'fr' || lang === 'it' || lang === 'pt';
+
+  // Silent endings: French final consonants and e, English final e.
+  let end = chars.length;
+  if (lang === 'fr' && end > 2) {
+    while (end > 1 && /[stxdzp]/.test(chars[end - 1]!)) end--;
+    if (end > 2 && chars[end - 1] === 'e') end--;
+  } else if (lang === 'en' && end > 3 && chars[end - 1] === 'e' && !isVowelChar(chars[end - 2]) && chars.slice(0, end - 1).some(isVowelChar)) {
+    end--;
+  }
+
+  for (let i = 0; i < end; ) {
+    const ch = chars[i]!;
+    const code = ch.codePointAt(0)!;
+    const next = chars[i + 1];
+    const next2 = chars[i + 2];
+
+    // Japanese kana, kanji and other scripts without a letter table.
+    if (code >= 0x3041 && code <= 0x3096) { out.push(...kanaPhones(code, out)); i++; continue; }
+    if (code >= 0x30a1 && code <= 0x30f6) { out.push(...kanaPhones(code - 0x60, out)); i++; continue; }
+    if (code === 0x30fc) { // ー: lengthen the previous vowel
+      const last = out[out.length - 1];
+      if (last?.kind === 'V') out[out.length - 1] = V(last.v, true);
+      i++;
+      continue;
+    }
+    if ((code >= 0x4e00 && code <= 0x9fff) || (code >= 0x3400 && code <= 0x4dbf)) { out.push(...hashPhones(ch, 2)); i++; continue; }
+
+    // Vowel digraphs/trigraphs of the language.
+    const tri = chars.slice(i, i + 3).join('');
+    const di = chars.slice(i, i + 2).join('');
+    const vd = digraphs[tri] ?? digraphs[di];
+    const nasal = digraphs[tri] === undefined && (di.endsWith('n') || di.endsWith('m'));
+    if (vd !== undefined && (digraphs[tri] !== undefined || isVowelChar(ch)) && !(nasal && isVowelChar(next2))) {
+      for (const p of vd) out.push(p === 'w' ? C('w') : V(p));
+      i += digraphs[tri] !== undefined ? 3 : 2;
+      continue;
+    }
+    if (isVowelChar(ch)) {
+      const mapped = LETTER_MAP[ch] ?? base(ch);
+      if (mapped === 'y') {
+        // y: glide before a vowel, otherwise an i (happy, my) - except German/French ü-like letters.
+        if (ch === 'y' && isVowelChar(next)) out.push(C('j'));
+        else out.push(V(ch === 'y' ? 'i' : 'y'));
+      } else {
+        const long = next === ch && lang !== 'it';
+        out.push(V(mapped[0] ?? 'ə', long));
+        if (long) i++;
+      }
+      i++;
+      continue;
+    }
+
+    let phones: string;
+    let used = 1;
+    const front = next === 'e' || next === 'i' || next === 'y' || next === 'é' || next === 'è';
+    switch (ch) {
+      case 'c':
+        if (next === 'h') {
+          phones = lang === 'de' ? 'x' : lang === 'fr' || lang === 'pt' ? 'ʃ' : lang === 'it' ? 'k' : 'tʃ';
+          used = 2;
+        } else if (next === 'k') { phones = 'k'; used = 2; }
+        else if (front) phones = lang === 'es' ? 'θ' : lang === 'it' ? 'tʃ' : lang === 'de' ? 'ts' : 's';
+        else phones = 'k';
+        break;
+      case 's':
+        if (next === 'c' && next2 === 'h') { phones = 'ʃ'; used = 3; }
+        else if (next === 'h') { phones = 'ʃ'; used = 2; }
+        else if (lang === 'de' && (next === 't' || next === 'p') && i === 0) phones = 'ʃ';
+        else phones = 's';
+        break;
+      case 'g':
+        if (lang === 'fr' || lang === 'it') {
+          if (next === 'n') { phones = 'nj'; used = 2; break; }
+        }
+        phones = front ? (lang === 'es' ? 'x' : lang === 'fr' || lang === 'pt' ? 'ʒ' : lang === 'de' ? 'g' : 'dʒ') : 'g';
+        break;
+      case 'j':
+        phones = lang === 'es' ? 'x' : lang === 'de' || lang === 'it' ? 'j' : lang === 'fr' || lang === 'pt' ? 'ʒ' : 'dʒ';
+        break;
+      case 'q':
+        phones = next === 'u' && (lang === 'en' || lang === 'it' || lang === 'de') ? 'kw' : 'k';
+        if (next === 'u') used = 2;
+        break;
+      case 'x': phones = lang === 'pt' ? 'ʃ' : 'ks'; break;
+      case 'z': phones = lang === 'es' ? 'θ' : lang === 'de' || lang === 'it' ? 'ts' : 'z'; break;
+      case 'w': phones = lang === 'de' ? 'v' : 'w'; break;
+      case 'v': phones = lang === 'es' ? 'b' : lang === 'de' ? 'f' : 'v'; break;
+      case 'h': phones = silentH ? '' : 'h'; break;
+      case 't': if (next === 'h' && lang === 'en') { phones = 'θ'; used = 2; } else phones = 't'; break;
+      case 'p': if (next === 'h') { phones = 'f'; used = 2; } else phones = 'p'; break;
+      case 'l': if (next === 'l' && lang === 'es') { phones = 'j'; used = 2; } else phones = 'l'; break;
+      default: {
+        const mapped = LETTER_MAP[ch];
+        if (mapped !== undefined) phones = mapped;
+        else if (/^[a-z]$/.test(ch)) phones = ch;
+        else if (/^\d$/.test(ch)) { out.push(...hashPhones(ch, 2)); i++; continue; }
+        else if (/^\p{L}$/u.test(ch)) { out.push(...hashPhones(ch, 1)); i++; continue; }
+        else phones = '';
+      }
+    }
+    // Doubled consonants collapse (coffee, latte).
+    if (used === 1 && next === ch) used = 2;
+    for (const p of phones) {
+      if (VOWEL_KEYS.includes(p)) out.push(V(p));
+      else if (CONSONANTS[p]) out.push(C(p));
+    }
+    i += used;
+  }
+  return out;
+}
+
+interface Syllable {
+  readonly onset: Phone[];
+  readonly nucleus: Phone[];
+  readonly coda: Phone[];
+}
+
+function syllabify(phones: Phone[]): Syllable[] {
+  const syls: Syllable[] = [];
+  let pending: Phone[] = [];
+  let i = 0;
+  while (i < phones.length) {
+    const p = phones[i]!;
+    if (p.kind === 'C') { pending.push(p); i++; continue; }
+    const nucleus: Phone[] = [];
+    while (i < phones.length && phones[i]!.kind === 'V') nucleus.push(phones[i++]!);
+    const prev = syls[syls.length - 1];
+    if (prev && pending.length > 1) prev.coda.push(...pending.splice(0, pending.length - 1));
+    syls.push({ onset: pending, nucleus, coda: [] });
+    pending = [];
+  }
+  if (pending.length) {
+    const prev = syls[syls.length - 1];
+    if (prev) prev.coda.push(...pending);
+    else if (pending.length) syls.push({ onset: pending.slice(0, 1), nucleus: [V('ə')], coda: pending.slice(1) }); // "hmm", "Mr"
+  }
+  return syls;
+}
+
+function stressedSyllable(count: number, lang: string): number {
+  if (count <= 1) return 0;
+  switch (lang) {
+    case 'es': case 'it': case 'pt': return count - 2;
+    case 'fr': return count - 1;
+    case 'ja': return -1;
+    default: return 0;
+  }
+}
+
+type PhraseEnd = 'fall' | 'rise' | 'cont' | 'excl' | 'none';
+
+interface Segment {
+  n: number; // samples
+  voice: number; // target voicing amplitude
+  noise: number; // target frication amplitude (own band)
+  asp: number; // aspiration amplitude (noise through the formants)
+  formants: Formants;
+  nf: number; // frication band centre
+  nq: number;
+  attack: number; // envelope time constant, seconds
+  pitchBoost: number; // stress
+  start: number; // first sample
+  phrase: number; // phrase index, -1 for pauses outside phrases
+}
+
+interface PhraseSpan {
+  start: number;
+  end: number;
+  finalWordStart: number;
+  kind: PhraseEnd;
+}
+
+const TEMPO = 1.0; // global stretch so text comes out at ~13 characters per second
+const WORD_GAP = 0.055;
+const PAUSES: Readonly<Record<PhraseEnd, number>> = { fall: 0.4, rise: 0.42, excl: 0.4, cont: 0.24, none: 0.12 };
+
+/** Tokenises text into phrases (split at punctuation) of words. */
+function phrasesOf(text: string): { words: string[]; end: PhraseEnd }[] {
+  const phrases: { words: string[]; end: PhraseEnd }[] = [];
+  let words: string[] = [];
+  const tokens = text.normalize('NFC').match(/[\p{L}\p{N}\p{M}'’-]+|\.{3}|…|[.!?;:,。、！？，；：—–]/gu) ?? [];
+  const endOf = (t: string): PhraseEnd | undefined => {
+    if (t === '?' || t === '？') return 'rise';
+    if (t === '!' || t === '！') return 'excl';
+    if (t === '.' || t === '。') return 'fall';
+    if (t === '...' || t === '…') return 'cont';
+    if (/^[,;:、，；：—–]$/.test(t)) return 'cont';
+    return undefined;
+  };
+  for (const t of tokens) {
+    const end = endOf(t);
+    if (end) {
+      if (words.length) phrases.push({ words, end });
+      else if (phrases.length && end !== 'cont') phrases[phrases.length - 1]!.end = end; // "?!" or ". ."
+      words = [];
+    } else {
+      // Long runs without spaces (Japanese) become words of a few characters.
+      const clean = t.replace(/['’-]/g, '');
+      if (clean.length > 4 && /[\u3040-\u30ff\u3400-\u9fff]/u.test(clean)) {
+        const cs = [...clean];
+        for (let i = 0; i < cs.length; i += 3) words.push(cs.slice(i, i + 3).join(''));
+      } else if (clean) words.push(clean);
+    }
+  }
+  if (words.length) phrases.push({ words, end: 'fall' });
+  return phrases;
+}
+
+/** Builds the segment plan: timings, envelopes and formant targets. Pitch is filled in later. */
+function planSpeech(text: string, lang: string, sr: number): { segs: Segment[]; spans: PhraseSpan[]; voiced: boolean; total: number } {
+  const segs: Segment[] = [];
+  const spans: PhraseSpan[] = [];
+  let pos = 0;
+  const samples = (sec: number): number => Math.max(1, Math.round(sec * TEMPO * sr));
+  const push = (sec: number, s: Omit<Segment, 'n' | 'start'>): void => {
+    const n = samples(sec);
+    segs.push({ ...s, n, start: pos });
+    pos += n;
+  };
+  const silence = (sec: number, phrase = -1, formants: Formants = VOWELS.ə!): void =>
+    push(sec, { voice: 0, noise: 0, asp: 0, formants, nf: 3000, nq: 1, attack: 0.006, pitchBoost: 1, phrase });
+
+  silence(0.05);
+  const phrases = phrasesOf(text);
+  phrases.forEach((ph, pi) => {
+    const span: PhraseSpan = { start: pos, end: pos, finalWordStart: pos, kind: ph.end };
+    ph.words.forEach((word, wi) => {
+      const syls = syllabify(wordToPhones(word, lang));
+      if (!syls.length) return;
+      const lastWord = wi === ph.words.length - 1;
+      if (wi > 0) silence(WORD_GAP, pi);
+      if (lastWord) span.finalWordStart = pos;
+      const stress = stressedSyllable(syls.length, lang);
+      syls.forEach((syl, si) => {
+        const stressed = si === stress;
+        const finalSyl = lastWord && si === syls.length - 1;
+        const amp = stressed ? 1 : 0.78;
+        const boost = stressed ? 1.1 : 1;
+        const vowelFormants = VOWELS[(syl.nucleus[0] as { v: string }).v] ?? VOWELS.ə!;
+        const consonant = (p: Phone, nextFormants: Formants): void => {
+          if (p.kind !== 'C') return;
+          const spec = CONSONANTS[p.c];
+          if (!spec) return;
+          if (spec.closure) {
+            push(spec.closure, {
+              voice: spec.voicedClosure ? 0.12 : 0, noise: 0, asp: 0, formants: [250, 1100, 2400], nf: 3000, nq: 1,
+              attack: 0.004, pitchBoost: boost, phrase: pi,
+            });
+          }
+          if (spec.noise) {
+            const burst = !!spec.closure;
+            push(spec.noise.dur, {
+              voice: spec.voice?.amp ?? (spec.voicedClosure ? 0.15 : 0), noise: spec.noise.amp, asp: 0,
+              formants: spec.voice?.formants ?? nextFormants, nf: spec.noise.f, nq: spec.noise.q,
+              attack: burst ? 0.0012 : 0.008, pitchBoost: boost, phrase: pi,
+            });
+          } else if (spec.voice) {
+            push(spec.voice.dur, {
+              voice: spec.voice.amp * amp, noise: 0, asp: 0, formants: spec.voice.formants, nf: 3000, nq: 1,
+              attack: 0.008, pitchBoost: boost, phrase: pi,
+            });
+          }
+          if (spec.aspiration) {
+            push(spec.aspiration, {
+              voice: 0, noise: 0, asp: p.c === 'h' ? 0.35 : 0.22, formants: nextFormants, nf: 3000, nq: 1,
+              attack: 0.004, pitchBoost: boost, phrase: pi,
+            });
+          }
+        };
+        for (const p of syl.onset) consonant(p, vowelFormants);
+        syl.nucleus.forEach((p, ni) => {
+          if (p.kind !== 'V') return;
+          let dur = ni === 0 ? 0.085 : 0.045;
+          if (p.long) dur += 0.05;
+          if (stressed) dur *= 1.25;
+          if (finalSyl) dur *= 1.35; // phrase-final lengthening
+          push(dur, {
+            voice: amp, noise: 0, asp: 0, formants: VOWELS[p.v] ?? VOWELS.ə!, nf: 3000, nq: 1,
+            attack: 0.012, pitchBoost: boost, phrase: pi,
+          });
+        });
+        for (const p of syl.coda) consonant(p, vowelFormants);
+      });
+    });
+    span.end = pos;
+    spans.push(span); // index = phrase index
+    silence(pi === phrases.length - 1 ? 0.12 : PAUSES[ph.end], -1);
+  });
+  return { segs, spans, voiced: spans.some((sp) => sp.end > sp.start), total: pos };
+}
+
+/** Pitch multiplier at sample `t` of a phrase: declination plus the phrase-final contour. */
+function contour(span: PhraseSpan, t: number): number {
+  const p = Math.min(1, Math.max(0, (t - span.start) / Math.max(1, span.end - span.start)));
+  let m = 1.08 - 0.16 * p;
+  if (span.kind === 'excl') m *= 1.1;
+  if (t >= span.finalWordStart) {
+    const q = Math.min(1, (t - span.finalWordStart) / Math.max(1, span.end - span.finalWordStart));
+    switch (span.kind) {
+      case 'fall': m *= 1 - 0.2 * q; break;
+      case 'excl': m *= 1 + 0.12 * Math.sin(Math.PI * q) - 0.3 * q * q; break;
+      case 'rise': m *= 1 + 0.5 * q * q; break;
+      case 'cont': m *= 1 + 0.12 * q; break;
+      default: break;
+    }
+  }
+  return m;
+}
+
+/** Bandpass biquad (RBJ, 0 dB peak): writes b0, a1, a2 (b1 = 0, b2 = -b0) into `co` at `i`. */
+function bandpass(co: Float64Array, i: number, f: number, q: number, sr: number): void {
+  const fc = Math.min(f, sr * 0.45);
+  const w = (2 * Math.PI * fc) / sr;
+  const alpha = Math.sin(w) / (2 * q);
+  const a0 = 1 + alpha;
+  co[i] = alpha / a0;
+  co[i + 1] = (-2 * Math.cos(w)) / a0;
+  co[i + 2] = (1 - alpha) / a0;
+}
+
+const BANDWIDTHS = [90, 110, 170] as const;
+const BLOCK = 32; // samples between formant-coefficient updates
+
+/** Runs the source-filter model over the segment plan: float samples, not yet normalised. */
+function render(segs: readonly Segment[], spans: readonly PhraseSpan[], voice: VoiceProfile, sr: number, seed: number, total: number): Float32Array {
+  const out = new Float32Array(total);
+  let rs = seed | 0; // xorshift32 state: deterministic noise
+
+  const fs = voice.formantScale;
+  const co = new Float64Array(12); // 3 formant filters + 1 frication filter
+  // Filter state.
+  let x1 = 0, x2 = 0; // shared input history of the formant filters
+  let y11 = 0, y12 = 0, y21 = 0, y22 = 0, y31 = 0, y32 = 0;
+  let nx1 = 0, nx2 = 0, ny1 = 0, ny2 = 0;
+  // Smoothed parameters.
+  let F1 = VOWELS.ə![0] * fs, F2 = VOWELS.ə![1] * fs, F3 = VOWELS.ə![2] * fs, NF = 3000;
+  let vg = 0, ng = 0, ag = 0, f0s = voice.f0;
+  let phase = 0, prevFlow = 0, jitter = 1, shimmer = 1;
+  const kF0 = 1 - Math.exp(-1 / (0.025 * sr));
+  const kFormant = 1 - Math.exp(-BLOCK / (0.012 * sr));
+  let pos = 0;
+  let vib = 1;
+
+  for (const seg of segs) {
+    // Pauses between phrases hold the current pitch.
+    const span = seg.phrase >= 0 ? spans[seg.phrase] : undefined;
+    const f0a = span ? voice.f0 * contour(span, seg.start) * seg.pitchBoost : f0s;
+    const f0b = span ? voice.f0 * contour(span, seg.start + seg.n) * seg.pitchBoost : f0s;
+    const tF1 = seg.formants[0] * fs, tF2 = seg.formants[1] * fs, tF3 = seg.formants[2] * fs;
+    const kAmp = 1 - Math.exp(-1 / (seg.attack * sr));
+    const nq = seg.nq;
+    const n = seg.n;
+    const tV = seg.voice, tN = seg.noise, tA = seg.asp, tNF = seg.nf;
+    for (let i = 0; i < n; i++, pos++) {
+      if ((pos & (BLOCK - 1)) === 0) {
+        F1 += (tF1 - F1) * kFormant;
+        F2 += (tF2 - F2) * kFormant;
+        F3 += (tF3 - F3) * kFormant;
+        NF += (tNF - NF) * 0.5;
+        bandpass(co, 0, F1, F1 / BANDWIDTHS[0], sr);
+        bandpass(co, 3, F2, F2 / BANDWIDTHS[1], sr);
+        bandpass(co, 6, F3, F3 / BANDWIDTHS[2], sr);
+        bandpass(co, 9, NF, nq, sr);
+        vib = 1 + 0.006 * Math.sin((2 * Math.PI * 5.2 * pos) / sr);
+      }
+      // Pitch: linear within the segment, smoothed across segments, with jitter and a slow vibrato.
+      const f0 = f0a + ((f0b - f0a) * i) / n;
+      f0s += (f0 - f0s) * kF0;
+      phase += (f0s * jitter * vib) / sr;
+      if (phase >= 1) {
+        phase -= 1;
+        rs ^= rs << 13; rs ^= rs >>> 17; rs ^= rs << 5;
+        jitter = 1 + (rs / 2147483648) * 0.012;
+        rs ^= rs << 13; rs ^= rs >>> 17; rs ^= rs << 5;
+        shimmer = 1 + (rs / 2147483648) * 0.06;
+      }
+      // Rosenberg glottal flow; its derivative is the excitation (lip radiation included).
+      let flow: number;
+      if (phase < 0.4) {
+        const x = phase / 0.4;
+        flow = x * x * (3 - 2 * x);
+      } else if (phase < 0.56) {
+        const y = (phase - 0.4) / 0.16;
+        flow = 1 - y * y;
+      } else flow = 0;
+      const src = (flow - prevFlow) * (sr / f0s) * 0.08;
+      prevFlow = flow;
+
+      vg += (tV - vg) * kAmp;
+      ng += (tN - ng) * kAmp;
+      ag += (tA - ag) * kAmp;
+      rs ^= rs << 13; rs ^= rs >>> 17; rs ^= rs << 5;
+      const white = rs / 2147483648; // -1..1
+      const exc = src * vg * shimmer + white * (vg * 0.025 + ag * 0.9);
+
+      // Parallel formant resonators (alternating polarity avoids notches between them).
+      const d = exc - x2;
+      const o1 = co[0]! * d - co[1]! * y11 - co[2]! * y12;
+      const o2 = co[3]! * d - co[4]! * y21 - co[5]! * y22;
+      const o3 = co[6]! * d - co[7]! * y31 - co[8]! * y32;
+      x2 = x1; x1 = exc;
+      y12 = y11; y11 = o1;
+      y22 = y21; y21 = o2;
+      y32 = y31; y31 = o3;
+      // Frication band.
+      const nin = white * ng;
+      const on = co[9]! * (nin - nx2) - co[10]! * ny1 - co[11]! * ny2;
+      nx2 = nx1; nx1 = nin;
+      ny2 = ny1; ny1 = on;
+
+      out[pos] = o1 - 0.75 * o2 + 0.45 * o3 + on;
+    }
+  }
+
+  return out;
+}
+
+/**
+ * Synthesises speech-like audio for `text`: PCM16 little-endian mono. A glottal-pulse source at a
+ * pitch following the sentence intonation (declining, falling at '.', rising at '?') drives three
+ * formant resonators picked from the vowels; consonants add noise bursts and frication; words are
+ * separated by short gaps and punctuation by longer pauses; every envelope is smoothed (no
+ * clicks). Deterministic for the same text, voice and language. Empty text gives an empty buffer.
+ */
+export function synthesizeSpeech(text: string, opts: SynthesizeOptions = {}): Buffer {
+  const sr = Math.round(opts.sampleRate ?? 24000);
+  if (!Number.isFinite(sr) || sr < 4000 || sr > 192000) throw new Error(`synthesizeSpeech: unsupported sample rate ${opts.sampleRate}`);
+  const lang = (opts.language ?? 'en').toLowerCase().split(/[-_]/)[0] ?? 'en';
+  const voice = voiceProfile(opts.voice);
+  const { segs, spans, voiced, total } = planSpeech(text, lang, sr);
+  if (!voiced) return Buffer.alloc(0);
+
+  const seed = fnv1a(`${opts.voice ?? ''}\u0000${lang}\u0000${text}`) || 1;
+  const out = render(segs, spans, voice, sr, seed, total);
+
+  // Normalise to -1 dBFS peak and convert.
+  let peak = 0;
+  for (let i = 0; i < total; i++) {
+    const a = Math.abs(out[i]!);
+    if (a > peak) peak = a;
+  }
+  const gain = peak > 0 ? (0.89 * 32767) / peak : 0;
+  const buf = Buffer.alloc(total * 2);
+  for (let i = 0; i < total; i++) buf.writeInt16LE(Math.round(out[i]! * gain), i * 2);
+  return buf;
+}

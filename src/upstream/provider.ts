@@ -1,0 +1,105 @@
+/**
+ * The provider seam: one interface per upstream kind (CONTRACT.md §1, §3). Adapters (`simulated`,
+ * and the OpenAI-compatible HTTP adapter of the upstream issue) fill it; the session's pipeline only
+ * sees these calls. Every call takes an AbortSignal so a closed session cancels its work.
+ */
+
+/** A message in the conversation history, in the chat-completions shape. */
+export interface ChatMessage {
+  readonly role: 'system' | 'user' | 'assistant';
+  readonly content: string;
+}
+
+/** Raw audio as the session received it. */
+export interface AudioInput {
+  /** PCM16 little-endian samples (format `pcm16`) or an encoded file (`wav`). */
+  readonly data: Buffer;
+  readonly format: 'pcm16' | 'wav';
+  readonly sampleRate: number;
+  readonly channels: number;
+}
+
+export interface CallOptions {
+  readonly signal?: AbortSignal;
+}
+
+export interface ConversationRequest {
+  readonly language: string;
+  readonly nativeLanguage?: string | undefined;
+  readonly scenario?: string | undefined;
+  /** System prompt first, then the bounded history, then the learner's new turn last. */
+  readonly messages: readonly ChatMessage[];
+}
+
+export interface SttRequest {
+  readonly audio: AudioInput;
+  readonly language: string;
+}
+
+export interface TtsRequest {
+  readonly text: string;
+  readonly voice?: string | undefined;
+  readonly language: string;
+}
+
+/** Reply audio: raw PCM16 little-endian mono. */
+export interface TtsResult {
+  readonly audio: Buffer;
+  readonly sampleRate: number;
+}
+
+export interface PronunciationRequest {
+  readonly audio: AudioInput;
+  readonly referenceText: string;
+  readonly language: string;
+}
+
+export interface PronunciationResult {
+  /** 0-100 */
+  readonly score: number;
+  readonly words: readonly { readonly word: string; readonly score: number }[];
+}
+
+export interface TranslationRequest {
+  readonly text: string;
+  readonly sourceLanguage?: string | undefined;
+  readonly targetLanguage: string;
+}
+
+export interface ConversationProvider {
+  reply(req: ConversationRequest, opts?: CallOptions): Promise<string>;
+}
+export interface SttProvider {
+  transcribe(req: SttRequest, opts?: CallOptions): Promise<string>;
+}
+export interface TtsProvider {
+  speak(req: TtsRequest, opts?: CallOptions): Promise<TtsResult>;
+}
+export interface PronunciationProvider {
+  assess(req: PronunciationRequest, opts?: CallOptions): Promise<PronunciationResult>;
+}
+export interface TranslationProvider {
+  translate(req: TranslationRequest, opts?: CallOptions): Promise<string>;
+}
+
+/** One provider per upstream kind. */
+export interface Providers {
+  readonly conversation: ConversationProvider;
+  readonly stt: SttProvider;
+  readonly tts: TtsProvider;
+  readonly pronunciation: PronunciationProvider;
+  readonly translation: TranslationProvider;
+}
+
+/** A provider failure the session reports as `upstream_error` (or `upstream_busy`). */
+export class UpstreamError extends Error {
+  constructor(
+    readonly upstream: string,
+    message: string,
+    readonly status?: number,
+    readonly busy = false,
+  ) {
+    super(message);
+    this.name = 'UpstreamError';
+  }
+}

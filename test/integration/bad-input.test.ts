@@ -1,0 +1,174 @@
+/**
+ * Bad input gets its documented error and loses nothing: the connection (or at least the process)
+ * keeps serving.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { startApp, until, type TestApp } from '../helpers/app.js';
+
+let t: TestApp;
+afterEach(async () => {
+  await t?.close();
+});
+
+describe('malformed frames', () => {
+  it.each([
+    ['non-JSON', 'hello there', 'invalid_message', 'not valid JSON'],
+    ['a JSON array', '[1,2]', 'invalid_message', 'JSON object'],
+    ['an empty text frame', '', 'invalid_message', 'not valid JSON'],
+    ['a missing type', '{"id":"1"}', 'invalid_message', '"type" must be a string'],
+    ['an unknown type', '{"type":"dance","id":"u"}', 'unknown_type', 'unknown type "dance"'],
+    ['a wrong field type', '{"type":"turn.text","id":"w","text":42}', 'invalid_message', '"text"'],
+    ['a missing field', '{"type":"translate","id":"m","text":"hi"}', 'invalid_message', '"target_language" is required'],
+    ['an unknown field', '{"type":"ping","idd":1}', 'invalid_message', 'unknown field "idd"'],
+    ['a bad enum', '{"type":"input_audio.commit","id":"e","purpose":"song"}', 'invalid_message', '"purpose" must be one of "turn", "assessment"'],
+  ])('%s gets %s and the connection stays', async (_name, frame, code, text) => {
+    t = await startApp();
+    const c = await t.session();
+    c.send(frame);
+    const err = await c.waitFor('error');
+    expect(err.code).toBe(code);
+    expect(err.message).toContain(text);
+    expect(err.close_code).toBeUndefined();
+    c.send({ type: 'ping', id: 'still-here' });
+    await c.waitFor('pong');
+  });
+
+  it('echoes the request id of an invalid request', async () => {
+    t = await startApp();
+    const c = await t.session();
+    c.send('{"type":"turn.text","id":"r-7","text":false}');
+    expect((await c.waitFor('error')).request_id).toBe('r-7');
+  });
+
+  it('invalid UTF-8 in a text frame gets invalid_message, not a bare close', async () => {
+    t = await startApp();
+    const c = await t.session();
+    c.ws.send(Buffer.from([0x7b, 0xff, 0xfe, 0x7d]), { binary: false });
+    expect((await c.waitFor('error')).message).toContain('UTF-8');
+    expect(c.closeInfo).toBeUndefined();
+  });
+
+  it('an empty binary frame gets invalid_message', async () => {
+    t = await startApp();
+    const c = await t.session();
+    c.sendBinary(Buffer.alloc(0));
+    expect((await c.waitFor('error')).message).toContain('empty binary frame');
+  });
+});
+
+describe('out-of-order requests', () => {
+  it('binary audio before session.start gets session_not_started', async () => {
+    t = await startApp();
+    const c = await t.client();
+    c.sendBinary(Buffer.alloc(320));
+    expect((await c.waitFor('error')).code).toBe('session_not_started');
+  });
+
+  it.each(['turn.text', 'translate', 'input_audio.commit'])('%s before session.start gets session_not_started with its id', async (type) => {
+    t = await startApp();
+    const c = await t.client();
+    const msg: Record<string, unknown> = { type, id: 'early' };
+    if (type === 'turn.text') msg.text = 'hola';
+    if (type === 'translate') Object.assign(msg, { text: 'hola', target_language: 'en' });
+    if (type === 'input_audio.commit') msg.purpose = 'turn';
+    c.send(msg);
+    expect(await c.waitFor('error')).toMatchObject({ code: 'session_not_started', request_id: 'early' });
+  });
+
+  it('a second session.start gets session_already_started', async () => {
+    t = await startApp();
+    const c = await t.session();
+    c.send({ type: 'session.start', id: 'again', language: 'es' });
+    expect(await c.waitFor('error')).toMatchObject({ code: 'session_already_started', request_id: 'again' });
+  });
+
+  it('session.start without language (and no resume_token) gets invalid_message', async () => {
+    t = await startApp();
+    const c = await t.client();
+    c.send({ type: 'session.start', id: 's' });
+    expect((await c.waitFor('error')).message).toContain('"language" is required');
+  });
+
+  it('audio and a commit sent right behind session.start wait for the session', async () => {
+    t = await startApp();
+    const c = await t.client();
+    c.send({ type: 'session.start', language: 'es' });
+    c.sendBinary(Buffer.alloc(16000, 3));
+    c.send({ type: 'input_audio.commit', id: 'quick', purpose: 'turn' });
+    expect((await c.waitFor('transcript')).request_id).toBe('quick');
+    expect(c.of('error')).toHaveLength(0);
+  });
+});
+
+describe('repeated invalid messages', () => {
+  it('tolerates 10 within 60 s and closes with 1008 on the 11th', async () => {
+    t = await startApp();
+    const c = await t.session();
+    for (let i = 0; i < 10; i++) c.send('garbage');
+    c.send({ type: 'ping', id: 'ok' });
+    await c.waitFor('pong');
+    expect(c.of('error')).toHaveLength(10);
+    c.send('garbage');
+    const closed = await c.waitClose();
+    expect(closed.code).toBe(1008);
+    expect(c.of('error').at(-1)).toMatchObject({ code: 'invalid_message', close_code: 1008 });
+  });
+
+  it('forgets invalid messages older than 60 s', async () => {
+    t = await startApp({ plan: { idleTimeoutSeconds: 600 } });
+    const c = await t.session();
+    for (let i = 0; i < 10; i++) c.send('garbage');
+    await until(() => c.of('error').length === 10, 3000, '10 errors');
+    t.scheduler!.advanceBy(60_000);
+    for (let i = 0; i < 10; i++) c.send('garbage');
+    await until(() => c.of('error').length === 20, 3000, '20 errors');
+    c.send({ type: 'ping', id: 'alive' });
+    await c.waitFor('pong');
+    expect(c.closeInfo).toBeUndefined();
+  });
+
+  it('request errors other than invalid messages never close the connection', async () => {
+    t = await startApp();
+    const c = await t.client();
+    for (let i = 0; i < 15; i++) c.send({ type: 'turn.text', id: i, text: 'hola' });
+    await until(() => c.of('error').length === 15, 3000, '15 errors');
+    expect(c.of('error').every((e) => e.code === 'session_not_started')).toBe(true);
+    c.send({ type: 'ping', id: 'alive' });
+    await c.waitFor('pong');
+  });
+});
+
+describe('isolation', () => {
+  it('a connection flooded with garbage does not disturb another session\'s turn', async () => {
+    t = await startApp({ plan: { messagesPerSecond: 1000, messageBurst: 1000, messageQueue: 1000 } });
+    const good = await t.session();
+    const bad = await t.session();
+    good.send({ type: 'turn.text', id: 'good-turn', text: 'Hola, ¿qué tal?' });
+    for (let i = 0; i < 500; i++) bad.send(i % 2 ? '{"type":' : Buffer.alloc(0).toString());
+    const end = await good.waitFor('reply.audio.end');
+    expect(end.request_id).toBe('good-turn');
+    expect((await bad.waitClose()).code).toBe(1008);
+    expect(good.closeInfo).toBeUndefined();
+    expect(good.of('error')).toHaveLength(0);
+  });
+});
+
+describe('secrets', () => {
+  it('never writes API keys, tokens or resume tokens to the logs', async () => {
+    t = await startApp();
+    const token = await t.token();
+    const c = await t.client({ token, via: 'query' });
+    c.send({ type: 'session.start', language: 'es' });
+    const created = await c.waitFor('session.created');
+    const bad = await t.client({ token, via: 'query' }); // reused: logged as refused
+    await bad.waitClose();
+    await t.rest('GET', '/v1/usage');
+    await t.rest('GET', '/v1/usage', undefined, 'sk_wrong_but_secret_value');
+    const all = t.logs.raw.join('\n');
+    expect(t.logs.lines.length).toBeGreaterThan(3);
+    expect(all).not.toContain(token);
+    expect(all).not.toContain(created.resume_token);
+    expect(all).not.toContain('sk_test_0123456789abcdef');
+    expect(all).not.toContain('sk_wrong_but_secret_value');
+  });
+});

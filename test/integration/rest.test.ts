@@ -1,0 +1,137 @@
+/** The REST API of CONTRACT §4 against the real app on port 0. */
+import { afterEach, describe, expect, it } from 'vitest';
+import { startApp, TEST_KEY, type TestApp } from '../helpers/app.js';
+
+let t: TestApp;
+afterEach(async () => {
+  await t?.close();
+});
+
+describe('POST /v1/tokens', () => {
+  it('mints a single-use token with expiry and the WebSocket URL', async () => {
+    t = await startApp();
+    const res = await t.rest('POST', '/v1/tokens', { learner_id: 'learner-1', ttl_seconds: 120 });
+    expect(res.status).toBe(201);
+    const body = (await res.json()) as { token: string; expires_at: string; url: string };
+    expect(body.token).toMatch(/^pt_[A-Za-z0-9_-]+$/);
+    expect(Date.parse(body.expires_at) - t.scheduler!.now()).toBe(120_000);
+    expect(body.url).toBe(`${t.url.replace('http', 'ws')}/v1/realtime`);
+  });
+
+  it('defaults ttl_seconds to 60 and accepts an empty body', async () => {
+    t = await startApp();
+    const res = await t.rest('POST', '/v1/tokens');
+    expect(res.status).toBe(201);
+    const body = (await res.json()) as { expires_at: string };
+    expect(Date.parse(body.expires_at) - t.scheduler!.now()).toBe(60_000);
+  });
+
+  it.each([
+    [{ ttl_seconds: 5 }, 'ttl_seconds'],
+    [{ ttl_seconds: 601 }, 'ttl_seconds'],
+    [{ ttl_seconds: 'long' }, 'ttl_seconds'],
+    [{ learner_id: 7 }, 'learner_id'],
+    [{ colour: 'blue' }, 'colour'],
+  ])('answers 400 invalid_request naming the field for %j', async (body, field) => {
+    t = await startApp();
+    const res = await t.rest('POST', '/v1/tokens', body);
+    expect(res.status).toBe(400);
+    const json = (await res.json()) as { error: { code: string; message: string } };
+    expect(json.error.code).toBe('invalid_request');
+    expect(json.error.message).toContain(field);
+  });
+
+  it('answers 400 invalid_request for a body that is not JSON', async () => {
+    t = await startApp();
+    const res = await t.rest('POST', '/v1/tokens', '{"ttl_seconds":');
+    expect(res.status).toBe(400);
+    expect(((await res.json()) as { error: { code: string } }).error.code).toBe('invalid_request');
+  });
+
+  it('answers 401 unauthorized for a missing or bad key', async () => {
+    t = await startApp();
+    for (const key of ['', 'sk_nope_nope_nope']) {
+      const res = await t.rest('POST', '/v1/tokens', {}, key);
+      expect(res.status).toBe(401);
+      expect(((await res.json()) as { error: { code: string } }).error.code).toBe('unauthorized');
+    }
+  });
+});
+
+describe('rest quota and rate-limit headers', () => {
+  it('carries X-RateLimit-* and RateLimit headers, then 429 with Retry-After and the error body', async () => {
+    t = await startApp({ plan: { requestsPerMinute: { rest: 3 } } });
+    const first = await t.rest('GET', '/v1/usage');
+    expect(first.status).toBe(200);
+    expect(first.headers.get('x-ratelimit-limit')).toBe('3');
+    expect(first.headers.get('x-ratelimit-remaining')).toBe('2');
+    expect(Number(first.headers.get('x-ratelimit-reset'))).toBe(Math.ceil((t.scheduler!.now() + 60_000) / 1000));
+    expect(first.headers.get('ratelimit-policy')).toBe('"rest";q=3;w=60');
+    expect(first.headers.get('ratelimit')).toBe('"rest";r=2;t=60');
+    await t.rest('GET', '/v1/usage');
+    await t.rest('POST', '/v1/tokens');
+    const over = await t.rest('GET', '/v1/usage');
+    expect(over.status).toBe(429);
+    expect(over.headers.get('retry-after')).toBe('60');
+    expect(over.headers.get('x-ratelimit-remaining')).toBe('0');
+    expect(await over.json()).toEqual({ error: { code: 'rate_limited', message: expect.stringContaining('rest'), retry_after: 60 } });
+    t.scheduler!.advanceBy(60_000);
+    expect((await t.rest('GET', '/v1/usage')).status).toBe(200);
+  });
+
+  it('counts the rest quota per key', async () => {
+    t = await startApp({ plan: { requestsPerMinute: { rest: 1 } } });
+    expect((await t.rest('GET', '/v1/usage')).status).toBe(200);
+    expect((await t.rest('GET', '/v1/usage')).status).toBe(429);
+    expect((await t.rest('GET', '/v1/usage', undefined, 'sk_test_other_0123456789')).status).toBe(200);
+  });
+});
+
+describe('GET /v1/usage', () => {
+  it('reports requests, connections and audio minutes', async () => {
+    t = await startApp();
+    const c = await t.session();
+    c.sendBinary(Buffer.alloc(16000 * 2 * 3)); // 3 s = 0.05 min
+    c.send({ type: 'input_audio.commit', id: 1, purpose: 'turn' });
+    await c.waitFor('reply.audio.end');
+    const usage = (await (await t.rest('GET', '/v1/usage')).json()) as Record<string, unknown>;
+    expect(usage).toMatchObject({
+      account_id: 'acct_a',
+      requests_limit: 60,
+      connections_used: 1,
+      connections_limit: 50,
+      daily_minutes_used: 0.05,
+      daily_minutes_limit: 500,
+    });
+    // The token mint and this call.
+    expect(usage.requests_used).toBe(2);
+    expect((usage.limits as { name: string }[]).map((l) => l.name)).toContain('account.conversation.turn');
+  });
+});
+
+describe('health', () => {
+  it('/healthz is 200 and /readyz is 200 with the store kind', async () => {
+    t = await startApp();
+    expect((await t.rest('GET', '/healthz', undefined, '')).status).toBe(200);
+    const ready = await t.rest('GET', '/readyz', undefined, '');
+    expect(ready.status).toBe(200);
+    expect(await ready.json()).toEqual({ status: 'ready', store: 'memory' });
+  });
+
+  it('/metrics is Prometheus text with parley_connections and parley_closes_total', async () => {
+    t = await startApp();
+    const c = await t.session();
+    c.send({ type: 'session.end' });
+    await c.waitClose();
+    const text = await (await t.rest('GET', '/metrics', undefined, '')).text();
+    expect(text).toMatch(/^# TYPE parley_connections gauge$/m);
+    expect(text).toMatch(/^parley_closes_total\{code="1000"\} 1$/m);
+  });
+
+  it('unknown routes answer 404 with the error body', async () => {
+    t = await startApp();
+    const res = await t.rest('GET', '/v1/nothing', undefined, TEST_KEY);
+    expect(res.status).toBe(404);
+    expect(((await res.json()) as { error: { code: string } }).error.code).toBe('not_found');
+  });
+});
