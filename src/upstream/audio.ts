@@ -694,15 +694,41 @@ function bandpass(co: Float64Array, i: number, f: number, q: number, sr: number)
 }
 
 const BANDWIDTHS = [90, 110, 170] as const;
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 const BLOCK = 32; // samples between formant-coefficient updates
+
+/**
+ * Derivative of one period of the Rosenberg glottal flow (opening 40 %, closing 16 %, closed
+ * after), sampled at GLOTTAL_TABLE points and scaled: the voicing source, lip radiation included.
+ */
+const GLOTTAL_TABLE = 2048;
+const GLOTTAL = (() => {
+  const t = new Float64Array(GLOTTAL_TABLE);
+  for (let i = 0; i < GLOTTAL_TABLE; i++) {
+    const ph = i / GLOTTAL_TABLE;
+    let d = 0;
+    if (ph < 0.4) {
+      const x = ph / 0.4;
+      d = (6 * x * (1 - x)) / 0.4; // d/dphase of 3x^2 - 2x^3
+    } else if (ph < 0.56) {
+      d = (-2 * (ph - 0.4)) / (0.16 * 0.16); // d/dphase of 1 - y^2
+    }
+    t[i] = d * 0.08;
+  }
+  return t;
+})();
+
+/** Amplitudes below this count as silent (the renderer skips the work). */
+const QUIET = 1e-5;
 
 /** Runs the source-filter model over the segment plan: float samples, not yet normalised. */
 function render(segs: readonly Segment[], spans: readonly PhraseSpan[], voice: VoiceProfile, sr: number, seed: number, total: number): Float32Array {
   const out = new Float32Array(total);
+  const glottal = GLOTTAL;
   let rs = seed | 0; // xorshift32 state: deterministic noise
 
   const fs = voice.formantScale;
-  const co = new Float64Array(12); // 3 formant filters + 1 frication filter
+  const co = new Float64Array(12); // b0, a1, a2 of 3 formant filters + 1 frication filter
   // Filter state.
   let x1 = 0, x2 = 0; // shared input history of the formant filters
   let y11 = 0, y12 = 0, y21 = 0, y22 = 0, y31 = 0, y32 = 0;
@@ -710,11 +736,12 @@ function render(segs: readonly Segment[], spans: readonly PhraseSpan[], voice: V
   // Smoothed parameters.
   let F1 = VOWELS.ə![0] * fs, F2 = VOWELS.ə![1] * fs, F3 = VOWELS.ə![2] * fs, NF = 3000;
   let vg = 0, ng = 0, ag = 0, f0s = voice.f0;
-  let phase = 0, prevFlow = 0, jitter = 1, shimmer = 1;
-  const kF0 = 1 - Math.exp(-1 / (0.025 * sr));
+  let phase = 0, jitter = 1, shimmer = 1, dphase = f0s / sr;
+  const kF0 = 1 - Math.exp(-BLOCK / (0.025 * sr));
   const kFormant = 1 - Math.exp(-BLOCK / (0.012 * sr));
+  const vibStep = (2 * Math.PI * 5.2 * BLOCK) / sr;
+  let vibPhase = 0;
   let pos = 0;
-  let vib = 1;
 
   for (const seg of segs) {
     // Pauses between phrases hold the current pitch.
@@ -725,8 +752,24 @@ function render(segs: readonly Segment[], spans: readonly PhraseSpan[], voice: V
     const kAmp = 1 - Math.exp(-1 / (seg.attack * sr));
     const nq = seg.nq;
     const n = seg.n;
+    const end = pos + n;
     const tV = seg.voice, tN = seg.noise, tA = seg.asp, tNF = seg.nf;
-    for (let i = 0; i < n; i++, pos++) {
+    const silent = tV === 0 && tN === 0 && tA === 0;
+    const f0Slope = (f0b - f0a) / n;
+
+    while (pos < end) {
+      // Once a pause has rung out, the rest of it is silence: skip to the next segment.
+      if (silent && vg < QUIET && ng < QUIET && ag < QUIET && Math.abs(y11) + Math.abs(y21) + Math.abs(y31) + Math.abs(ny1) < QUIET) {
+        vg = ng = ag = 0;
+        x1 = x2 = y11 = y12 = y21 = y22 = y31 = y32 = nx1 = nx2 = ny1 = ny2 = 0;
+        F1 = tF1; F2 = tF2; F3 = tF3;
+        const skipped = Math.floor((end - 1) / BLOCK) - Math.floor(pos / BLOCK);
+        vibPhase += vibStep * skipped;
+        f0s += (f0b - f0s) * (1 - Math.pow(1 - kF0, skipped));
+        pos = end;
+        break;
+      }
+      // Control rate (every BLOCK samples): formants, pitch and vibrato glide to their targets.
       if ((pos & (BLOCK - 1)) === 0) {
         F1 += (tF1 - F1) * kFormant;
         F2 += (tF2 - F2) * kFormant;
@@ -736,57 +779,58 @@ function render(segs: readonly Segment[], spans: readonly PhraseSpan[], voice: V
         bandpass(co, 3, F2, F2 / BANDWIDTHS[1], sr);
         bandpass(co, 6, F3, F3 / BANDWIDTHS[2], sr);
         bandpass(co, 9, NF, nq, sr);
-        vib = 1 + 0.006 * Math.sin((2 * Math.PI * 5.2 * pos) / sr);
+        f0s += (f0a + f0Slope * (pos + n - end) - f0s) * kF0;
+        vibPhase += vibStep;
+        dphase = (f0s * jitter * (1 + 0.006 * Math.sin(vibPhase))) / sr;
       }
-      // Pitch: linear within the segment, smoothed across segments, with jitter and a slow vibrato.
-      const f0 = f0a + ((f0b - f0a) * i) / n;
-      f0s += (f0 - f0s) * kF0;
-      phase += (f0s * jitter * vib) / sr;
-      if (phase >= 1) {
-        phase -= 1;
+      // Audio rate, up to the next control-rate boundary.
+      const blockEnd = Math.min(end, (pos | (BLOCK - 1)) + 1);
+      const b1 = co[0]!, a11 = co[1]!, a12 = co[2]!, b2 = co[3]!, a21 = co[4]!, a22 = co[5]!;
+      const b3 = co[6]!, a31 = co[7]!, a32 = co[8]!, bn = co[9]!, an1 = co[10]!, an2 = co[11]!;
+      const fric = ng > QUIET || tN !== 0;
+      for (; pos < blockEnd; pos++) {
+        // Glottal source, with per-period jitter (pitch) and shimmer (amplitude).
+        phase += dphase;
+        if (phase >= 1) {
+          phase -= 1;
+          rs ^= rs << 13; rs ^= rs >>> 17; rs ^= rs << 5;
+          const j = 1 + (rs / 2147483648) * 0.012;
+          dphase *= j / jitter;
+          jitter = j;
+          rs ^= rs << 13; rs ^= rs >>> 17; rs ^= rs << 5;
+          shimmer = 1 + (rs / 2147483648) * 0.06;
+        }
+        const src = glottal[(phase * GLOTTAL_TABLE) | 0]!;
+
+        vg += (tV - vg) * kAmp;
+        ng += (tN - ng) * kAmp;
+        ag += (tA - ag) * kAmp;
         rs ^= rs << 13; rs ^= rs >>> 17; rs ^= rs << 5;
-        jitter = 1 + (rs / 2147483648) * 0.012;
-        rs ^= rs << 13; rs ^= rs >>> 17; rs ^= rs << 5;
-        shimmer = 1 + (rs / 2147483648) * 0.06;
+        const white = rs / 2147483648; // -1..1
+        const exc = src * vg * shimmer + white * (vg * 0.025 + ag * 0.9);
+
+        // Parallel formant resonators (alternating polarity avoids notches between them).
+        const d = exc - x2;
+        const o1 = b1 * d - a11 * y11 - a12 * y12;
+        const o2 = b2 * d - a21 * y21 - a22 * y22;
+        const o3 = b3 * d - a31 * y31 - a32 * y32;
+        x2 = x1; x1 = exc;
+        y12 = y11; y11 = o1;
+        y22 = y21; y21 = o2;
+        y32 = y31; y31 = o3;
+        let sample = o1 - 0.75 * o2 + 0.45 * o3;
+        // Frication band, only while there is frication.
+        if (fric) {
+          const nin = white * ng;
+          const on = bn * (nin - nx2) - an1 * ny1 - an2 * ny2;
+          nx2 = nx1; nx1 = nin;
+          ny2 = ny1; ny1 = on;
+          sample += on;
+        }
+        out[pos] = sample;
       }
-      // Rosenberg glottal flow; its derivative is the excitation (lip radiation included).
-      let flow: number;
-      if (phase < 0.4) {
-        const x = phase / 0.4;
-        flow = x * x * (3 - 2 * x);
-      } else if (phase < 0.56) {
-        const y = (phase - 0.4) / 0.16;
-        flow = 1 - y * y;
-      } else flow = 0;
-      const src = (flow - prevFlow) * (sr / f0s) * 0.08;
-      prevFlow = flow;
-
-      vg += (tV - vg) * kAmp;
-      ng += (tN - ng) * kAmp;
-      ag += (tA - ag) * kAmp;
-      rs ^= rs << 13; rs ^= rs >>> 17; rs ^= rs << 5;
-      const white = rs / 2147483648; // -1..1
-      const exc = src * vg * shimmer + white * (vg * 0.025 + ag * 0.9);
-
-      // Parallel formant resonators (alternating polarity avoids notches between them).
-      const d = exc - x2;
-      const o1 = co[0]! * d - co[1]! * y11 - co[2]! * y12;
-      const o2 = co[3]! * d - co[4]! * y21 - co[5]! * y22;
-      const o3 = co[6]! * d - co[7]! * y31 - co[8]! * y32;
-      x2 = x1; x1 = exc;
-      y12 = y11; y11 = o1;
-      y22 = y21; y21 = o2;
-      y32 = y31; y31 = o3;
-      // Frication band.
-      const nin = white * ng;
-      const on = co[9]! * (nin - nx2) - co[10]! * ny1 - co[11]! * ny2;
-      nx2 = nx1; nx1 = nin;
-      ny2 = ny1; ny1 = on;
-
-      out[pos] = o1 - 0.75 * o2 + 0.45 * o3 + on;
     }
   }
-
   return out;
 }
 
@@ -808,14 +852,18 @@ export function synthesizeSpeech(text: string, opts: SynthesizeOptions = {}): Bu
   const seed = fnv1a(`${opts.voice ?? ''}\u0000${lang}\u0000${text}`) || 1;
   const out = render(segs, spans, voice, sr, seed, total);
 
-  // Normalise to -1 dBFS peak and convert.
+  // Normalise to -1 dBFS peak and convert (rounding half up with integer arithmetic).
   let peak = 0;
   for (let i = 0; i < total; i++) {
-    const a = Math.abs(out[i]!);
-    if (a > peak) peak = a;
+    const v = out[i]!;
+    if (v > peak) peak = v;
+    else if (-v > peak) peak = -v;
   }
   const gain = peak > 0 ? (0.89 * 32767) / peak : 0;
+  const pcm = new Int16Array(total);
+  for (let i = 0; i < total; i++) pcm[i] = ((out[i]! * gain + 32768.5) | 0) - 32768;
+  if (LITTLE_ENDIAN) return Buffer.from(pcm.buffer, pcm.byteOffset, pcm.byteLength);
   const buf = Buffer.alloc(total * 2);
-  for (let i = 0; i < total; i++) buf.writeInt16LE(Math.round(out[i]! * gain), i * 2);
+  for (let i = 0; i < total; i++) buf.writeInt16LE(pcm[i]!, i * 2);
   return buf;
 }
