@@ -38,6 +38,29 @@ export interface ParleyApp {
   close(): Promise<void>;
 }
 
+interface AjvError {
+  readonly instancePath: string;
+  readonly keyword: string;
+  readonly message?: string;
+  readonly params: Record<string, unknown>;
+}
+
+/** One line naming the field and what was wrong (STYLE.md §7), e.g. `body: unknown field "colour"`. */
+export function formatValidation(errors: readonly AjvError[], dataVar: string): string {
+  const e = errors[0];
+  if (!e) return `${dataVar} is invalid`;
+  const field = e.instancePath.replace(/^\//, '').replace(/\//g, '.');
+  const where = field ? `"${field}"` : dataVar;
+  switch (e.keyword) {
+    case 'additionalProperties':
+      return `${dataVar}: unknown field "${field ? `${field}.` : ''}${String(e.params.additionalProperty)}"`;
+    case 'required':
+      return `${dataVar}: "${field ? `${field}.` : ''}${String(e.params.missingProperty)}" is required`;
+    default:
+      return `${dataVar}: ${where} ${e.message ?? 'is invalid'}`;
+  }
+}
+
 /** The hard frame ceiling of the WebSocket layer; frames up to it get the contract's 1009 path. */
 export function maxPayloadBytes(config: Config): number {
   if (config.server.maxPayloadBytes !== undefined) return config.server.maxPayloadBytes;
@@ -45,11 +68,18 @@ export function maxPayloadBytes(config: Config): number {
   return largest * 4;
 }
 
+function createStore(config: Config, scheduler: SchedulerLike): Store {
+  if (config.store.kind === 'redis') {
+    throw new Error('store.kind "redis" is not available in this version; use { "kind": "memory" } (see docs/operations.md)');
+  }
+  return new MemoryStore({ now: () => scheduler.now() });
+}
+
 export async function buildApp(opts: AppOptions): Promise<ParleyApp> {
   const config = opts.config;
   const scheduler = opts.scheduler ?? asyncScheduler;
   const logger = opts.logger ?? createLogger({ level: config.logLevel });
-  const store = opts.store ?? new MemoryStore({ now: () => scheduler.now() });
+  const store = opts.store ?? createStore(config, scheduler);
   const providers = opts.providers ?? createSimulatedProviders();
   const gateway = new Gateway({ config, store, logger, scheduler, providers, replicaId: opts.replicaId, defaultMetrics: opts.defaultMetrics });
 
@@ -59,11 +89,12 @@ export async function buildApp(opts: AppOptions): Promise<ParleyApp> {
     bodyLimit: 64 * 1024,
     disableRequestLogging: false,
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } },
+    schemaErrorFormatter: (errors, dataVar) => new Error(formatValidation(errors, dataVar)),
   });
 
   app.setErrorHandler((err: Error & { validation?: unknown; validationContext?: string; statusCode?: number; code?: string }, req, reply) => {
     if (err.validation) {
-      return sendError(reply, 'invalid_request', `${err.validationContext ?? 'body'}${err.message.replace(/^(body|querystring|params)/, '')}`);
+      return sendError(reply, 'invalid_request', err.message);
     }
     if (err.statusCode && err.statusCode >= 400 && err.statusCode < 500) {
       // Fastify's own client errors: bad JSON, wrong content type, body too large.

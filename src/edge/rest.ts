@@ -82,7 +82,16 @@ export function registerRest(app: FastifyInstance, gateway: Gateway): void {
   app.register(async (v1) => {
     v1.addHook('onRequest', authenticate);
 
-    v1.post('/v1/tokens', { schema: { body: TokenBody } }, async (req, reply) => {
+    v1.post(
+      '/v1/tokens',
+      {
+        schema: { body: TokenBody },
+        // No body at all is the same as {}: every field is optional.
+        preValidation: async (req) => {
+          req.body ??= {};
+        },
+      },
+      async (req, reply) => {
       const p = req.principal!;
       const body = (req.body ?? {}) as { learner_id?: string; ttl_seconds?: number };
       const ttlSeconds = body.ttl_seconds ?? 60;
@@ -91,7 +100,8 @@ export function registerRest(app: FastifyInstance, gateway: Gateway): void {
       await gateway.store.putToken(tokenKey(token), { accountId: p.account.id, keyId: p.key.id, learnerId: body.learner_id, expiresAt });
       const scheme = req.protocol === 'https' ? 'wss' : 'ws';
       return reply.code(201).send({ token, expires_at: new Date(expiresAt).toISOString(), url: `${scheme}://${req.headers.host ?? req.hostname}/v1/realtime` });
-    });
+      },
+    );
 
     v1.get('/v1/usage', async (req, reply) => {
       const p = req.principal!;

@@ -358,7 +358,12 @@ export class Session {
     if (this.tooLong(msg.text, msg.id)) return;
     this.accept(msg.id, 'translate', [], async (signal) => {
       const text = await this.deps.providers.translation.translate(
-        { text: msg.text, targetLanguage: msg.target_language, sourceLanguage: msg.source_language ?? this.language },
+        {
+          text: msg.text,
+          targetLanguage: msg.target_language,
+          // Into the session's language the text is most likely the learner's own language (or unknown).
+          sourceLanguage: msg.source_language ?? (sameLanguage(msg.target_language, this.language) ? this.nativeLanguage : this.language),
+        },
         { signal },
       );
       this.counters.translations++;
@@ -626,6 +631,8 @@ export class Session {
     tick();
   }
 }
+
+const sameLanguage = (a: string, b: string): boolean => a.split('-')[0]!.toLowerCase() === b.split('-')[0]!.toLowerCase();
 
 /** Seconds of audio in a committed utterance (PCM16 mono, or a WAV's data). */
 export function audioSeconds(audio: AudioInput): number {

@@ -60,6 +60,31 @@ export class MemoryStore implements Store {
     return decision;
   }
 
+  async admit(specs: readonly LimitSpec[], leases: readonly LeaseSpec[], holderId: string, ttlMs: number, opId: string): Promise<Decision> {
+    const now = this.now();
+    this.sweep(now);
+    const seen = this.ops.get(opId);
+    if (seen) return seen.decision;
+    let refusal: { retryAfterMs: number; limitName: string } | undefined;
+    for (const spec of specs) {
+      const wait = this.msUntil(spec, now);
+      if (wait > 0 && (refusal === undefined || wait > refusal.retryAfterMs)) refusal = { retryAfterMs: wait, limitName: spec.name };
+    }
+    for (const l of leases) {
+      const holders = this.holders(l.key, now);
+      // A full lease frees when a holder finishes: no time can be promised, so 0 means "on release".
+      if (!holders.has(holderId) && holders.size >= l.limit && refusal === undefined) refusal = { retryAfterMs: 0, limitName: l.name };
+    }
+    if (refusal === undefined) {
+      for (const spec of specs) this.take(spec, now);
+      for (const l of leases) this.holders(l.key, now).set(holderId, now + ttlMs);
+    }
+    const states = [...specs.map((s) => this.state(s, now)), ...leases.map((l) => this.leaseState(l, now))];
+    const decision: Decision = refusal ? { allowed: false, ...refusal, states } : { allowed: true, states };
+    this.ops.set(opId, { at: now, decision });
+    return decision;
+  }
+
   async peek(specs: readonly LimitSpec[]): Promise<readonly LimitState[]> {
     const now = this.now();
     return specs.map((s) => this.state(s, now));

@@ -84,6 +84,12 @@ export interface Store {
   /** Reads the limits without consuming (for /v1/usage and quota.updated). */
   peek(limits: readonly LimitSpec[]): Promise<readonly LimitState[]>;
 
+  /**
+   * Upstream admission: checks every rate limit and every lease, then consumes the limits and
+   * takes one slot of each lease, all or nothing. `opId` makes a replay idempotent.
+   */
+  admit(limits: readonly LimitSpec[], leases: readonly LeaseSpec[], holderId: string, ttlMs: number, opId: string): Promise<Decision>;
+
   /** Takes one slot of every lease or none. Expired leases are swept first. */
   acquire(leases: readonly LeaseSpec[], holderId: string, ttlMs: number): Promise<Decision>;
   /** Extends the holder's slots (heartbeat). */

@@ -11,7 +11,7 @@
 const WAVE_FORMAT_PCM = 0x0001;
 const WAVE_FORMAT_EXTENSIBLE = 0xfffe;
 
-/** Wraps PCM16 little-endian samples in a canonical 44-byte RIFF/WAVE header. */
+/** Wraps PCM16 little-endian samples in a canonical 44-byte RIFF/WAVE header (a trailing partial frame is dropped). */
 export function encodeWav(pcm16: Buffer, sampleRate: number, channels = 1): Buffer {
   if (!Number.isInteger(sampleRate) || sampleRate <= 0) throw new Error(`encodeWav: invalid sample rate ${sampleRate}`);
   if (!Number.isInteger(channels) || channels <= 0 || channels > 0xffff) throw new Error(`encodeWav: invalid channel count ${channels}`);
@@ -284,21 +284,21 @@ interface ConsonantSpec {
 const NASAL_M: Formants = [260, 1100, 2200];
 const NASAL_N: Formants = [260, 1650, 2500];
 const CONSONANTS: Readonly<Record<string, ConsonantSpec>> = {
-  p: { closure: 0.045, noise: { f: 900, q: 0.9, amp: 0.45, dur: 0.014 }, aspiration: 0.025 },
-  t: { closure: 0.04, noise: { f: 4200, q: 1.4, amp: 0.5, dur: 0.016 }, aspiration: 0.025 },
-  k: { closure: 0.045, noise: { f: 2300, q: 1.6, amp: 0.5, dur: 0.02 }, aspiration: 0.025 },
-  b: { closure: 0.035, voicedClosure: true, noise: { f: 900, q: 0.9, amp: 0.25, dur: 0.01 } },
-  d: { closure: 0.03, voicedClosure: true, noise: { f: 3800, q: 1.4, amp: 0.28, dur: 0.01 } },
-  g: { closure: 0.035, voicedClosure: true, noise: { f: 2200, q: 1.6, amp: 0.28, dur: 0.012 } },
+  p: { closure: 0.045, noise: { f: 900, q: 0.9, amp: 0.26, dur: 0.014 }, aspiration: 0.025 },
+  t: { closure: 0.04, noise: { f: 4200, q: 1.4, amp: 0.3, dur: 0.016 }, aspiration: 0.025 },
+  k: { closure: 0.045, noise: { f: 2300, q: 1.6, amp: 0.3, dur: 0.02 }, aspiration: 0.025 },
+  b: { closure: 0.035, voicedClosure: true, noise: { f: 900, q: 0.9, amp: 0.13, dur: 0.01 } },
+  d: { closure: 0.03, voicedClosure: true, noise: { f: 3800, q: 1.4, amp: 0.15, dur: 0.01 } },
+  g: { closure: 0.035, voicedClosure: true, noise: { f: 2200, q: 1.6, amp: 0.15, dur: 0.012 } },
   f: { noise: { f: 5500, q: 0.7, amp: 0.16, dur: 0.085 } },
   θ: { noise: { f: 6000, q: 0.6, amp: 0.12, dur: 0.075 } },
-  s: { noise: { f: 6200, q: 2.8, amp: 0.42, dur: 0.095 } },
-  ʃ: { noise: { f: 3000, q: 2.2, amp: 0.42, dur: 0.095 } },
+  s: { noise: { f: 6200, q: 2.8, amp: 0.3, dur: 0.095 } },
+  ʃ: { noise: { f: 3000, q: 2.2, amp: 0.3, dur: 0.095 } },
   x: { noise: { f: 2000, q: 1.5, amp: 0.28, dur: 0.08 } },
   h: { aspiration: 0.06 },
   v: { noise: { f: 5000, q: 0.7, amp: 0.08, dur: 0.065 }, voice: { amp: 0.35, formants: [280, 1300, 2300], dur: 0.065 } },
-  z: { noise: { f: 6000, q: 2.8, amp: 0.22, dur: 0.075 }, voice: { amp: 0.3, formants: [260, 1700, 2600], dur: 0.075 } },
-  ʒ: { noise: { f: 3000, q: 2.2, amp: 0.22, dur: 0.075 }, voice: { amp: 0.3, formants: [280, 1800, 2500], dur: 0.075 } },
+  z: { noise: { f: 6000, q: 2.8, amp: 0.16, dur: 0.075 }, voice: { amp: 0.3, formants: [260, 1700, 2600], dur: 0.075 } },
+  ʒ: { noise: { f: 3000, q: 2.2, amp: 0.16, dur: 0.075 }, voice: { amp: 0.3, formants: [280, 1800, 2500], dur: 0.075 } },
   m: { voice: { amp: 0.5, formants: NASAL_M, dur: 0.065 } },
   n: { voice: { amp: 0.5, formants: NASAL_N, dur: 0.06 } },
   l: { voice: { amp: 0.62, formants: [360, 1250, 2700], dur: 0.055 } },
@@ -586,7 +586,8 @@ function planSpeech(text: string, lang: string, sr: number): { segs: Segment[]; 
   const segs: Segment[] = [];
   const spans: PhraseSpan[] = [];
   let pos = 0;
-  const samples = (sec: number): number => Math.max(1, Math.round(sec * TEMPO * sr));
+  const tempo = TEMPO * (lang === 'ja' ? 0.85 : 1); // Japanese is mora-timed and brisker per kana
+  const samples = (sec: number): number => Math.max(1, Math.round(sec * tempo * sr));
   const push = (sec: number, s: Omit<Segment, 'n' | 'start'>): void => {
     const n = samples(sec);
     segs.push({ ...s, n, start: pos });
@@ -693,7 +694,21 @@ function bandpass(co: Float64Array, i: number, f: number, q: number, sr: number)
   co[i + 2] = (1 - alpha) / a0;
 }
 
-const BANDWIDTHS = [90, 110, 170] as const;
+/**
+ * Klatt resonator (two poles, unity gain at 0 Hz): writes A, B, C of y = A x + B y1 + C y2 into
+ * `co` at `i`. Three in cascade shape the voiced source into a vowel with a natural spectral tilt.
+ */
+function resonator(co: Float64Array, i: number, f: number, bw: number, sr: number): void {
+  const fc = Math.min(f, sr * 0.45);
+  const r = Math.exp((-Math.PI * bw) / sr);
+  const c = -r * r;
+  const b = 2 * r * Math.cos((2 * Math.PI * fc) / sr);
+  co[i] = 1 - b - c;
+  co[i + 1] = b;
+  co[i + 2] = c;
+}
+
+const BANDWIDTHS = [80, 100, 150] as const;
 const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 const BLOCK = 32; // samples between formant-coefficient updates
 
@@ -722,20 +737,53 @@ const GLOTTAL = (() => {
 const QUIET = 1e-5;
 
 /** Runs the source-filter model over the segment plan: float samples, not yet normalised. */
-function render(segs: readonly Segment[], spans: readonly PhraseSpan[], voice: VoiceProfile, sr: number, seed: number, total: number): Float32Array {
+const P = 12; // numbers per segment in the render program
+const [P_N, P_VOICE, P_NOISE, P_ASP, P_F1, P_F2, P_F3, P_NF, P_NQ, P_KAMP, P_F0A, P_F0B] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11] as const;
+
+/**
+ * Flattens the plan into a Float64Array program for the renderer (P numbers per segment): sample
+ * count, target amplitudes, scaled formants, frication band, envelope rate and the pitch at the
+ * segment's start and end from the intonation contour. Pauses between phrases hold the pitch.
+ */
+function compile(segs: readonly Segment[], spans: readonly PhraseSpan[], voice: VoiceProfile, sr: number): Float64Array {
+  const prog = new Float64Array(segs.length * P);
+  const fs = voice.formantScale;
+  let f0 = voice.f0;
+  segs.forEach((seg, k) => {
+    const o = k * P;
+    const span = seg.phrase >= 0 ? spans[seg.phrase] : undefined;
+    const f0a = span ? voice.f0 * contour(span, seg.start) * seg.pitchBoost : f0;
+    const f0b = span ? voice.f0 * contour(span, seg.start + seg.n) * seg.pitchBoost : f0;
+    f0 = f0b;
+    prog[o + P_N] = seg.n;
+    prog[o + P_VOICE] = seg.voice;
+    prog[o + P_NOISE] = seg.noise;
+    prog[o + P_ASP] = seg.asp;
+    prog[o + P_F1] = seg.formants[0] * fs;
+    prog[o + P_F2] = seg.formants[1] * fs;
+    prog[o + P_F3] = seg.formants[2] * fs;
+    prog[o + P_NF] = seg.nf;
+    prog[o + P_NQ] = seg.nq;
+    prog[o + P_KAMP] = 1 - Math.exp(-1 / (seg.attack * sr));
+    prog[o + P_F0A] = f0a;
+    prog[o + P_F0B] = f0b;
+  });
+  return prog;
+}
+
+function render(prog: Float64Array, total: number, sr: number, seed: number, f0Start: number, formantScale: number): Float32Array {
   const out = new Float32Array(total);
   const glottal = GLOTTAL;
   let rs = seed | 0; // xorshift32 state: deterministic noise
 
-  const fs = voice.formantScale;
-  const co = new Float64Array(12); // b0, a1, a2 of 3 formant filters + 1 frication filter
+  const fs = formantScale;
+  const co = new Float64Array(12); // 3 formant resonators (A, B, C) + 1 frication bandpass (b0, a1, a2)
   // Filter state.
-  let x1 = 0, x2 = 0; // shared input history of the formant filters
   let y11 = 0, y12 = 0, y21 = 0, y22 = 0, y31 = 0, y32 = 0;
   let nx1 = 0, nx2 = 0, ny1 = 0, ny2 = 0;
   // Smoothed parameters.
   let F1 = VOWELS.ə![0] * fs, F2 = VOWELS.ə![1] * fs, F3 = VOWELS.ə![2] * fs, NF = 3000;
-  let vg = 0, ng = 0, ag = 0, f0s = voice.f0;
+  let vg = 0, ng = 0, ag = 0, f0s = f0Start;
   let phase = 0, jitter = 1, shimmer = 1, dphase = f0s / sr;
   const kF0 = 1 - Math.exp(-BLOCK / (0.025 * sr));
   const kFormant = 1 - Math.exp(-BLOCK / (0.012 * sr));
@@ -743,17 +791,13 @@ function render(segs: readonly Segment[], spans: readonly PhraseSpan[], voice: V
   let vibPhase = 0;
   let pos = 0;
 
-  for (const seg of segs) {
-    // Pauses between phrases hold the current pitch.
-    const span = seg.phrase >= 0 ? spans[seg.phrase] : undefined;
-    const f0a = span ? voice.f0 * contour(span, seg.start) * seg.pitchBoost : f0s;
-    const f0b = span ? voice.f0 * contour(span, seg.start + seg.n) * seg.pitchBoost : f0s;
-    const tF1 = seg.formants[0] * fs, tF2 = seg.formants[1] * fs, tF3 = seg.formants[2] * fs;
-    const kAmp = 1 - Math.exp(-1 / (seg.attack * sr));
-    const nq = seg.nq;
-    const n = seg.n;
+  for (let o = 0; o < prog.length; o += P) {
+    const n = prog[o + P_N]!;
+    const tV = prog[o + P_VOICE]!, tN = prog[o + P_NOISE]!, tA = prog[o + P_ASP]!;
+    const tF1 = prog[o + P_F1]!, tF2 = prog[o + P_F2]!, tF3 = prog[o + P_F3]!;
+    const tNF = prog[o + P_NF]!, nq = prog[o + P_NQ]!, kAmp = prog[o + P_KAMP]!;
+    const f0a = prog[o + P_F0A]!, f0b = prog[o + P_F0B]!;
     const end = pos + n;
-    const tV = seg.voice, tN = seg.noise, tA = seg.asp, tNF = seg.nf;
     const silent = tV === 0 && tN === 0 && tA === 0;
     const f0Slope = (f0b - f0a) / n;
 
@@ -761,7 +805,7 @@ function render(segs: readonly Segment[], spans: readonly PhraseSpan[], voice: V
       // Once a pause has rung out, the rest of it is silence: skip to the next segment.
       if (silent && vg < QUIET && ng < QUIET && ag < QUIET && Math.abs(y11) + Math.abs(y21) + Math.abs(y31) + Math.abs(ny1) < QUIET) {
         vg = ng = ag = 0;
-        x1 = x2 = y11 = y12 = y21 = y22 = y31 = y32 = nx1 = nx2 = ny1 = ny2 = 0;
+        y11 = y12 = y21 = y22 = y31 = y32 = nx1 = nx2 = ny1 = ny2 = 0;
         F1 = tF1; F2 = tF2; F3 = tF3;
         const skipped = Math.floor((end - 1) / BLOCK) - Math.floor(pos / BLOCK);
         vibPhase += vibStep * skipped;
@@ -775,9 +819,9 @@ function render(segs: readonly Segment[], spans: readonly PhraseSpan[], voice: V
         F2 += (tF2 - F2) * kFormant;
         F3 += (tF3 - F3) * kFormant;
         NF += (tNF - NF) * 0.5;
-        bandpass(co, 0, F1, F1 / BANDWIDTHS[0], sr);
-        bandpass(co, 3, F2, F2 / BANDWIDTHS[1], sr);
-        bandpass(co, 6, F3, F3 / BANDWIDTHS[2], sr);
+        resonator(co, 0, F1, BANDWIDTHS[0], sr);
+        resonator(co, 3, F2, BANDWIDTHS[1], sr);
+        resonator(co, 6, F3, BANDWIDTHS[2], sr);
         bandpass(co, 9, NF, nq, sr);
         f0s += (f0a + f0Slope * (pos + n - end) - f0s) * kF0;
         vibPhase += vibStep;
@@ -785,9 +829,8 @@ function render(segs: readonly Segment[], spans: readonly PhraseSpan[], voice: V
       }
       // Audio rate, up to the next control-rate boundary.
       const blockEnd = Math.min(end, (pos | (BLOCK - 1)) + 1);
-      const b1 = co[0]!, a11 = co[1]!, a12 = co[2]!, b2 = co[3]!, a21 = co[4]!, a22 = co[5]!;
-      const b3 = co[6]!, a31 = co[7]!, a32 = co[8]!, bn = co[9]!, an1 = co[10]!, an2 = co[11]!;
-      const fric = ng > QUIET || tN !== 0;
+      const A1 = co[0]!, B1 = co[1]!, C1 = co[2]!, A2 = co[3]!, B2 = co[4]!, C2 = co[5]!;
+      const A3 = co[6]!, B3 = co[7]!, C3 = co[8]!, bn = co[9]!, an1 = co[10]!, an2 = co[11]!;
       for (; pos < blockEnd; pos++) {
         // Glottal source, with per-period jitter (pitch) and shimmer (amplitude).
         phase += dphase;
@@ -807,27 +850,21 @@ function render(segs: readonly Segment[], spans: readonly PhraseSpan[], voice: V
         ag += (tA - ag) * kAmp;
         rs ^= rs << 13; rs ^= rs >>> 17; rs ^= rs << 5;
         const white = rs / 2147483648; // -1..1
-        const exc = src * vg * shimmer + white * (vg * 0.025 + ag * 0.9);
+        const exc = src * vg * shimmer + white * (vg * 0.03 + ag * 1.6);
 
-        // Parallel formant resonators (alternating polarity avoids notches between them).
-        const d = exc - x2;
-        const o1 = b1 * d - a11 * y11 - a12 * y12;
-        const o2 = b2 * d - a21 * y21 - a22 * y22;
-        const o3 = b3 * d - a31 * y31 - a32 * y32;
-        x2 = x1; x1 = exc;
+        // Cascade of formant resonators.
+        const o1 = A1 * exc + B1 * y11 + C1 * y12;
         y12 = y11; y11 = o1;
+        const o2 = A2 * o1 + B2 * y21 + C2 * y22;
         y22 = y21; y21 = o2;
+        const o3 = A3 * o2 + B3 * y31 + C3 * y32;
         y32 = y31; y31 = o3;
-        let sample = o1 - 0.75 * o2 + 0.45 * o3;
-        // Frication band, only while there is frication.
-        if (fric) {
-          const nin = white * ng;
-          const on = bn * (nin - nx2) - an1 * ny1 - an2 * ny2;
-          nx2 = nx1; nx1 = nin;
-          ny2 = ny1; ny1 = on;
-          sample += on;
-        }
-        out[pos] = sample;
+        // Frication band.
+        const nin = white * ng;
+        const on = bn * (nin - nx2) - an1 * ny1 - an2 * ny2;
+        nx2 = nx1; nx1 = nin;
+        ny2 = ny1; ny1 = on;
+        out[pos] = o3 + 2.5 * on;
       }
     }
   }
@@ -850,7 +887,7 @@ export function synthesizeSpeech(text: string, opts: SynthesizeOptions = {}): Bu
   if (!voiced) return Buffer.alloc(0);
 
   const seed = fnv1a(`${opts.voice ?? ''}\u0000${lang}\u0000${text}`) || 1;
-  const out = render(segs, spans, voice, sr, seed, total);
+  const out = render(compile(segs, spans, voice, sr), total, sr, seed, voice.f0, voice.formantScale);
 
   // Normalise to -1 dBFS peak and convert (rounding half up with integer arithmetic).
   let peak = 0;

@@ -43,7 +43,9 @@ export interface TestApp {
 export function testConfig(opts: TestAppOptions = {}) {
   return parseConfig(
     {
-      server: { host: '127.0.0.1', port: 0, drainSeconds: 2, ...opts.server },
+      // The heartbeat is long unless a test is about it: advancing virtual time past two pings in one
+      // step would drop every client as a dead peer before its pong could be read.
+      server: { host: '127.0.0.1', port: 0, drainSeconds: 2, heartbeatSeconds: 3600, ...opts.server },
       logLevel: 'info',
       plans: { test: { ...opts.plan } },
       accounts: [

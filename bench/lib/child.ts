@@ -1,0 +1,157 @@
+/**
+ * The orchestrator's handle on a server child: starts it (node --import tsx --expose-gc), waits for
+ * its port, asks it for CPU and memory readings over IPC, and stops it. Every child started here is
+ * killed when the orchestrator exits, however it exits (see killAllChildren and bench/run.ts).
+ */
+import { fork, type ChildProcess } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { ChildMessage, CpuSnapshot, MemSnapshot, ParentMessage } from './ipc.js';
+
+export const BENCH_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+export const PROJECT_DIR = path.resolve(BENCH_DIR, '..');
+
+export type ServerKind = 'bare' | 'parley';
+
+export interface StartOptions {
+  /** Write a V8 CPU profile of the child into this directory when it exits (node --cpu-prof). */
+  readonly cpuProfDir?: string | undefined;
+}
+
+const live = new Set<ChildProcess>();
+
+/** Kills every child still running (SIGKILL: synchronous, so it works in an 'exit' handler). */
+export function killAllChildren(): void {
+  for (const child of live) {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  }
+  live.clear();
+}
+
+export class ServerChild {
+  private nextId = 1;
+  private readonly waiting = new Map<number, { resolve: (m: ChildMessage) => void; reject: (e: Error) => void }>();
+  private exited: Error | undefined;
+
+  private constructor(
+    readonly kind: ServerKind,
+    private readonly child: ChildProcess,
+    readonly port: number,
+  ) {
+    child.on('message', (msg: ChildMessage) => {
+      if (msg.type === 'cpu' || msg.type === 'mem') {
+        const w = this.waiting.get(msg.id);
+        this.waiting.delete(msg.id);
+        w?.resolve(msg);
+      } else if (msg.type === 'failed') {
+        this.failAll(new Error(`${kind} server: ${msg.message}`));
+      }
+    });
+    child.on('exit', (code, signal) => {
+      live.delete(child);
+      this.exited = new Error(`${kind} server exited (code ${code}, signal ${signal})`);
+      this.failAll(this.exited);
+    });
+  }
+
+  get pid(): number | undefined {
+    return this.child.pid;
+  }
+
+  get url(): string {
+    return `ws://127.0.0.1:${this.port}`;
+  }
+
+  /** Starts a server child and resolves once it listens. */
+  static start(kind: ServerKind, opts: StartOptions = {}): Promise<ServerChild> {
+    const script = path.join(BENCH_DIR, 'servers', `${kind}-server.ts`);
+    // Our own flags, not the orchestrator's (tsx adds its loader flags to process.execArgv).
+    // --expose-gc: the memory readings force GC first. tsx only transpiles at load time; the
+    // running code is plain JS for both children alike.
+    const execArgv = ['--import', 'tsx', '--expose-gc'];
+    // Node's default profile name carries pid and thread id: tsx's loader-hooks thread writes one
+    // too, and a fixed --cpu-prof-name would let it overwrite the main thread's.
+    if (opts.cpuProfDir) execArgv.push('--cpu-prof', `--cpu-prof-dir=${opts.cpuProfDir}`);
+    const child = fork(script, [], {
+      cwd: PROJECT_DIR,
+      execArgv,
+      // Children log to our stdout/stderr: a Parley warning during the bench must be seen.
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    });
+    live.add(child);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        child.kill('SIGKILL');
+        reject(new Error(`${kind} server did not start within 30 s`));
+      }, 30_000);
+      const onMessage = (msg: ChildMessage): void => {
+        if (msg.type === 'ready') {
+          clearTimeout(timer);
+          child.off('message', onMessage);
+          child.off('exit', onExit);
+          resolve(new ServerChild(kind, child, msg.port));
+        } else if (msg.type === 'failed') {
+          clearTimeout(timer);
+          reject(new Error(`${kind} server failed to start: ${msg.message}`));
+        }
+      };
+      const onExit = (code: number | null, signal: string | null): void => {
+        clearTimeout(timer);
+        live.delete(child);
+        reject(new Error(`${kind} server exited before listening (code ${code}, signal ${signal})`));
+      };
+      child.on('message', onMessage);
+      child.once('exit', onExit);
+    });
+  }
+
+  /** The child's cumulative CPU, read inside the child. */
+  cpu(): Promise<CpuSnapshot> {
+    return this.request({ type: 'cpu', id: this.nextId++ }, 5_000) as Promise<CpuSnapshot>;
+  }
+
+  /** The child's memory after forced GC has settled (takes ~0.3-1.2 s). */
+  mem(): Promise<MemSnapshot> {
+    return this.request({ type: 'mem', id: this.nextId++ }, 30_000) as Promise<MemSnapshot>;
+  }
+
+  /** Asks the child to exit (so --cpu-prof can write its profile), then kills it after 5 s. */
+  async stop(): Promise<void> {
+    if (this.exited) return;
+    const exited = new Promise<void>((r) => this.child.once('exit', () => r()));
+    try {
+      this.child.send({ type: 'exit' } satisfies ParentMessage);
+    } catch {
+      /* the IPC channel is already gone */
+    }
+    const timer = setTimeout(() => this.child.kill('SIGKILL'), 5_000);
+    await exited;
+    clearTimeout(timer);
+  }
+
+  private request(msg: Extract<ParentMessage, { id: number }>, timeoutMs: number): Promise<ChildMessage> {
+    if (this.exited) return Promise.reject(this.exited);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.waiting.delete(msg.id);
+        reject(new Error(`${this.kind} server did not answer "${msg.type}" within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.waiting.set(msg.id, {
+        resolve: (m) => {
+          clearTimeout(timer);
+          resolve(m);
+        },
+        reject: (e) => {
+          clearTimeout(timer);
+          reject(e);
+        },
+      });
+      this.child.send(msg);
+    });
+  }
+
+  private failAll(err: Error): void {
+    for (const w of this.waiting.values()) w.reject(err);
+    this.waiting.clear();
+  }
+}

@@ -1,0 +1,122 @@
+/**
+ * The IPC protocol between the orchestrator (bench/run.ts) and a server child, and the child's side
+ * of it. Both server children speak exactly the same protocol, so the orchestrator measures them the
+ * same way; the only difference between the two children is the server they run.
+ *
+ * Measurements are taken INSIDE the child (process.cpuUsage(), process.memoryUsage()) because that is
+ * the only place they describe the server alone: the load client runs in the parent.
+ */
+
+/** Parent → child. */
+export type ParentMessage =
+  | { readonly type: 'cpu'; readonly id: number }
+  | { readonly type: 'mem'; readonly id: number }
+  | { readonly type: 'exit' };
+
+/** Child → parent. */
+export type ChildMessage =
+  | { readonly type: 'ready'; readonly port: number }
+  | { readonly type: 'failed'; readonly message: string }
+  | CpuSnapshot
+  | MemSnapshot;
+
+/** Cumulative CPU of the child since it started, and when it was read (monotonic clock). */
+export interface CpuSnapshot {
+  readonly type: 'cpu';
+  readonly id: number;
+  /** process.cpuUsage().user, µs */
+  readonly userUs: number;
+  /** process.cpuUsage().system, µs */
+  readonly systemUs: number;
+  /** process.hrtime.bigint() / 1000, µs (as a number: fits easily in a double) */
+  readonly atUs: number;
+}
+
+/** Memory of the child after forced, settled garbage collection. */
+export interface MemSnapshot {
+  readonly type: 'mem';
+  readonly id: number;
+  readonly rss: number;
+  readonly heapUsed: number;
+  readonly external: number;
+  readonly arrayBuffers: number;
+  /** How many gc() rounds it took for RSS to settle (for the record). */
+  readonly gcRounds: number;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Forces full GCs until RSS stops moving (two readings within 0.5 %, at most 8 rounds). A single
+ * gc() is not enough: V8 sweeps and releases pages concurrently after the call returns, so RSS keeps
+ * falling for a little while, and a reading taken at once would charge that garbage to whichever
+ * server happened to produce more of it.
+ */
+async function settledMemory(id: number): Promise<MemSnapshot> {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (!gc) throw new Error('server child started without --expose-gc');
+  let previous = Number.POSITIVE_INFINITY;
+  let rounds = 0;
+  for (; rounds < 8; rounds++) {
+    gc();
+    await sleep(150);
+    const rss = process.memoryUsage.rss();
+    if (Math.abs(rss - previous) <= previous * 0.005) break;
+    previous = rss;
+  }
+  const m = process.memoryUsage();
+  return { type: 'mem', id, rss: m.rss, heapUsed: m.heapUsed, external: m.external, arrayBuffers: m.arrayBuffers, gcRounds: rounds + 1 };
+}
+
+function send(msg: ChildMessage): void {
+  process.send?.(msg);
+}
+
+/**
+ * The child's side: answers measurement requests, and makes sure the child never outlives the
+ * orchestrator. `disconnect` fires when the parent exits for any reason (even SIGKILL: the IPC pipe
+ * closes), so an interrupted bench leaves no server behind holding ports and CPU.
+ * `start` starts the server and returns its port; `stop` is best-effort cleanup before exiting.
+ */
+export async function runChild(start: () => Promise<number>, stop: () => Promise<void> = async () => undefined): Promise<void> {
+  if (!process.send) {
+    console.error('this is a bench server child; run it through `npm run bench`');
+    process.exit(2);
+  }
+  let exiting = false;
+  const exit = (code: number): void => {
+    if (exiting) return;
+    exiting = true;
+    // Exit even if stop() hangs (e.g. a close waiting on 5,000 sockets); --cpu-prof still writes on process.exit.
+    setTimeout(() => process.exit(code), 1000).unref();
+    stop().then(
+      () => process.exit(code),
+      () => process.exit(code),
+    );
+  };
+  process.on('disconnect', () => exit(0));
+  process.on('SIGTERM', () => exit(0));
+  process.on('SIGINT', () => exit(0));
+  process.on('message', (msg: ParentMessage) => {
+    switch (msg.type) {
+      case 'cpu': {
+        const u = process.cpuUsage();
+        send({ type: 'cpu', id: msg.id, userUs: u.user, systemUs: u.system, atUs: Number(process.hrtime.bigint() / 1000n) });
+        return;
+      }
+      case 'mem':
+        settledMemory(msg.id).then(send, (err: unknown) => send({ type: 'failed', message: String(err) }));
+        return;
+      case 'exit':
+        exit(0);
+        return;
+    }
+  });
+  try {
+    const port = await start();
+    send({ type: 'ready', port });
+  } catch (err) {
+    send({ type: 'failed', message: err instanceof Error ? (err.stack ?? err.message) : String(err) });
+    exit(1);
+  }
+}

@@ -1,0 +1,174 @@
+/**
+ * The Store's behaviour, written once and run against every implementation (STYLE.md §10).
+ * `make` gets a clock the suite controls.
+ */
+import { describe, expect, it } from 'vitest';
+import type { LeaseSpec, LimitSpec, SessionRecord, Store } from '../../../src/store/store.js';
+
+export interface StoreFactory {
+  (clock: { now: () => number }): Promise<Store>;
+}
+
+const NOON = Date.UTC(2026, 10, 23, 12, 0, 0);
+
+function clock(start = NOON): { now: () => number; advance(ms: number): void } {
+  let t = start;
+  return { now: () => t, advance: (ms) => (t += ms) };
+}
+
+const window = (limit: number, key = 'w:{a}', cost = 1): LimitSpec => ({ kind: 'window', key, name: key, limit, windowMs: 60_000, cost });
+const bucket = (rate: number, burst: number, key = 'b:{a}'): LimitSpec => ({ kind: 'bucket', key, name: key, ratePerSec: rate, burst });
+const daily = (limit: number, cost: number, key = 'd:{a}'): LimitSpec => ({ kind: 'daily', key, name: key, limit, cost });
+
+export function storeSuite(name: string, make: StoreFactory): void {
+  describe(`${name} store`, () => {
+    it('a window allows exactly `limit` in any 60 s and tells when the next fits', async () => {
+      const c = clock();
+      const s = await make(c);
+      for (let i = 0; i < 3; i++) {
+        c.advance(10_000);
+        expect((await s.consume([window(3)], `op${i}`)).allowed).toBe(true);
+      }
+      const refused = await s.consume([window(3)], 'op3');
+      // The oldest (at +10 s) leaves the window at +70 s; it is now +30 s.
+      expect(refused).toMatchObject({ allowed: false, retryAfterMs: 40_000, limitName: 'w:{a}' });
+      c.advance(39_999);
+      expect((await s.consume([window(3)], 'op3b')).allowed).toBe(false);
+      c.advance(1);
+      expect((await s.consume([window(3)], 'op4')).allowed).toBe(true);
+      await s.close();
+    });
+
+    it('a bucket allows the burst, then one per 1/rate', async () => {
+      const c = clock();
+      const s = await make(c);
+      for (let i = 0; i < 5; i++) expect((await s.consume([bucket(2, 5)], `b${i}`)).allowed).toBe(true);
+      const refused = await s.consume([bucket(2, 5)], 'b5');
+      expect(refused).toMatchObject({ allowed: false, retryAfterMs: 500 });
+      c.advance(500);
+      expect((await s.consume([bucket(2, 5)], 'b6')).allowed).toBe(true);
+      await s.close();
+    });
+
+    it('a daily limit counts fractional cost and resets at 00:00 UTC', async () => {
+      const c = clock();
+      const s = await make(c);
+      expect((await s.consume([daily(1, 0.6)], 'd1')).allowed).toBe(true);
+      const refused = await s.consume([daily(1, 0.5)], 'd2');
+      expect(refused).toMatchObject({ allowed: false, retryAfterMs: 12 * 3600_000 });
+      expect((await s.consume([daily(1, 0.4)], 'd3')).allowed).toBe(true);
+      const [state] = await s.peek([daily(1, 0)]);
+      expect(state!.remaining).toBeCloseTo(0, 9);
+      c.advance(12 * 3600_000);
+      expect((await s.consume([daily(1, 1)], 'd4')).allowed).toBe(true);
+      await s.close();
+    });
+
+    it('decides several limits all or nothing', async () => {
+      const c = clock();
+      const s = await make(c);
+      expect((await s.consume([window(5, 'w1:{a}'), window(1, 'w2:{a}')], 'x1')).allowed).toBe(true);
+      const refused = await s.consume([window(5, 'w1:{a}'), window(1, 'w2:{a}')], 'x2');
+      expect(refused).toMatchObject({ allowed: false, limitName: 'w2:{a}' });
+      // The refusal consumed nothing from w1: four more fit.
+      const [w1] = await s.peek([window(5, 'w1:{a}')]);
+      expect(w1!.remaining).toBe(4);
+      await s.close();
+    });
+
+    it('a replayed operation id is decided once', async () => {
+      const c = clock();
+      const s = await make(c);
+      expect((await s.consume([window(1)], 'same')).allowed).toBe(true);
+      expect((await s.consume([window(1)], 'same')).allowed).toBe(true);
+      expect((await s.consume([window(1)], 'other')).allowed).toBe(false);
+      await s.close();
+    });
+
+    it('leases cap holders, are idempotent per holder, release idempotently and expire', async () => {
+      const c = clock();
+      const s = await make(c);
+      const caps: LeaseSpec[] = [{ key: 'l:{a}', name: 'cap', limit: 2 }];
+      expect((await s.acquire(caps, 'h1', 30_000)).allowed).toBe(true);
+      expect((await s.acquire(caps, 'h1', 30_000)).allowed).toBe(true);
+      expect((await s.acquire(caps, 'h2', 30_000)).allowed).toBe(true);
+      const refused = await s.acquire(caps, 'h3', 30_000);
+      expect(refused).toMatchObject({ allowed: false, limitName: 'cap' });
+      expect(await s.countLeases('l:{a}')).toBe(2);
+      await s.release(caps, 'h1');
+      await s.release(caps, 'h1');
+      expect(await s.countLeases('l:{a}')).toBe(1);
+      c.advance(20_000);
+      await s.renew(caps, 'h2', 30_000);
+      c.advance(20_000);
+      expect(await s.countLeases('l:{a}')).toBe(1);
+      c.advance(10_000);
+      expect(await s.countLeases('l:{a}')).toBe(0);
+      await s.close();
+    });
+
+    it('acquires several leases all or nothing', async () => {
+      const c = clock();
+      const s = await make(c);
+      const key: LeaseSpec = { key: 'k:{a}', name: 'key', limit: 5 };
+      const acct: LeaseSpec = { key: 'a:{a}', name: 'account', limit: 1 };
+      expect((await s.acquire([key, acct], 'h1', 30_000)).allowed).toBe(true);
+      expect((await s.acquire([key, acct], 'h2', 30_000)).allowed).toBe(false);
+      expect(await s.countLeases('k:{a}')).toBe(1);
+      await s.close();
+    });
+
+    it('admits upstream work against rates and a concurrency lease, all or nothing', async () => {
+      const c = clock();
+      const s = await make(c);
+      const conc: LeaseSpec = { key: 'up:{u}:conc', name: 'concurrency', limit: 1 };
+      const rate = bucket(10, 2, 'up:{u}:rps');
+      expect((await s.admit([rate], [conc], 'j1', 30_000, 'a1')).allowed).toBe(true);
+      const busy = await s.admit([rate], [conc], 'j2', 30_000, 'a2');
+      expect(busy).toMatchObject({ allowed: false, limitName: 'concurrency', retryAfterMs: 0 });
+      // The refusal took no token: after the release one token is still there for j2.
+      await s.release([conc], 'j1');
+      expect((await s.admit([rate], [conc], 'j2', 30_000, 'a3')).allowed).toBe(true);
+      await s.release([conc], 'j2');
+      const limited = await s.admit([rate], [conc], 'j3', 30_000, 'a4');
+      expect(limited).toMatchObject({ allowed: false, limitName: 'up:{u}:rps', retryAfterMs: 100 });
+      expect(await s.countLeases('up:{u}:conc')).toBe(0);
+      await s.close();
+    });
+
+    it('a token is taken exactly once and not after it expires', async () => {
+      const c = clock();
+      const s = await make(c);
+      await s.putToken('t1', { accountId: 'a', keyId: 'k', expiresAt: NOON + 60_000 });
+      await s.putToken('t2', { accountId: 'a', keyId: 'k', expiresAt: NOON + 60_000 });
+      expect((await s.takeToken('t1'))?.accountId).toBe('a');
+      expect(await s.takeToken('t1')).toBeUndefined();
+      c.advance(60_000);
+      expect(await s.takeToken('t2')).toBeUndefined();
+      await s.close();
+    });
+
+    it('keeps session records for their ttl, by id and by resume token, per account', async () => {
+      const c = clock();
+      const s = await make(c);
+      const rec: SessionRecord = {
+        sessionId: 's1', resumeToken: 'rt1', accountId: 'a', keyId: 'k', language: 'es',
+        audio: { format: 'pcm16', sampleRate: 16000 }, createdAt: NOON, expiresAt: NOON + 1_800_000,
+        history: [{ role: 'user', content: 'hola' }], pending: ['r1'], replicaId: 'x', connected: true,
+        counters: { turns: 1, assessments: 0, translations: 0, audioSeconds: 1.5 },
+      };
+      await s.saveSession(rec, 60_000);
+      expect(await s.loadSession('s1')).toEqual(rec);
+      expect((await s.findSessionByResumeToken('rt1'))?.sessionId).toBe('s1');
+      expect((await s.listSessions('a')).map((r) => r.sessionId)).toEqual(['s1']);
+      expect(await s.listSessions('b')).toEqual([]);
+      c.advance(60_000);
+      expect(await s.loadSession('s1')).toBeUndefined();
+      expect(await s.findSessionByResumeToken('rt1')).toBeUndefined();
+      await s.saveSession(rec, 60_000);
+      await s.deleteSession('s1');
+      expect(await s.listSessions('a')).toEqual([]);
+      await s.close();
+    });
+  });
+}
