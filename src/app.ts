@@ -87,7 +87,6 @@ export async function buildApp(opts: AppOptions): Promise<ParleyApp> {
     loggerInstance: logger as FastifyBaseLogger,
     trustProxy: config.server.trustProxy,
     bodyLimit: 64 * 1024,
-    disableRequestLogging: false,
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } },
     schemaErrorFormatter: (errors, dataVar) => new Error(formatValidation(errors, dataVar)),
   });
