@@ -14,7 +14,7 @@ import { MemoryStore } from './store/memory.js';
 import type { Store } from './store/store.js';
 import { createLogger, type Logger } from './telemetry/logger.js';
 import type { Providers } from './upstream/provider.js';
-import { createSimulatedProviders } from './upstream/simulated.js';
+import { createGovernedProviders } from './upstream/governed.js';
 
 export interface AppOptions {
   readonly config: Config;
@@ -22,7 +22,8 @@ export interface AppOptions {
   readonly logger?: Logger;
   /** Timers and the clock of every limit and session (default: RxJS asyncScheduler, i.e. Date.now). */
   readonly scheduler?: SchedulerLike;
-  readonly providers?: Providers;
+  /** Upstream adapters to use instead of the configured ones; they still run behind the governors. */
+  readonly providers?: Partial<Providers>;
   readonly replicaId?: string;
   /** Process metrics in /metrics (off in tests that build many apps). */
   readonly defaultMetrics?: boolean;
@@ -80,8 +81,18 @@ export async function buildApp(opts: AppOptions): Promise<ParleyApp> {
   const scheduler = opts.scheduler ?? asyncScheduler;
   const logger = opts.logger ?? createLogger({ level: config.logLevel });
   const store = opts.store ?? createStore(config, scheduler);
-  const providers = opts.providers ?? createSimulatedProviders();
-  const gateway = new Gateway({ config, store, logger, scheduler, providers, replicaId: opts.replicaId, defaultMetrics: opts.defaultMetrics });
+  let upstreamHooks: Parameters<typeof createGovernedProviders>[0]['hooks'];
+  const upstreams = createGovernedProviders({
+    config,
+    store,
+    scheduler,
+    logger,
+    ...(opts.providers ? { adapters: opts.providers } : {}),
+    hooks: (name) => upstreamHooks!(name),
+  });
+  const gateway = new Gateway({ config, store, logger, scheduler, providers: upstreams.providers, replicaId: opts.replicaId, defaultMetrics: opts.defaultMetrics });
+  upstreamHooks = (name) => gateway.metrics.upstreamHooks(name);
+  gateway.metrics.watchUpstreams(upstreams.governors);
 
   const app = Fastify({
     loggerInstance: logger as FastifyBaseLogger,
@@ -138,6 +149,7 @@ export async function buildApp(opts: AppOptions): Promise<ParleyApp> {
       if (closed) return;
       closed = true;
       gateway.stop();
+      upstreams.close();
       await app.close();
       await store.close();
     },

@@ -15,7 +15,7 @@ import { CloseCode, ParleyError } from '../protocol/codes.js';
 import type { ClientMessageOf, LimitStateWire, RequestId, ServerEvent, SessionLimits } from '../protocol/messages.js';
 import type { LimitSpec, SessionRecord, Store } from '../store/store.js';
 import type { Logger } from '../telemetry/logger.js';
-import type { AudioInput, ChatMessage, Providers } from '../upstream/provider.js';
+import type { AudioInput, CallOptions, ChatMessage, Providers } from '../upstream/provider.js';
 import { UpstreamError } from '../upstream/provider.js';
 import { AudioBuffer } from './audio-buffer.js';
 
@@ -65,6 +65,13 @@ const TTS_SAMPLE_RATE = 24_000;
 
 type Held = { event: ServerEvent } | { audio: Buffer };
 
+/** A request accepted and not yet answered. */
+interface Pending {
+  readonly ctl: AbortController;
+  /** Whether an upstream call of this request has started (then it is finished even across a drop). */
+  started: boolean;
+}
+
 export class Session {
   readonly id: string;
   readonly resumeToken: string;
@@ -79,17 +86,18 @@ export class Session {
   readonly expiresAt: number;
 
   private readonly deps: SessionDeps;
-  private readonly log: Logger;
+  private childLog: Logger | undefined;
   private history: ChatMessage[];
   private readonly counters: SessionRecord['counters'];
   private readonly input: AudioBuffer;
   private sink: SessionSink | undefined;
   private admission: Promise<unknown> = Promise.resolve();
   private chain: Promise<unknown> = Promise.resolve();
-  private readonly pending = new Map<RequestId, AbortController>();
+  private readonly pending = new Map<RequestId, Pending>();
   private held: Held[] = [];
   private heldBytes = 0;
   private readonly lost = new Set<RequestId>();
+  private readonly dropped = new Set<RequestId>();
   private lastActivity: number;
   private idleWarned = false;
   private durationWarned = false;
@@ -116,9 +124,14 @@ export class Session {
     this.history = [...(init.history ?? [])];
     this.counters = { ...(init.counters ?? { turns: 0, assessments: 0, translations: 0, audioSeconds: 0 }) };
     this.deps = deps;
-    this.log = deps.logger.child({ session_id: this.id, account_id: this.principal.account.id });
     this.input = new AudioBuffer(this.plan.maxUtteranceBytes);
     this.lastActivity = deps.scheduler.now();
+  }
+
+  /** A child logger made on first use: most sessions never log, and each child costs ~0.8 KB. */
+  private get log(): Logger {
+    this.childLog ??= this.deps.logger.child({ session_id: this.id, account_id: this.principal.account.id });
+    return this.childLog;
   }
 
   get attached(): boolean {
@@ -208,6 +221,15 @@ export class Session {
       });
     }
     this.lost.clear();
+    for (const id of this.dropped) {
+      sink.sendEvent({
+        type: 'error',
+        code: 'upstream_busy',
+        message: 'the request had not reached the upstream when the connection dropped and was cancelled; send it again',
+        request_id: id,
+      });
+    }
+    this.dropped.clear();
     this.persist();
   }
 
@@ -228,6 +250,7 @@ export class Session {
     this.cancelTimers();
     this.input.clear();
     if (this.gone) return;
+    this.dropUnstarted();
     const now = this.deps.scheduler.now();
     const windowMs = Math.min(this.plan.resumeWindowSeconds * 1000, this.expiresAt - now);
     if (windowMs <= 0) {
@@ -238,13 +261,28 @@ export class Session {
     this.persist();
   }
 
+  /**
+   * Policy on a drop: work that has not reached the upstream yet (waiting behind the session's
+   * earlier requests or in the upstream queue) is cancelled, so a disconnected learner takes no new
+   * upstream capacity; it is reported on resume (`upstream_busy` with its request_id). Work already
+   * at the upstream is finished and its answer held for the resume (until the session ends).
+   */
+  private dropUnstarted(): void {
+    for (const [id, p] of this.pending) {
+      if (p.started) continue;
+      p.ctl.abort();
+      this.pending.delete(id);
+      this.dropped.add(id);
+    }
+  }
+
   /** Ends the session for good: aborts its work, forgets its state. */
   end(reason: string): void {
     if (this.gone) return;
     this.gone = true;
     this.cancelTimers();
     this.resumeTimer?.unsubscribe();
-    for (const ctl of this.pending.values()) ctl.abort();
+    for (const p of this.pending.values()) p.ctl.abort();
     this.pending.clear();
     this.held = [];
     this.log.info({ reason }, 'session ended');
@@ -330,16 +368,16 @@ export class Session {
     const seconds = audioSeconds(audio);
     const kind: RequestKind = msg.purpose === 'turn' ? 'conversation.turn' : 'pronunciation.assess';
     const extra = [audioMinutesLimit(this.plan, this.principal.account.id, seconds / 60)];
-    this.accept(id, kind, extra, async (signal) => {
+    this.accept(id, kind, extra, async (call) => {
       this.counters.audioSeconds += seconds;
       if (msg.purpose === 'turn') {
-        const transcript = await this.deps.providers.stt.transcribe({ audio, language: this.language }, { signal });
+        const transcript = await this.deps.providers.stt.transcribe({ audio, language: this.language }, call);
         this.send({ type: 'transcript', request_id: id, text: transcript });
-        await this.converse(id, transcript, signal);
+        await this.converse(id, transcript, call);
       } else {
         const result = await this.deps.providers.pronunciation.assess(
           { audio, referenceText: msg.reference_text ?? '', language: this.language },
-          { signal },
+          call,
         );
         this.counters.assessments++;
         this.send({ type: 'assessment.result', request_id: id, score: result.score, words: result.words.map((w) => ({ word: w.word, score: w.score })) });
@@ -350,13 +388,13 @@ export class Session {
   turnText(msg: ClientMessageOf<'turn.text'>): void {
     this.touch();
     if (this.tooLong(msg.text, msg.id)) return;
-    this.accept(msg.id, 'conversation.turn', [], (signal) => this.converse(msg.id, msg.text, signal));
+    this.accept(msg.id, 'conversation.turn', [], (call) => this.converse(msg.id, msg.text, call));
   }
 
   translate(msg: ClientMessageOf<'translate'>): void {
     this.touch();
     if (this.tooLong(msg.text, msg.id)) return;
-    this.accept(msg.id, 'translate', [], async (signal) => {
+    this.accept(msg.id, 'translate', [], async (call) => {
       const text = await this.deps.providers.translation.translate(
         {
           text: msg.text,
@@ -364,7 +402,7 @@ export class Session {
           // Into the session's language the text is most likely the learner's own language (or unknown).
           sourceLanguage: msg.source_language ?? (sameLanguage(msg.target_language, this.language) ? this.nativeLanguage : this.language),
         },
-        { signal },
+        call,
       );
       this.counters.translations++;
       this.send({ type: 'translation.result', request_id: msg.id, text });
@@ -384,7 +422,7 @@ export class Session {
    * nothing, through the store) in a serial chain, then accepted work joins the session's serial
    * run queue. A refused request is answered with an error and never run.
    */
-  private accept(id: RequestId, kind: RequestKind, extra: LimitSpec[], run: (signal: AbortSignal) => Promise<void>): void {
+  private accept(id: RequestId, kind: RequestKind, extra: LimitSpec[], run: (call: CallOptions) => Promise<void>): void {
     if (this.pending.has(id)) {
       this.sendError('invalid_message', `request id ${JSON.stringify(id)} is already in flight`, id);
       return;
@@ -393,8 +431,8 @@ export class Session {
       this.sendError('rate_limited', `more than ${MAX_PENDING} requests are waiting in this session`, id, 1000);
       return;
     }
-    const ctl = new AbortController();
-    this.pending.set(id, ctl);
+    const pending: Pending = { ctl: new AbortController(), started: false };
+    this.pending.set(id, pending);
     const limits = [requestLimit(this.plan, this.principal.account.id, kind), ...extra];
     const opId = `${this.id}:${String(id)}:${this.deps.scheduler.now()}`;
     this.admission = this.admission.then(async () => {
@@ -419,17 +457,33 @@ export class Session {
         return;
       }
       this.quotaNow();
-      this.chain = this.chain.then(() => this.execute(id, ctl, run));
+      const acceptedAt = this.deps.scheduler.now();
+      const call: CallOptions = {
+        signal: pending.ctl.signal,
+        context: {
+          accountId: this.principal.account.id,
+          sessionId: this.id,
+          acceptedAt,
+          onQueued: (position) => this.send({ type: 'request.queued', request_id: id, position }),
+          onStart: () => {
+            pending.started = true;
+          },
+        },
+      };
+      this.chain = this.chain.then(() => this.execute(id, pending, () => run(call)));
     });
   }
 
-  private async execute(id: RequestId, ctl: AbortController, run: (signal: AbortSignal) => Promise<void>): Promise<void> {
-    if (ctl.signal.aborted || this.gone) return;
+  private async execute(id: RequestId, pending: Pending, run: () => Promise<void>): Promise<void> {
+    const signal = pending.ctl.signal;
+    if (signal.aborted || this.gone) return;
     try {
-      await run(ctl.signal);
+      await run();
     } catch (err) {
-      if (ctl.signal.aborted || this.gone) return;
-      if (err instanceof UpstreamError) {
+      if (signal.aborted || this.gone) return;
+      if (err instanceof ParleyError) {
+        this.sendError(err.code, err.message, id, err.retryAfterMs);
+      } else if (err instanceof UpstreamError) {
         this.log.warn({ upstream: err.upstream, status: err.status, err: err.message, request_id: id }, 'upstream call failed');
         this.sendError(err.busy ? 'upstream_busy' : 'upstream_error', `${err.upstream}: ${err.message}`, id);
       } else {
@@ -437,29 +491,41 @@ export class Session {
         this.sendError('internal_error', 'internal error while handling the request', id);
       }
     } finally {
-      this.pending.delete(id);
+      if (this.pending.get(id) === pending) this.pending.delete(id);
       this.persist();
     }
   }
 
   /** Conversation model with the history, then speech. */
-  private async converse(id: RequestId, userText: string, signal: AbortSignal): Promise<void> {
+  private async converse(id: RequestId, userText: string, call: CallOptions): Promise<void> {
     const messages: ChatMessage[] = [{ role: 'system', content: this.systemPrompt() }, ...this.history, { role: 'user', content: userText }];
     const reply = await this.deps.providers.conversation.reply(
       { language: this.language, nativeLanguage: this.nativeLanguage, scenario: this.scenario, messages },
-      { signal },
+      call,
     );
     this.history.push({ role: 'user', content: userText }, { role: 'assistant', content: reply });
     const max = this.plan.maxHistoryTurns * 2;
     if (this.history.length > max) this.history = this.history.slice(this.history.length - max);
     this.counters.turns++;
     this.send({ type: 'reply.text', request_id: id, text: reply });
-    const speech = await this.deps.providers.tts.speak({ text: reply, voice: this.voice, language: this.language }, { signal });
-    this.send({ type: 'reply.audio.start', request_id: id, format: 'pcm16', sample_rate: speech.sampleRate || TTS_SAMPLE_RATE });
-    for (let off = 0; off < speech.audio.length; off += AUDIO_CHUNK_BYTES) {
-      this.sendBinary(speech.audio.subarray(off, Math.min(off + AUDIO_CHUNK_BYTES, speech.audio.length)));
+    const tts = this.deps.providers.tts;
+    const req = { text: reply, voice: this.voice, language: this.language };
+    // Long replies come as several upstream requests (maxChars); their audio streams as one reply.
+    const parts = tts.speakParts ? tts.speakParts(req, call) : oneShot(tts.speak(req, call));
+    let bytes = 0;
+    let started = false;
+    for await (const part of parts) {
+      if (!started) {
+        started = true;
+        this.send({ type: 'reply.audio.start', request_id: id, format: 'pcm16', sample_rate: part.sampleRate || TTS_SAMPLE_RATE });
+      }
+      for (let off = 0; off < part.audio.length; off += AUDIO_CHUNK_BYTES) {
+        this.sendBinary(part.audio.subarray(off, Math.min(off + AUDIO_CHUNK_BYTES, part.audio.length)));
+      }
+      bytes += part.audio.length;
     }
-    this.send({ type: 'reply.audio.end', request_id: id, bytes: speech.audio.length });
+    if (!started) this.send({ type: 'reply.audio.start', request_id: id, format: 'pcm16', sample_rate: TTS_SAMPLE_RATE });
+    this.send({ type: 'reply.audio.end', request_id: id, bytes });
   }
 
   private systemPrompt(): string {
@@ -630,6 +696,10 @@ export class Session {
     };
     tick();
   }
+}
+
+async function* oneShot<T>(p: Promise<T>): AsyncIterable<T> {
+  yield await p;
 }
 
 const sameLanguage = (a: string, b: string): boolean => a.split('-')[0]!.toLowerCase() === b.split('-')[0]!.toLowerCase();

@@ -1,9 +1,8 @@
 /**
  * A non-2xx answer from an upstream HTTP API, and the `Retry-After` parsing that goes with it.
- *
- * The governor (`governor.ts`) defines the same shape; the two are reconciled into one later. The
- * adapter throws this for every non-2xx status so the governor can decide: 429 and 503 are
- * retried after `retryAfterMs` (CONTRACT.md §3), anything else is reported.
+ * Adapters throw `UpstreamHttpError` for every non-2xx status so the governor can decide: 429 and
+ * 503 pause the upstream account for `retryAfterMs` (CONTRACT.md §3), other 5xx are retried with
+ * backoff, other 4xx are reported.
  */
 
 /** An upstream answered with a non-2xx status. `message` is a short reason (at most 200 chars). */
@@ -11,6 +10,7 @@ export class UpstreamHttpError extends Error {
   constructor(
     readonly status: number,
     message: string,
+    /** From `Retry-After` / `retry-after-ms` (see `parseRetryAfter`). */
     readonly retryAfterMs?: number,
   ) {
     super(message);
@@ -18,30 +18,48 @@ export class UpstreamHttpError extends Error {
   }
 }
 
+/** Headers as fetch's `Headers`, node's `IncomingHttpHeaders`, or a getter by lower-case name. */
+export type HeaderSource =
+  | { get(name: string): string | null }
+  | Record<string, string | string[] | undefined>
+  | ((name: string) => string | undefined);
+
+function header(headers: HeaderSource, name: string): string | undefined {
+  if (typeof headers === 'function') return headers(name);
+  if (typeof headers.get === 'function') return (headers as { get(name: string): string | null }).get(name) ?? undefined;
+  const record = headers as Record<string, string | string[] | undefined>;
+  let value = record[name];
+  if (value === undefined) {
+    // Plain objects may keep the sender's casing (node's IncomingHttpHeaders are lower case).
+    for (const key of Object.keys(record)) {
+      if (key.toLowerCase() === name) {
+        value = record[key];
+        break;
+      }
+    }
+  }
+  return Array.isArray(value) ? value[0] : value;
+}
+
 /** `delay-seconds` (RFC 9110 §10.2.3 allows only digits; a fraction is accepted too). */
 const SECONDS = /^\s*(\d+(?:\.\d+)?)\s*$/;
 
 /**
- * Milliseconds to wait before retrying, from response headers, or undefined when none is usable.
- *
- * - `retry-after-ms` (OpenAI and Azure OpenAI send it next to `Retry-After`): milliseconds, wins
- *   because it is the more precise of the two;
- * - `Retry-After` (RFC 9110 §10.2.3): `delay-seconds` or an HTTP-date; a date in the past gives 0.
- *
- * `get` reads one header by lower-case name; `nowMs` is the wall clock (`Date.now()`) for dates.
+ * Milliseconds a 429/503 asks us to wait, or undefined when no header is usable:
+ * - `retry-after-ms` (OpenAI and Azure OpenAI send it next to `Retry-After`) wins, being more precise;
+ * - `Retry-After` (RFC 9110 §10.2.3): delay-seconds or an HTTP-date; a date in the past gives 0.
  */
-export function parseRetryAfter(get: (name: string) => string | undefined, nowMs: number): number | undefined {
-  const ms = get('retry-after-ms');
+export function parseRetryAfter(headers: HeaderSource, nowMs: number): number | undefined {
+  const ms = header(headers, 'retry-after-ms');
   if (ms !== undefined) {
     const m = SECONDS.exec(ms);
     if (m) return Math.ceil(Number(m[1]));
   }
-  const value = get('retry-after')?.trim();
+  const value = header(headers, 'retry-after')?.trim();
   if (!value) return undefined;
   const s = SECONDS.exec(value);
   if (s) return Math.ceil(Number(s[1]) * 1000);
-  // An HTTP-date (IMF-fixdate, or the obsolete RFC 850 / asctime forms Date.parse also reads).
-  // Reject bare numbers with a sign and the like, which Date.parse would read as a year.
+  // An HTTP-date always names a day or month; without letters Date.parse would read "-1" as a year.
   if (!/[a-z]/i.test(value)) return undefined;
   const at = Date.parse(value);
   if (Number.isNaN(at)) return undefined;

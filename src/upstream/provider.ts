@@ -21,6 +21,19 @@ export interface AudioInput {
 
 export interface CallOptions {
   readonly signal?: AbortSignal;
+  /** Who the call is for: fairness in the upstream queue, the queue deadline, queue position. */
+  readonly context?: CallContext;
+}
+
+export interface CallContext {
+  readonly accountId: string;
+  readonly sessionId: string;
+  /** Scheduler time the gateway accepted the request (`maxQueueWaitSeconds` counts from here). */
+  readonly acceptedAt: number;
+  /** Called when the call has to wait for upstream capacity, and when its position improves. */
+  readonly onQueued?: (position: number) => void;
+  /** Called when an upstream attempt of the call starts (the work has reached the upstream). */
+  readonly onStart?: () => void;
 }
 
 export interface ConversationRequest {
@@ -74,6 +87,11 @@ export interface SttProvider {
 }
 export interface TtsProvider {
   speak(req: TtsRequest, opts?: CallOptions): Promise<TtsResult>;
+  /**
+   * Speaks text longer than one upstream request allows as several requests, yielding each
+   * part's audio in order as soon as it is ready (optional; `speak` is used when absent).
+   */
+  speakParts?(req: TtsRequest, opts?: CallOptions): AsyncIterable<TtsResult>;
 }
 export interface PronunciationProvider {
   assess(req: PronunciationRequest, opts?: CallOptions): Promise<PronunciationResult>;
