@@ -4,7 +4,9 @@
  *
  *   1. throughput: ping→pong messages per second, N connections × W pings in flight;
  *   2. server CPU per message over the same interval, read inside each server's own process;
- *   3. memory per idle connection (Parley: with a started session), RSS after forced GC.
+ *   3. memory per idle connection (Parley: with a started session), RSS after forced GC;
+ *   4. upstream utilisation: the upstream governor against a simulated rate-limited upstream, next to
+ *      naive clients in the same run (bench/upstream.ts; its knobs are BENCH_UPSTREAM_*).
  *
  * Each server runs in its own child process (bench/servers/*), the load client runs here. The
  * targets are printed next to the figures; nothing fails the run, a missed target is a finding.
@@ -24,6 +26,7 @@ import { BENCH_KEY, benchPlan } from './lib/config.js';
 import { measureMemory, measureThroughput, type MemoryResult, type ThroughputResult, type ThroughputSettings } from './lib/measure.js';
 import { topSelf } from './lib/profile.js';
 import { fmt, fmtInt, pct, table, verdict } from './lib/report.js';
+import { TARGET_UPSTREAM_UTILISATION, upstreamHeadline, upstreamPhase, upstreamRows, upstreamSettings } from './upstream.js';
 
 // ---- targets (printed, never enforced) ---------------------------------------------------------
 
@@ -212,6 +215,11 @@ async function main(): Promise<void> {
     memorySkipped = `ulimit -n ${fdLimit} is too low`;
   }
 
+  const upSettings = upstreamSettings();
+  say(upstreamHeadline(upSettings));
+  const upstream = await upstreamPhase(upSettings, say);
+  say();
+
   // ---- summary ----
   // Best round per server, among its quiet rounds when it has any: interference only ever slows a run down.
   const best = (kind: ServerKind, key: 'msgsPerSec' | 'serverCpuUsPerMsg', pick: (a: number, b: number) => number): number =>
@@ -245,6 +253,9 @@ async function main(): Promise<void> {
   }
   say('Summary (ratio = Parley / bare ws)');
   say(table(['', 'bare ws', 'Parley', 'ratio', 'target', ''], rows));
+  say();
+  say(`Upstream utilisation (achieved / allowed, allowed = R + B/D; upstream 429s as counted by the simulated upstream)`);
+  say(table(['', 'achieved/allowed', 'ratio', '429s', 'target', ''], upstreamRows(upstream)));
 
   const clientBound = rounds.filter((r) => r.clientCpuShare > 0.9 && r.serverCpuShare < 0.9);
   if (clientBound.length) {
@@ -291,12 +302,13 @@ async function main(): Promise<void> {
     durationSeconds: (Date.now() - started) / 1000,
     settings,
     plan: benchPlan,
-    targets: { throughputRatioAtLeast: TARGET_THROUGHPUT, cpuRatioAtMost: TARGET_CPU, memoryRatioAtMost: TARGET_MEMORY },
+    targets: { throughputRatioAtLeast: TARGET_THROUGHPUT, cpuRatioAtMost: TARGET_CPU, memoryRatioAtMost: TARGET_MEMORY, upstreamUtilisationAtLeast: TARGET_UPSTREAM_UTILISATION, upstream429s: 0 },
     throughput: { bareMsgsPerSec: msgs.bare, parleyMsgsPerSec: msgs.parley, ratio: throughputRatio },
     cpu: { bareUsPerMsg: cpu.bare, parleyUsPerMsg: cpu.parley, ratio: cpuRatio },
     memory: memory
       ? { connections: idleCount, bareKbPerConn: memory.bare.rssKbPerConn, parleyKbPerConn: memory.parley.rssKbPerConn, ratio: memRatio, bareHeapKbPerConn: memory.bare.heapKbPerConn, parleyHeapKbPerConn: memory.parley.heapKbPerConn, heapRatio, runs: memory }
       : { skipped: memorySkipped },
+    upstream: { settings: upSettings, allowedFormula: 'R + B / D (requests/s)', steadyFormula: 'answers in [1 s, D] / (D - 1), vs R', runs: upstream },
     rounds,
     ...(cpuProfDir ? { profiles: { files: profiles, top: hot } } : {}),
   };

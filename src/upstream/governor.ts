@@ -45,6 +45,9 @@ const AIMD_STEP = 0.1;
 const AIMD_RECOVERY_MS = 10_000;
 
 /** Why an attempt is retried (metrics label). */
+/** Added to a requestsPerMinute window so arrivals jittered by the network still fit the upstream's. */
+const WINDOW_JITTER_MS = 250;
+
 export type RetryReason = 'rate_limited' | 'unavailable' | 'server_error' | 'network' | 'timeout';
 
 /** Optional metrics callbacks; each is called synchronously and must not throw. */
@@ -257,14 +260,21 @@ export class Governor {
     this.maxQueueWaitMs = (limits.maxQueueWaitSeconds ?? DEFAULT_MAX_QUEUE_WAIT_SECONDS) * 1000;
     this.leaseTtlMs = this.timeoutSeconds * 1000 + LEASE_GRACE_MS;
 
+    // Jitter reserve: calls admitted exactly at the allowance reach the upstream with network and
+    // scheduling jitter, so two calls admitted 1/rate apart can arrive closer than that and meet a
+    // 429. The bucket therefore keeps one token of the upstream's burst in reserve (steady-state
+    // rate unchanged; with burst 1 the rate is trimmed by 3 % instead), and the window is judged
+    // over 60 s plus a quarter second.
     const specs: LimitSpec[] = [];
     if (limits.requestsPerMinute !== undefined) {
-      specs.push({ kind: 'window', key: `up:{${name}}:rpm`, name: `upstream.${name}.rpm`, limit: limits.requestsPerMinute, windowMs: 60_000 });
+      specs.push({ kind: 'window', key: `up:{${name}}:rpm`, name: `upstream.${name}.rpm`, limit: limits.requestsPerMinute, windowMs: 60_000 + WINDOW_JITTER_MS });
     }
     if (limits.requestsPerSecond !== undefined) {
-      const burst = limits.burst ?? Math.max(1, Math.ceil(limits.requestsPerSecond));
-      specs.push({ kind: 'bucket', key: `up:{${name}}:rps`, name: `upstream.${name}.rps`, ratePerSec: limits.requestsPerSecond, burst });
-      this.gateRate = { perSec: limits.requestsPerSecond, burst };
+      const configured = limits.burst ?? Math.max(1, Math.ceil(limits.requestsPerSecond));
+      const burst = configured >= 2 ? configured - 1 : 1;
+      const ratePerSec = configured >= 2 ? limits.requestsPerSecond : limits.requestsPerSecond * 0.97;
+      specs.push({ kind: 'bucket', key: `up:{${name}}:rps`, name: `upstream.${name}.rps`, ratePerSec, burst });
+      this.gateRate = { perSec: ratePerSec, burst };
     } else if (limits.requestsPerMinute !== undefined) {
       // Burst 1: a bucket of rpm/60 with a large burst would let a whole window through at once.
       this.gateRate = { perSec: limits.requestsPerMinute / 60, burst: 1 };
@@ -543,7 +553,13 @@ export class Governor {
       this.fail(entry, err);
       return;
     }
-    // Anything else is a network-level failure (reset, DNS, a truncated or malformed answer): retried.
+    // An adapter's verdict on a 2xx answer it could not use (garbage JSON, empty, too large): the
+    // upstream answered, and asking again would get the same answer, so it is reported, not retried.
+    if (err instanceof UpstreamError && err.status !== undefined && err.status < 300) {
+      this.fail(entry, new UpstreamError(this.name, err.message, err.status));
+      return;
+    }
+    // Anything else is a network-level failure (reset, DNS, a truncated answer): retried.
     this.retryOrFail(entry, err, undefined, undefined, 'network');
   }
 
