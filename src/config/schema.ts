@@ -127,6 +127,17 @@ export const UpstreamSchema = Obj({
   voice: Type.Optional(Type.String({ minLength: 1, description: 'TTS: default voice' })),
   account: Type.Optional(Type.String({ minLength: 1, description: 'Upstream account name; upstreams naming the same account share its limits' })),
   latencyMs: Type.Optional(Type.Integer({ minimum: 0, description: 'Simulated provider: added latency per call' })),
+  simulatedLimits: Type.Optional(
+    Type.Object(
+      {
+        requestsPerSecond: Type.Optional(Type.Number({ exclusiveMinimum: 0, description: 'Token bucket refill' })),
+        burst: Type.Optional(Type.Integer({ minimum: 1, description: 'Token bucket capacity (default: requestsPerSecond)' })),
+        requestsPerMinute: Type.Optional(Type.Integer({ minimum: 1, description: 'Requests in any 60 s window' })),
+        concurrency: Type.Optional(Type.Integer({ minimum: 1, description: 'Calls in flight' })),
+      },
+      { additionalProperties: false, description: "Simulated provider: the provider's own limits; over them it answers 429 with Retry-After, like a real provider" },
+    ),
+  ),
   limits: Type.Optional(UpstreamLimitsSchema),
 }, 'One upstream provider account', { default: {} });
 

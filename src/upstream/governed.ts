@@ -13,6 +13,7 @@ import { Governor, type GovernorHooks } from './governor.js';
 import { createOpenAiConversation, createOpenAiPronunciation, createOpenAiStt, createOpenAiTranslation, createOpenAiTts, type OpenAiOptions } from './openai.js';
 import type { CallOptions, Providers, TtsRequest, TtsResult } from './provider.js';
 import { createSimulatedProviders } from './simulated.js';
+import { SimulatedLimiter, withSimulatedLimits } from './simulated-limits.js';
 import { splitText } from './text-split.js';
 
 export interface GovernedDeps {
@@ -50,7 +51,20 @@ function openAiOptions(cfg: UpstreamConfig): OpenAiOptions {
 /** The raw adapters, one per kind, as configured. */
 function adapters(config: Config): Providers {
   const u = config.upstreams;
-  const sim = (kind: UpstreamKind) => createSimulatedProviders(u[kind].latencyMs !== undefined ? { latencyMs: u[kind].latencyMs } : {});
+  // One limiter per simulated upstream account, shared by the kinds that name that account.
+  const limiters = new Map<string, SimulatedLimiter>();
+  const sim = (kind: UpstreamKind): Providers => {
+    const cfg = u[kind];
+    const providers = createSimulatedProviders(cfg.latencyMs !== undefined ? { latencyMs: cfg.latencyMs } : {});
+    if (!cfg.simulatedLimits) return providers;
+    const account = cfg.account ?? kind;
+    let limiter = limiters.get(account);
+    if (!limiter) {
+      limiter = new SimulatedLimiter(cfg.simulatedLimits);
+      limiters.set(account, limiter);
+    }
+    return withSimulatedLimits(providers, limiter);
+  };
   return {
     conversation: u.conversation.provider === 'openai' ? createOpenAiConversation(openAiOptions(u.conversation)) : sim('conversation').conversation,
     stt: u.stt.provider === 'openai' ? createOpenAiStt(openAiOptions(u.stt)) : sim('stt').stt,
