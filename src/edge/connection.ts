@@ -46,6 +46,18 @@ export interface ConnectionDeps {
 const one = (): number => 1;
 const frameBytes = (f: Frame): number => f.data.length;
 
+/** `session.created` / `session.resumed`: the same fields, so a client handles both alike. */
+function sessionEvent(type: 'session.created' | 'session.resumed', session: Session, requestId: RequestId | undefined): ServerEvent {
+  return {
+    type,
+    ...(requestId !== undefined ? { request_id: requestId } : {}),
+    session_id: session.id,
+    resume_token: session.resumeToken,
+    expires_at: new Date(session.expiresAt).toISOString(),
+    limits: session.wireLimits(),
+  };
+}
+
 export class Connection implements SessionSink {
   readonly id: string;
   /** Set by the heartbeat, cleared when a pong arrives. */
@@ -333,14 +345,7 @@ export class Connection implements SessionSink {
     }
     const session = this.deps.registry.create(p, msg);
     this.bind(session);
-    this.sendEvent({
-      type: 'session.created',
-      ...(msg.id !== undefined ? { request_id: msg.id } : {}),
-      session_id: session.id,
-      resume_token: session.resumeToken,
-      expires_at: new Date(session.expiresAt).toISOString(),
-      limits: session.wireLimits(),
-    });
+    this.sendEvent(sessionEvent('session.created', session, msg.id));
     session.attach(this);
     this.deps.metrics.sessionStarted(p.account.id);
     this.log.info('session created');
@@ -358,14 +363,7 @@ export class Connection implements SessionSink {
     const previous = session.takeOver();
     previous?.fail(new ParleyError('session_taken_over', 'the session was resumed on another connection'));
     this.bind(session);
-    this.sendEvent({
-      type: 'session.resumed',
-      ...(msg.id !== undefined ? { request_id: msg.id } : {}),
-      session_id: session.id,
-      resume_token: session.resumeToken,
-      expires_at: new Date(session.expiresAt).toISOString(),
-      limits: session.wireLimits(),
-    });
+    this.sendEvent(sessionEvent('session.resumed', session, msg.id));
     session.attach(this);
     for (const id of outcome.lost) {
       session.sendError('internal_error', 'this request was in flight on a replica that went away; send it again', id);

@@ -44,20 +44,8 @@ export class MemoryStore implements Store {
   }
 
   async consume(specs: readonly LimitSpec[], opId: string): Promise<Decision> {
-    const now = this.now();
-    this.sweep(now);
-    const seen = this.ops.get(opId);
-    if (seen) return seen.decision;
-    let refusal: { retryAfterMs: number; limitName: string } | undefined;
-    for (const spec of specs) {
-      const wait = this.msUntil(spec, now);
-      if (wait > 0 && (refusal === undefined || wait > refusal.retryAfterMs)) refusal = { retryAfterMs: wait, limitName: spec.name };
-    }
-    if (refusal === undefined) for (const spec of specs) this.take(spec, now);
-    const states = specs.map((s) => this.state(s, now));
-    const decision: Decision = refusal ? { allowed: false, ...refusal, states } : { allowed: true, states };
-    this.ops.set(opId, { at: now, decision });
-    return decision;
+    // A rate decision is an admission that takes no lease.
+    return this.admit(specs, [], '', 0, opId);
   }
 
   async admit(specs: readonly LimitSpec[], leases: readonly LeaseSpec[], holderId: string, ttlMs: number, opId: string): Promise<Decision> {
