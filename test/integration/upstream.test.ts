@@ -89,6 +89,24 @@ describe('admission against the upstream account', () => {
   });
 });
 
+describe('size limits', () => {
+  it('refuses audio over the STT upstream\'s maxBytes with audio_too_large before any call', async () => {
+    up = await startScriptedUpstream();
+    const upstreams = openAiUpstreams(up.url);
+    (upstreams.stt as { limits: Record<string, unknown> }).limits = { maxBytes: 16000 };
+    t = await startApp({ realTime: true, upstreams });
+    const c = await t.session();
+    c.sendBinary(Buffer.alloc(16001, 1));
+    c.send({ type: 'input_audio.commit', id: 'big', purpose: 'turn' });
+    expect(await c.waitFor('error', (e) => e.request_id === 'big')).toMatchObject({ code: 'audio_too_large' });
+    expect(up.seen).toHaveLength(0);
+    c.sendBinary(Buffer.alloc(16000, 1));
+    c.send({ type: 'input_audio.commit', id: 'fits', purpose: 'turn' });
+    await c.waitFor('reply.audio.end', (e) => e.request_id === 'fits', 10_000);
+    expect(up.seen.filter((r) => r.path.endsWith('/audio/transcriptions'))).toHaveLength(1);
+  });
+});
+
 describe('cancellation', () => {
   it('a session that ends cancels its in-flight call: the upstream sees the abort', async () => {
     up = await startScriptedUpstream(() => undefined); // never answers
