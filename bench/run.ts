@@ -27,6 +27,7 @@ import { measureMemory, measureThroughput, type MemoryResult, type ThroughputRes
 import { topSelf } from './lib/profile.js';
 import { fmt, fmtInt, pct, table, verdict } from './lib/report.js';
 import { TARGET_UPSTREAM_UTILISATION, upstreamHeadline, upstreamPhase, upstreamRows, upstreamSettings } from './upstream.js';
+import { envNumber } from './lib/env.js';
 
 // ---- targets (printed, never enforced) ---------------------------------------------------------
 
@@ -38,14 +39,6 @@ const TARGET_MEMORY = 2; // parley/bare KB per idle connection, at most
 const NOISY_CORES = 0.15;
 
 // ---- settings ----------------------------------------------------------------------------------
-
-function envNumber(name: string, fallback: number): number {
-  const v = process.env[name];
-  if (v === undefined || v.trim() === '') return fallback;
-  const n = Number(v);
-  if (!Number.isFinite(n) || n <= 0) throw new Error(`${name} must be a positive number, got "${v}"`);
-  return n;
-}
 
 const settings: ThroughputSettings & { rounds: number; idleConnections: number } = {
   connections: envNumber('BENCH_CONNECTIONS', 50),

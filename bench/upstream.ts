@@ -33,6 +33,7 @@ import { Governor, UpstreamHttpError } from '../src/upstream/governor.js';
 import { createOpenAiTranslation } from '../src/upstream/openai.js';
 import { startSimUpstream } from '../src/upstream/sim-server.js';
 import { fmt, table, verdict } from './lib/report.js';
+import { envNumber } from './lib/env.js';
 
 export const TARGET_UPSTREAM_UTILISATION = 0.95;
 
@@ -67,14 +68,6 @@ export interface UpstreamRun {
   readonly maxInFlight: number;
   /** Calls that failed other than by a 429 the client retried (Parley: errors other than the end-of-run abort). */
   readonly failures: number;
-}
-
-function envNumber(name: string, fallback: number): number {
-  const v = process.env[name];
-  if (v === undefined || v.trim() === '') return fallback;
-  const n = Number(v);
-  if (!Number.isFinite(n) || n <= 0) throw new Error(`${name} must be a positive number, got "${v}"`);
-  return n;
 }
 
 export function upstreamSettings(): UpstreamSettings {
