@@ -1,0 +1,272 @@
+/**
+ * The Redis `Store`: every decision is one Lua script (`lua/admit.lua`), atomic across all limits and
+ * leases; Redis owns the clock (`TIME`) unless a test injects one. Same semantics as MemoryStore (the
+ * shared behaviour suite runs on both). Every key carries the configured prefix and a TTL.
+ */
+import { readFileSync } from 'node:fs';
+import { Redis } from 'ioredis';
+import type { Decision, LimitState } from '../limits/decision.js';
+import type { LeaseSpec, LimitSpec, SessionRecord, Store, TokenRecord } from './store.js';
+
+const ADMIT_LUA = readFileSync(new URL('./lua/admit.lua', import.meta.url), 'utf8');
+
+export interface RedisStoreOptions {
+  readonly url?: string;
+  readonly prefix?: string;
+  readonly redis?: Redis;
+  /** TEST ONLY: overrides the clock (epoch ms); by default the scripts use Redis TIME. */
+  readonly now?: () => number;
+}
+
+type Mode = 'admit' | 'acquire' | 'peek';
+
+interface ScriptState {
+  name: string;
+  limit: number | 'inf';
+  remaining: number | 'inf';
+  resetMs: number | 'inf';
+}
+interface ScriptResult {
+  allowed: boolean;
+  retryAfterMs?: number | 'inf';
+  limitName?: string;
+  states: ScriptState[] | Record<string, never>;
+}
+
+type WithAdmit = Redis & {
+  parleyAdmit(...args: (string | number)[]): Promise<string>;
+};
+
+const num = (v: number | 'inf' | undefined): number => (v === 'inf' ? Infinity : (v ?? 0));
+
+function parseDecision(json: string): Decision {
+  const r = JSON.parse(json) as ScriptResult;
+  const states: LimitState[] = (Array.isArray(r.states) ? r.states : []).map((s) => ({
+    name: s.name,
+    limit: num(s.limit),
+    remaining: num(s.remaining),
+    resetMs: num(s.resetMs),
+  }));
+  if (r.allowed) return { allowed: true, states };
+  return { allowed: false, retryAfterMs: num(r.retryAfterMs), limitName: r.limitName ?? '', states };
+}
+
+/** The `{hash-tag}` of a key, so an auxiliary key lands in the same cluster slot. */
+function tagOf(key: string | undefined): string {
+  const m = key === undefined ? null : /\{[^}]*\}/.exec(key);
+  return m ? m[0] : '';
+}
+
+interface StoredSession {
+  record: SessionRecord;
+  expiresAt: number;
+}
+
+export class RedisStore implements Store {
+  readonly kind = 'redis' as const;
+  private readonly redis: WithAdmit;
+  private readonly prefix: string;
+  private readonly nowFn: (() => number) | undefined;
+
+  constructor(opts: RedisStoreOptions = {}) {
+    this.prefix = opts.prefix ?? 'parley:';
+    this.nowFn = opts.now;
+    const redis =
+      opts.redis ??
+      new Redis(opts.url ?? 'redis://127.0.0.1:6379', {
+        enableOfflineQueue: false,
+        maxRetriesPerRequest: 1,
+        commandTimeout: 1000,
+        lazyConnect: false,
+      });
+    // Faults surface as rejected commands; without a listener ioredis would log every reconnect error.
+    redis.on('error', () => undefined);
+    redis.defineCommand('parleyAdmit', { lua: ADMIT_LUA });
+    this.redis = redis as WithAdmit;
+  }
+
+  /** Resolves once the connection is ready (commands fail fast while offline). */
+  async ready(): Promise<void> {
+    if (this.redis.status === 'ready') return;
+    await new Promise<void>((resolve, reject) => {
+      const onReady = (): void => {
+        cleanup();
+        resolve();
+      };
+      const onEnd = (): void => {
+        cleanup();
+        reject(new Error('redis connection ended'));
+      };
+      const cleanup = (): void => {
+        this.redis.off('ready', onReady);
+        this.redis.off('end', onEnd);
+      };
+      this.redis.on('ready', onReady);
+      this.redis.on('end', onEnd);
+    });
+  }
+
+  private k(key: string): string {
+    return this.prefix + key;
+  }
+
+  private clock(): number {
+    return this.nowFn ? this.nowFn() : Date.now();
+  }
+
+  private async run(mode: Mode, specs: readonly LimitSpec[], leases: readonly LeaseSpec[], holderId: string, ttlMs: number, opId: string): Promise<string> {
+    const firstKey = specs[0]?.key ?? leases[0]?.key;
+    const keys = [this.k(`op:${tagOf(firstKey)}:${opId}`), ...specs.map((s) => this.k(s.key)), ...leases.map((l) => this.k(l.key))];
+    const argv: (string | number)[] = [mode, this.nowFn ? String(this.nowFn()) : '', opId, holderId, ttlMs, specs.length, leases.length];
+    for (const s of specs) {
+      const cost = s.cost ?? 1;
+      if (s.kind === 'window') argv.push('window', s.name, s.limit, s.windowMs, cost);
+      else if (s.kind === 'bucket') argv.push('bucket', s.name, s.ratePerSec, s.burst, cost);
+      else argv.push('daily', s.name, s.limit, 0, cost);
+    }
+    for (const l of leases) argv.push(l.name, l.limit);
+    return this.redis.parleyAdmit(keys.length, ...keys, ...argv);
+  }
+
+  async consume(specs: readonly LimitSpec[], opId: string): Promise<Decision> {
+    return this.admit(specs, [], '', 0, opId);
+  }
+
+  async admit(specs: readonly LimitSpec[], leases: readonly LeaseSpec[], holderId: string, ttlMs: number, opId: string): Promise<Decision> {
+    return parseDecision(await this.run('admit', specs, leases, holderId, ttlMs, opId));
+  }
+
+  async peek(specs: readonly LimitSpec[]): Promise<readonly LimitState[]> {
+    return parseDecision(await this.run('peek', specs, [], '', 0, '')).states;
+  }
+
+  async acquire(leases: readonly LeaseSpec[], holderId: string, ttlMs: number): Promise<Decision> {
+    return parseDecision(await this.run('acquire', [], leases, holderId, ttlMs, ''));
+  }
+
+  async renew(leases: readonly LeaseSpec[], holderId: string, ttlMs: number): Promise<void> {
+    const now = await this.serverNow();
+    const exp = now + ttlMs;
+    const m = this.redis.multi();
+    for (const l of leases) {
+      // Sweep first, then XX: only a live holder is extended.
+      m.zremrangebyscore(this.k(l.key), '-inf', now);
+      m.zadd(this.k(l.key), 'XX', exp, holderId);
+      m.pexpire(this.k(l.key), ttlMs + 1000, 'GT');
+    }
+    await m.exec();
+  }
+
+  async release(leases: readonly LeaseSpec[], holderId: string): Promise<void> {
+    if (leases.length === 0) return;
+    const m = this.redis.multi();
+    for (const l of leases) m.zrem(this.k(l.key), holderId);
+    await m.exec();
+  }
+
+  async countLeases(key: string): Promise<number> {
+    const now = await this.serverNow();
+    return this.redis.zcount(this.k(key), `(${now}`, '+inf');
+  }
+
+  async putToken(token: string, record: TokenRecord): Promise<void> {
+    const ttl = Math.ceil(record.expiresAt - this.clock());
+    if (ttl <= 0) return;
+    await this.redis.set(this.k(`tok:${token}`), JSON.stringify(record), 'PX', ttl);
+  }
+
+  async takeToken(token: string): Promise<TokenRecord | undefined> {
+    const raw = await this.redis.getdel(this.k(`tok:${token}`));
+    if (raw === null) return undefined;
+    const record = JSON.parse(raw) as TokenRecord;
+    return record.expiresAt > this.clock() ? record : undefined;
+  }
+
+  async saveSession(record: SessionRecord, ttlMs: number): Promise<void> {
+    const now = this.clock();
+    const expiresAt = now + ttlMs;
+    const sKey = this.k(`sess:${record.sessionId}`);
+    const old = await this.redis.get(sKey);
+    const m = this.redis.multi();
+    if (old !== null) {
+      const prev = JSON.parse(old) as StoredSession;
+      if (prev.record.resumeToken !== record.resumeToken) m.del(this.k(`resume:${prev.record.resumeToken}`));
+      if (prev.record.accountId !== record.accountId) m.zrem(this.k(`acct:${prev.record.accountId}`), record.sessionId);
+    }
+    const stored: StoredSession = { record, expiresAt };
+    const aKey = this.k(`acct:${record.accountId}`);
+    m.set(sKey, JSON.stringify(stored), 'PX', ttlMs);
+    m.set(this.k(`resume:${record.resumeToken}`), record.sessionId, 'PX', ttlMs);
+    m.zremrangebyscore(aKey, '-inf', now);
+    m.zadd(aKey, expiresAt, record.sessionId);
+    m.pexpire(aKey, ttlMs, 'GT');
+    m.pexpire(aKey, ttlMs, 'NX');
+    await m.exec();
+  }
+
+  async loadSession(sessionId: string): Promise<SessionRecord | undefined> {
+    const raw = await this.redis.get(this.k(`sess:${sessionId}`));
+    if (raw === null) return undefined;
+    const s = JSON.parse(raw) as StoredSession;
+    return s.expiresAt > this.clock() ? s.record : undefined;
+  }
+
+  async findSessionByResumeToken(resumeToken: string): Promise<SessionRecord | undefined> {
+    const id = await this.redis.get(this.k(`resume:${resumeToken}`));
+    if (id === null) return undefined;
+    const rec = await this.loadSession(id);
+    return rec && rec.resumeToken === resumeToken ? rec : undefined;
+  }
+
+  async deleteSession(sessionId: string): Promise<void> {
+    const sKey = this.k(`sess:${sessionId}`);
+    const raw = await this.redis.get(sKey);
+    if (raw === null) return;
+    const s = JSON.parse(raw) as StoredSession;
+    const m = this.redis.multi();
+    m.del(sKey);
+    m.zrem(this.k(`acct:${s.record.accountId}`), sessionId);
+    const rKey = this.k(`resume:${s.record.resumeToken}`);
+    // Drop the index only if it still points at this session.
+    const cur = await this.redis.get(rKey);
+    if (cur === sessionId) m.del(rKey);
+    await m.exec();
+  }
+
+  async listSessions(accountId: string): Promise<readonly SessionRecord[]> {
+    const now = this.clock();
+    const ids = await this.redis.zrangebyscore(this.k(`acct:${accountId}`), `(${now}`, '+inf');
+    if (ids.length === 0) return [];
+    const raws = await this.redis.mget(ids.map((id) => this.k(`sess:${id}`)));
+    const out: SessionRecord[] = [];
+    for (const raw of raws) {
+      if (raw === null) continue;
+      const s = JSON.parse(raw) as StoredSession;
+      if (s.expiresAt > now && s.record.accountId === accountId) out.push(s.record);
+    }
+    return out;
+  }
+
+  healthy(): boolean {
+    return this.redis.status === 'ready';
+  }
+
+  async close(): Promise<void> {
+    if (this.redis.status === 'end') return;
+    const ended = new Promise<void>((resolve) => this.redis.once('end', () => resolve()));
+    try {
+      await this.redis.quit();
+    } catch {
+      this.redis.disconnect();
+    }
+    // QUIT resolves on the server's OK; wait for the socket to close so `healthy()` is false after.
+    await Promise.race([ended, new Promise<void>((r) => setTimeout(r, 1000).unref())]);
+  }
+
+  /** The clock the scripts use: the injected one, else Redis TIME. */
+  private async serverNow(): Promise<number> {
+    if (this.nowFn) return this.nowFn();
+    const [sec, usec] = await this.redis.time();
+    return Number(sec) * 1000 + Math.floor(Number(usec) / 1000);
+  }
+}
