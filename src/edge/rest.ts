@@ -61,10 +61,16 @@ export function registerRest(app: FastifyInstance, gateway: Gateway): void {
     if (!decision.allowed) {
       const retryAfter = Math.max(1, Math.ceil(decision.retryAfterMs / 1000));
       reply.header('Retry-After', retryAfter);
-      await sendError(reply, 'rate_limited', `rest rate limit of ${limit.kind === 'window' ? limit.limit : ''} requests per minute exceeded`, { retry_after: retryAfter });
+      await sendError(reply, 'rate_limited', `rest rate limit of ${principal.plan.requestsPerMinute.rest} requests per minute exceeded`, { retry_after: retryAfter });
       return reply;
     }
   }
+
+  app.addHook('onResponse', async (req, reply) => {
+    // The route pattern, not the URL, keeps the label bounded (`/v1/sessions/:id`).
+    const route = req.routeOptions.url ?? 'unmatched';
+    if (route !== '/v1/realtime') gateway.metrics.rest(route, reply.statusCode);
+  });
 
   app.get('/healthz', async () => ({ status: 'ok' }));
 

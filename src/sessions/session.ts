@@ -11,7 +11,7 @@ import type { PlanConfig, RequestKind } from '../config/schema.js';
 import type { Principal } from '../edge/auth.js';
 import { audioMinutesLimit, accountLimits, requestLimit } from '../limits/account-limits.js';
 import type { LimitState } from '../limits/decision.js';
-import { CloseCode, ParleyError } from '../protocol/codes.js';
+import { ParleyError } from '../protocol/codes.js';
 import type { ClientMessageOf, LimitStateWire, RequestId, ServerEvent, SessionLimits } from '../protocol/messages.js';
 import type { LimitSpec, SessionRecord, Store } from '../store/store.js';
 import type { Logger } from '../telemetry/logger.js';
@@ -714,4 +714,3 @@ export function audioSeconds(audio: AudioInput): number {
   return audio.data.length / (audio.sampleRate * 2 * audio.channels);
 }
 
-export { CloseCode };

@@ -44,10 +44,10 @@ const AIMD_FLOOR = 0.1;
 const AIMD_STEP = 0.1;
 const AIMD_RECOVERY_MS = 10_000;
 
-/** Why an attempt is retried (metrics label). */
 /** Added to a requestsPerMinute window so arrivals jittered by the network still fit the upstream's. */
 const WINDOW_JITTER_MS = 250;
 
+/** Why an attempt is retried (metrics label). */
 export type RetryReason = 'rate_limited' | 'unavailable' | 'server_error' | 'network' | 'timeout';
 
 /** Optional metrics callbacks; each is called synchronously and must not throw. */

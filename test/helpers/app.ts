@@ -113,11 +113,6 @@ export async function startApp(opts: TestAppOptions = {}): Promise<TestApp> {
   };
 }
 
-/** Lets pending I/O callbacks run (a socket write, a store promise) without advancing virtual time. */
-export function tick(ms = 5): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
-
 /** Resolves once `pred` holds, polling the event loop (not virtual time); fails after timeoutMs. */
 export async function until(pred: () => boolean, timeoutMs = 3000, what = 'condition'): Promise<void> {
   const start = Date.now();

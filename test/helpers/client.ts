@@ -16,7 +16,7 @@ export class TestClient {
   readonly invalid: string[] = [];
   readonly closed: Promise<Closed>;
   readonly opened: Promise<void>;
-  private waiters: { pred: (e: ServerEvent) => boolean; resolve: (e: ServerEvent) => void; from: number }[] = [];
+  private waiters: { pred: (e: ServerEvent) => boolean; resolve: (e: ServerEvent) => void }[] = [];
   closeInfo: Closed | undefined;
 
   constructor(readonly ws: WebSocket) {
@@ -67,7 +67,6 @@ export class TestClient {
       const timer = setTimeout(() => reject(new Error(`timed out waiting for ${type}; got ${this.events.map((e) => e.type).join(',')}`)), timeoutMs);
       this.waiters.push({
         pred: match,
-        from: this.events.length,
         resolve: (e) => {
           clearTimeout(timer);
           resolve(e as Extract<ServerEvent, { type: T }>);

@@ -126,6 +126,8 @@ describe('health', () => {
     const text = await (await t.rest('GET', '/metrics', undefined, '')).text();
     expect(text).toMatch(/^# TYPE parley_connections gauge$/m);
     expect(text).toMatch(/^parley_closes_total\{code="1000"\} 1$/m);
+    // One token mint so far (the session's), counted by route pattern and status.
+    expect(text).toMatch(/^parley_rest_requests_total\{route="\/v1\/tokens",status="201"\} 1$/m);
   });
 
   it('unknown routes answer 404 with the error body', async () => {
