@@ -5,7 +5,7 @@
 import type { Decision, LimitState } from '../limits/decision.js';
 import { SlidingWindowLog } from '../limits/sliding-window.js';
 import { TokenBucket } from '../limits/token-bucket.js';
-import type { LeaseSpec, LimitSpec, SessionRecord, Store, TokenRecord } from './store.js';
+import type { LeaseSpec, LimitSpec, ReplicaCommand, ReplicaStats, SessionRecord, Store, TokenRecord } from './store.js';
 
 const DAY_MS = 86_400_000;
 /** How long a consume's outcome is remembered for idempotent replays. */
@@ -38,6 +38,8 @@ export class MemoryStore implements Store {
   private readonly sessions = new Map<string, { record: SessionRecord; expiresAt: number }>();
   private readonly resumeIndex = new Map<string, string>();
   private lastSweep = 0;
+  private readonly handlers = new Set<(command: ReplicaCommand) => void>();
+  private readonly replicas = new Map<string, { stats: ReplicaStats; expiresAt: number }>();
 
   constructor(opts: MemoryStoreOptions = {}) {
     this.now = opts.now ?? Date.now;
@@ -97,11 +99,11 @@ export class MemoryStore implements Store {
     return { allowed: true, states };
   }
 
-  async renew(leases: readonly LeaseSpec[], holderId: string, ttlMs: number): Promise<void> {
+  async renew(leases: readonly LeaseSpec[], holderId: string, ttlMs: number, mode: 'extend' | 'restore' = 'extend'): Promise<void> {
     const now = this.now();
     for (const l of leases) {
       const holders = this.holders(l.key, now);
-      if (holders.has(holderId)) holders.set(holderId, now + ttlMs);
+      if (mode === 'restore' || holders.has(holderId)) holders.set(holderId, now + ttlMs);
     }
   }
 
@@ -167,6 +169,33 @@ export class MemoryStore implements Store {
     return out;
   }
 
+  async publish(command: ReplicaCommand): Promise<void> {
+    // Asynchronous like a real broadcast, so a handler never runs inside the publisher's call.
+    queueMicrotask(() => {
+      for (const h of [...this.handlers]) h(command);
+    });
+  }
+
+  subscribe(handler: (command: ReplicaCommand) => void): () => void {
+    this.handlers.add(handler);
+    return () => this.handlers.delete(handler);
+  }
+
+  async putReplicaStats(replicaId: string, stats: Readonly<Record<string, unknown>>, ttlMs: number): Promise<void> {
+    const now = this.now();
+    this.replicas.set(replicaId, { stats: { replicaId, at: now, stats }, expiresAt: now + ttlMs });
+  }
+
+  async listReplicaStats(): Promise<readonly ReplicaStats[]> {
+    const now = this.now();
+    const out: ReplicaStats[] = [];
+    for (const [id, r] of this.replicas) {
+      if (r.expiresAt <= now) this.replicas.delete(id);
+      else out.push(r.stats);
+    }
+    return out;
+  }
+
   healthy(): boolean {
     return true;
   }
@@ -176,6 +205,8 @@ export class MemoryStore implements Store {
     this.sessions.clear();
     this.tokens.clear();
     this.leases.clear();
+    this.handlers.clear();
+    this.replicas.clear();
   }
 
   private dropSession(sessionId: string): void {

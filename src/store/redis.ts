@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { Redis } from 'ioredis';
 import type { Decision, LimitState } from '../limits/decision.js';
-import type { LeaseSpec, LimitSpec, SessionRecord, Store, TokenRecord } from './store.js';
+import type { LeaseSpec, LimitSpec, ReplicaCommand, ReplicaStats, SessionRecord, Store, TokenRecord } from './store.js';
 
 const ADMIT_LUA = readFileSync(new URL('./lua/admit.lua', import.meta.url), 'utf8');
 
@@ -67,6 +67,8 @@ export class RedisStore implements Store {
   private readonly redis: WithAdmit;
   private readonly prefix: string;
   private readonly nowFn: (() => number) | undefined;
+  private readonly handlers = new Set<(command: ReplicaCommand) => void>();
+  private subscriber: Redis | undefined;
 
   constructor(opts: RedisStoreOptions = {}) {
     this.prefix = opts.prefix ?? 'parley:';
@@ -144,15 +146,18 @@ export class RedisStore implements Store {
     return parseDecision(await this.run('acquire', [], leases, holderId, ttlMs, ''));
   }
 
-  async renew(leases: readonly LeaseSpec[], holderId: string, ttlMs: number): Promise<void> {
+  async renew(leases: readonly LeaseSpec[], holderId: string, ttlMs: number, mode: 'extend' | 'restore' = 'extend'): Promise<void> {
+    if (leases.length === 0) return;
     const now = await this.serverNow();
     const exp = now + ttlMs;
     const m = this.redis.multi();
     for (const l of leases) {
-      // Sweep first, then XX: only a live holder is extended.
+      // Sweep first, then XX: only a live holder is extended (restore re-adds a lost one).
       m.zremrangebyscore(this.k(l.key), '-inf', now);
-      m.zadd(this.k(l.key), 'XX', exp, holderId);
+      if (mode === 'restore') m.zadd(this.k(l.key), exp, holderId);
+      else m.zadd(this.k(l.key), 'XX', exp, holderId);
       m.pexpire(this.k(l.key), ttlMs + 1000, 'GT');
+      m.pexpire(this.k(l.key), ttlMs + 1000, 'NX');
     }
     await m.exec();
   }
@@ -247,11 +252,62 @@ export class RedisStore implements Store {
     return out;
   }
 
+  async publish(command: ReplicaCommand): Promise<void> {
+    await this.redis.publish(this.k('commands'), JSON.stringify(command));
+  }
+
+  subscribe(handler: (command: ReplicaCommand) => void): () => void {
+    this.handlers.add(handler);
+    if (!this.subscriber) {
+      // A subscribed connection can run nothing else, so commands get their own; ioredis
+      // re-subscribes it after a reconnect.
+      const sub = this.redis.duplicate({ enableOfflineQueue: true });
+      sub.on('error', () => undefined);
+      sub.on('message', (_channel: string, message: string) => {
+        let command: ReplicaCommand;
+        try {
+          command = JSON.parse(message) as ReplicaCommand;
+        } catch {
+          return;
+        }
+        for (const h of [...this.handlers]) h(command);
+      });
+      sub.subscribe(this.k('commands')).catch(() => undefined);
+      this.subscriber = sub;
+    }
+    return () => this.handlers.delete(handler);
+  }
+
+  async putReplicaStats(replicaId: string, stats: Readonly<Record<string, unknown>>, ttlMs: number): Promise<void> {
+    const at = this.clock();
+    const key = this.k('replicas');
+    const entry: ReplicaStats & { expiresAt: number } = { replicaId, at, stats, expiresAt: at + ttlMs };
+    await this.redis.multi().hset(key, replicaId, JSON.stringify(entry)).pexpire(key, ttlMs * 10).exec();
+  }
+
+  async listReplicaStats(): Promise<readonly ReplicaStats[]> {
+    const key = this.k('replicas');
+    const all = await this.redis.hgetall(key);
+    const now = this.clock();
+    const out: ReplicaStats[] = [];
+    const stale: string[] = [];
+    for (const [id, raw] of Object.entries(all)) {
+      const e = JSON.parse(raw) as ReplicaStats & { expiresAt: number };
+      if (e.expiresAt <= now) stale.push(id);
+      else out.push({ replicaId: e.replicaId, at: e.at, stats: e.stats });
+    }
+    if (stale.length > 0) await this.redis.hdel(key, ...stale);
+    return out;
+  }
+
   healthy(): boolean {
     return this.redis.status === 'ready';
   }
 
   async close(): Promise<void> {
+    this.handlers.clear();
+    this.subscriber?.disconnect();
+    this.subscriber = undefined;
     if (this.redis.status === 'end') return;
     const ended = new Promise<void>((resolve) => this.redis.once('end', () => resolve()));
     try {

@@ -76,6 +76,32 @@ export interface SessionRecord {
   readonly counters: { turns: number; assessments: number; translations: number; audioSeconds: number };
 }
 
+/**
+ * A command every replica receives (pub/sub on Redis, a local call in memory): the replica that
+ * holds the session acts on it, the others ignore it.
+ */
+export type ReplicaCommand =
+  | {
+      /** Operator `DELETE /v1/sessions/:id`: close with 4003 wherever the session is. */
+      readonly type: 'session.delete';
+      readonly sessionId: string;
+      readonly from: string;
+    }
+  | {
+      /** The session was resumed on replica `from`: the replica holding it closes it with 4030 and lets go. */
+      readonly type: 'session.takeover';
+      readonly sessionId: string;
+      readonly from: string;
+    };
+
+/** A replica's live figures, published every second for the dashboard and usage across replicas. */
+export interface ReplicaStats {
+  readonly replicaId: string;
+  /** Epoch ms when published. */
+  readonly at: number;
+  readonly stats: Readonly<Record<string, unknown>>;
+}
+
 export interface Store {
   readonly kind: 'memory' | 'redis';
 
@@ -92,8 +118,11 @@ export interface Store {
 
   /** Takes one slot of every lease or none. Expired leases are swept first. */
   acquire(leases: readonly LeaseSpec[], holderId: string, ttlMs: number): Promise<Decision>;
-  /** Extends the holder's slots (heartbeat). */
-  renew(leases: readonly LeaseSpec[], holderId: string, ttlMs: number): Promise<void>;
+  /**
+   * Extends the holder's slots (heartbeat). `restore` also re-adds a slot the store lost (Redis
+   * restarted empty), ignoring the limit: the connection is already open.
+   */
+  renew(leases: readonly LeaseSpec[], holderId: string, ttlMs: number, mode?: 'extend' | 'restore'): Promise<void>;
   /** Idempotent. */
   release(leases: readonly LeaseSpec[], holderId: string): Promise<void>;
   /** Live holders of a lease key (expired ones excluded). */
@@ -110,6 +139,16 @@ export interface Store {
   deleteSession(sessionId: string): Promise<void>;
   /** Live sessions of an account on every replica. */
   listSessions(accountId: string): Promise<readonly SessionRecord[]>;
+
+  /** Sends a command to every replica (this one included). */
+  publish(command: ReplicaCommand): Promise<void>;
+  /** Receives every replica's commands; returns the unsubscribe. */
+  subscribe(handler: (command: ReplicaCommand) => void): () => void;
+
+  /** Publishes this replica's live figures for `ttlMs`. */
+  putReplicaStats(replicaId: string, stats: Readonly<Record<string, unknown>>, ttlMs: number): Promise<void>;
+  /** Every live replica's latest figures. */
+  listReplicaStats(): Promise<readonly ReplicaStats[]>;
 
   /** Whether the store currently answers (for /readyz). */
   healthy(): boolean;

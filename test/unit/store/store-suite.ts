@@ -170,5 +170,50 @@ export function storeSuite(name: string, make: StoreFactory): void {
       expect(await s.listSessions('a')).toEqual([]);
       await s.close();
     });
+
+    it('delivers a published command to every subscriber, the publisher included', async () => {
+      const c = clock();
+      const a = await make(c);
+      const got: string[] = [];
+      const done = new Promise<void>((resolve) => {
+        a.subscribe((cmd) => {
+          got.push(`${cmd.type}:${cmd.sessionId}:${cmd.from}`);
+          resolve();
+        });
+      });
+      // Redis subscribes asynchronously: publish until the subscription is live.
+      for (let i = 0; i < 50 && got.length === 0; i++) {
+        await a.publish({ type: 'session.delete', sessionId: 's9', from: 'r1' });
+        await Promise.race([done, new Promise((r) => setTimeout(r, 20))]);
+      }
+      expect(got[0]).toBe('session.delete:s9:r1');
+      await a.close();
+    });
+
+    it('keeps each replica\'s latest figures for their ttl', async () => {
+      const c = clock();
+      const s = await make(c);
+      await s.putReplicaStats('r1', { connections: 3 }, 5000);
+      await s.putReplicaStats('r2', { connections: 1 }, 2000);
+      await s.putReplicaStats('r1', { connections: 4 }, 5000);
+      const all = [...(await s.listReplicaStats())].sort((x, y) => x.replicaId.localeCompare(y.replicaId));
+      expect(all.map((r) => [r.replicaId, r.stats.connections, r.at])).toEqual([['r1', 4, NOON], ['r2', 1, NOON]]);
+      c.advance(2000);
+      expect((await s.listReplicaStats()).map((r) => r.replicaId)).toEqual(['r1']);
+      await s.close();
+    });
+
+    it('restore re-adds a lost lease slot; extend does not', async () => {
+      const c = clock();
+      const s = await make(c);
+      const l: LeaseSpec = { key: 'r:{a}', name: 'r', limit: 1 };
+      await s.renew([l], 'h1', 30_000);
+      expect(await s.countLeases('r:{a}')).toBe(0);
+      await s.renew([l], 'h1', 30_000, 'restore');
+      expect(await s.countLeases('r:{a}')).toBe(1);
+      c.advance(30_001);
+      expect(await s.countLeases('r:{a}')).toBe(0);
+      await s.close();
+    });
   });
 }
