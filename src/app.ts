@@ -11,8 +11,10 @@ import { Gateway } from './edge/gateway.js';
 import { handleProtocols, registerRealtime } from './edge/realtime.js';
 import { registerRest, sendError } from './edge/rest.js';
 import { MemoryStore } from './store/memory.js';
+import { RedisStore } from './store/redis.js';
+import { ResilientStore } from './store/resilient.js';
 import type { Store } from './store/store.js';
-import { createLogger, type Logger } from './telemetry/logger.js';
+import { createLogger, redactUrl, type Logger } from './telemetry/logger.js';
 import type { Providers } from './upstream/provider.js';
 import { createGovernedProviders } from './upstream/governed.js';
 
@@ -69,18 +71,35 @@ export function maxPayloadBytes(config: Config): number {
   return largest * 4;
 }
 
-function createStore(config: Config, scheduler: SchedulerLike): Store {
-  if (config.store.kind === 'redis') {
-    throw new Error('store.kind "redis" is not available in this version; use { "kind": "memory" } (see docs/operations.md)');
-  }
-  return new MemoryStore({ now: () => scheduler.now() });
+/**
+ * The configured store. Redis is wrapped in the failure policy (in-process fallback, recovery);
+ * start-up waits briefly for the first connection but never fails for want of Redis: the replica
+ * serves on the fallback and `/readyz` says 503 until Redis answers.
+ */
+async function createStore(config: Config, scheduler: SchedulerLike, logger: Logger, onFallback: (op: string) => void): Promise<Store> {
+  if (config.store.kind === 'memory') return new MemoryStore({ now: () => scheduler.now() });
+  const s = config.store;
+  const primary = new RedisStore({
+    url: s.url,
+    prefix: s.prefix,
+    commandTimeoutMs: s.commandTimeoutMs,
+    ...(s.cluster ? { cluster: s.cluster } : {}),
+  });
+  const store = new ResilientStore({ primary, expectedReplicas: s.expectedReplicas, logger, onFallback });
+  const connected = await Promise.race([
+    primary.ready().then(() => true, () => false),
+    new Promise<boolean>((r) => setTimeout(() => r(false), 3000).unref()),
+  ]);
+  if (!connected) logger.warn({ redis: s.cluster ? s.cluster.map(redactUrl) : redactUrl(s.url) }, 'redis not reachable at start; serving on in-process limits until it is');
+  return store;
 }
 
 export async function buildApp(opts: AppOptions): Promise<ParleyApp> {
   const config = opts.config;
   const scheduler = opts.scheduler ?? asyncScheduler;
   const logger = opts.logger ?? createLogger({ level: config.logLevel });
-  const store = opts.store ?? createStore(config, scheduler);
+  let countFallback: (op: string) => void = () => undefined;
+  const store = opts.store ?? (await createStore(config, scheduler, logger, (op) => countFallback(op)));
   let upstreamHooks: Parameters<typeof createGovernedProviders>[0]['hooks'];
   const upstreams = createGovernedProviders({
     config,
@@ -92,6 +111,8 @@ export async function buildApp(opts: AppOptions): Promise<ParleyApp> {
   });
   const gateway = new Gateway({ config, store, logger, scheduler, providers: upstreams.providers, replicaId: opts.replicaId, defaultMetrics: opts.defaultMetrics });
   upstreamHooks = (name) => gateway.metrics.upstreamHooks(name);
+  countFallback = (op) => (gateway.metrics as unknown as { storeFallback?: (op: string) => void }).storeFallback?.(op);
+  if (store instanceof ResilientStore) store.onRecovered(() => gateway.reregister());
   gateway.metrics.watchUpstreams(upstreams.governors);
 
   const app = Fastify({

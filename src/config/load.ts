@@ -582,6 +582,8 @@ function applyEnvOverrides(config: MutableConfig, env: NodeJS.ProcessEnv): void 
       url: redisUrl,
       prefix: previous.prefix ?? REDIS_DEFAULT_PREFIX,
       expectedReplicas: previous.expectedReplicas ?? 1,
+      leaseSeconds: previous.leaseSeconds ?? 30,
+      commandTimeoutMs: previous.commandTimeoutMs ?? 500,
     };
   }
 

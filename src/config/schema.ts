@@ -43,6 +43,8 @@ export const RedisStoreSchema = Obj({
   prefix: Type.String({ default: 'parley:', description: 'Key prefix' }),
   expectedReplicas: PositiveInt(1, 'Replicas sharing the store; while Redis is unreachable shared limits fall back to limit / expectedReplicas'),
   cluster: Type.Optional(Type.Array(Type.String(), { minItems: 1, description: 'Redis Cluster node URLs (instead of url)' })),
+  leaseSeconds: PositiveNum(30, "Connection-slot lease; renewed every third of it, so a crashed replica's slots free themselves within it"),
+  commandTimeoutMs: PositiveInt(500, 'A Redis command unanswered within this time falls back to the in-process limiters'),
 });
 export const StoreSchema = Type.Union([MemoryStoreSchema, RedisStoreSchema], {
   default: { kind: 'memory' },

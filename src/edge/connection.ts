@@ -230,9 +230,9 @@ export class Connection implements SessionSink {
     return !this.closing && this.session !== undefined && this.session.inFlight > 0;
   }
 
-  renewLeases(ttlMs: number): void {
+  renewLeases(ttlMs: number, mode: 'extend' | 'restore' = 'extend'): void {
     if (this.tornDown) return;
-    this.deps.store.renew(this.deps.leases, this.id, ttlMs).catch((err: unknown) => this.log.warn({ err }, 'could not renew connection leases'));
+    this.deps.store.renew(this.deps.leases, this.id, ttlMs, mode).catch((err: unknown) => this.log.warn({ err }, 'could not renew connection leases'));
   }
 
   ping(): void {

@@ -6,14 +6,14 @@ import type { SchedulerLike, Subscription } from 'rxjs';
 import type { Config } from '../config/schema.js';
 import { ParleyError } from '../protocol/codes.js';
 import { SessionRegistry } from '../sessions/registry.js';
-import type { Store } from '../store/store.js';
+import type { ReplicaCommand, Store } from '../store/store.js';
 import type { Logger } from '../telemetry/logger.js';
 import { Metrics } from '../telemetry/metrics.js';
 import type { Providers } from '../upstream/provider.js';
 import { KeyRing } from './auth.js';
 import type { Connection } from './connection.js';
 
-/** Connection leases live this long unless renewed; a crashed replica's slots free themselves after it. */
+/** Connection leases live this long unless renewed (default; `store.leaseSeconds` on Redis). */
 export const LEASE_MS = 30_000;
 
 export interface GatewayDeps {
@@ -36,7 +36,10 @@ export class Gateway {
   readonly metrics: Metrics;
   readonly replicaId: string;
   readonly connections = new Set<Connection>();
+  /** Connection leases live this long unless renewed; a crashed replica's slots free themselves after it. */
+  readonly leaseMs: number;
   private draining = false;
+  private unsubscribe: (() => void) | undefined;
   private heartbeat: Subscription | undefined;
   private leaseRenewal: Subscription | undefined;
 
@@ -47,6 +50,7 @@ export class Gateway {
     this.scheduler = deps.scheduler;
     this.replicaId = deps.replicaId ?? `replica_${randomUUID().slice(0, 8)}`;
     this.keyRing = new KeyRing(deps.config);
+    this.leaseMs = deps.config.store.kind === 'redis' ? deps.config.store.leaseSeconds * 1000 : LEASE_MS;
     this.metrics = new Metrics({ connections: () => this.connections.size, sessions: () => this.registry.size }, { defaultMetrics: deps.defaultMetrics ?? false });
     this.registry = new SessionRegistry({
       store: deps.store,
@@ -75,10 +79,35 @@ export class Gateway {
     };
     this.heartbeat = this.scheduler.schedule(beat, beatMs);
     const renew = (): void => {
-      for (const conn of this.connections) conn.renewLeases(LEASE_MS);
-      this.leaseRenewal = this.scheduler.schedule(renew, LEASE_MS / 3);
+      for (const conn of this.connections) conn.renewLeases(this.leaseMs);
+      this.leaseRenewal = this.scheduler.schedule(renew, this.leaseMs / 3);
     };
-    this.leaseRenewal = this.scheduler.schedule(renew, LEASE_MS / 3);
+    this.leaseRenewal = this.scheduler.schedule(renew, this.leaseMs / 3);
+    this.unsubscribe = this.store.subscribe((cmd) => this.onCommand(cmd));
+  }
+
+  /**
+   * A command from any replica (this one included). Only the replica holding the session acts:
+   * operator DELETE closes it with 4003; a resume elsewhere makes this replica let go (4030).
+   */
+  private onCommand(cmd: ReplicaCommand): void {
+    const session = this.registry.get(cmd.sessionId);
+    if (!session || session.isGone) return;
+    if (cmd.type === 'session.delete') {
+      session.terminate(new ParleyError('forbidden', 'the session was ended by the operator'), 'operator');
+    } else if (cmd.from !== this.replicaId) {
+      this.logger.info({ session_id: cmd.sessionId, by: cmd.from }, 'session resumed on another replica; letting go');
+      session.handOff();
+    }
+  }
+
+  /**
+   * After the shared store comes back (it may have restarted empty): re-add this replica's
+   * connection slots and session records, so caps, resume and the session list are right again.
+   */
+  reregister(): void {
+    for (const conn of this.connections) conn.renewLeases(this.leaseMs, 'restore');
+    for (const session of this.registry.all()) session.persist();
   }
 
   add(conn: Connection): void {
@@ -108,6 +137,7 @@ export class Gateway {
   }
 
   stop(): void {
+    this.unsubscribe?.();
     this.heartbeat?.unsubscribe();
     this.leaseRenewal?.unsubscribe();
     for (const conn of [...this.connections]) conn.teardown();

@@ -15,7 +15,6 @@ import { redactUrl } from '../telemetry/logger.js';
 import { bearer, originAllowed, tokenKey, TOKEN_PATTERN, type Principal } from './auth.js';
 import { Connection } from './connection.js';
 import type { Gateway } from './gateway.js';
-import { LEASE_MS } from './gateway.js';
 
 export const SUBPROTOCOL = 'parley.v1';
 const TOKEN_PROTOCOL_PREFIX = 'parley.token.';
@@ -75,7 +74,7 @@ export function registerRealtime(app: FastifyInstance, gateway: Gateway): void {
     }
     const connId = `conn_${randomUUID().replace(/-/g, '').slice(0, 20)}`;
     const leases = connectionLeases(principal.plan, principal.account.id, principal.key.id);
-    const decision = await gateway.store.acquire(leases, connId, LEASE_MS);
+    const decision = await gateway.store.acquire(leases, connId, gateway.leaseMs);
     gateway.metrics.decision('connections', decision.allowed);
     if (!decision.allowed) {
       const which = decision.limitName === 'key.connections' ? `connectionsPerKey (${principal.plan.connectionsPerKey})` : `connectionsPerAccount (${principal.plan.connectionsPerAccount})`;

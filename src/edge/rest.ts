@@ -159,6 +159,8 @@ export function registerRest(app: FastifyInstance, gateway: Gateway): void {
       }
       const record = await gateway.store.loadSession(id);
       if (!record || record.accountId !== p.account.id) return sendError(reply, 'not_found', `no live session ${id.slice(0, 64)} for this account`);
+      // Wherever it is held, that replica closes it with 4003; the record goes now either way.
+      await gateway.store.publish({ type: 'session.delete', sessionId: id, from: gateway.replicaId });
       await gateway.store.deleteSession(id);
       return reply.code(204).send();
     });

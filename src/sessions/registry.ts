@@ -91,6 +91,10 @@ export class SessionRegistry {
     );
     this.byId.set(session.id, session);
     this.byResumeToken.set(session.resumeToken, session);
+    if (record.replicaId !== this.deps.replicaId) {
+      // The replica that held it (if alive) closes its connection with 4030 and lets go.
+      this.deps.store.publish({ type: 'session.takeover', sessionId: session.id, from: this.deps.replicaId }).catch(() => undefined);
+    }
     return { ok: true, session, previous: 'store', lost: record.pending };
   }
 

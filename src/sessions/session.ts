@@ -277,7 +277,7 @@ export class Session {
   }
 
   /** Ends the session for good: aborts its work, forgets its state. */
-  end(reason: string): void {
+  end(reason: string, keepRecord = false): void {
     if (this.gone) return;
     this.gone = true;
     this.cancelTimers();
@@ -286,7 +286,7 @@ export class Session {
     this.pending.clear();
     this.held = [];
     this.log.info({ reason }, 'session ended');
-    this.deps.store.deleteSession(this.id).catch((err: unknown) => this.log.warn({ err }, 'could not delete session state'));
+    if (!keepRecord) this.deps.store.deleteSession(this.id).catch((err: unknown) => this.log.warn({ err }, 'could not delete session state'));
     this.deps.onGone(this);
   }
 
@@ -311,6 +311,16 @@ export class Session {
     const sink = this.sink;
     this.end(reason);
     sink?.fail(error);
+  }
+
+  /**
+   * Another replica resumed this session: let go here (abort local work, close any connection
+   * with 4030) without touching the record, which the new owner now writes.
+   */
+  handOff(): void {
+    const sink = this.sink;
+    this.end('taken_over_elsewhere', true);
+    sink?.fail(new ParleyError('session_taken_over', 'the session was resumed on another connection'));
   }
 
   usage(): Extract<ServerEvent, { type: 'session.ended' }>['usage'] {

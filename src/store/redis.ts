@@ -4,7 +4,7 @@
  * shared behaviour suite runs on both). Every key carries the configured prefix and a TTL.
  */
 import { readFileSync } from 'node:fs';
-import { Redis } from 'ioredis';
+import { Cluster, Redis, type ChainableCommander } from 'ioredis';
 import type { Decision, LimitState } from '../limits/decision.js';
 import type { LeaseSpec, LimitSpec, ReplicaCommand, ReplicaStats, SessionRecord, Store, TokenRecord } from './store.js';
 
@@ -12,8 +12,12 @@ const ADMIT_LUA = readFileSync(new URL('./lua/admit.lua', import.meta.url), 'utf
 
 export interface RedisStoreOptions {
   readonly url?: string;
+  /** Redis Cluster node URLs (instead of `url`). */
+  readonly cluster?: readonly string[];
   readonly prefix?: string;
   readonly redis?: Redis;
+  /** A command with no answer within this time fails (and the caller falls back). Default 500 ms. */
+  readonly commandTimeoutMs?: number;
   /** TEST ONLY: overrides the clock (epoch ms); by default the scripts use Redis TIME. */
   readonly now?: () => number;
 }
@@ -33,9 +37,15 @@ interface ScriptResult {
   states: ScriptState[] | Record<string, never>;
 }
 
-type WithAdmit = Redis & {
+type Client = Redis | Cluster;
+type WithAdmit = Client & {
   parleyAdmit(...args: (string | number)[]): Promise<string>;
 };
+
+function nodeOf(url: string): { host: string; port: number } {
+  const u = new URL(url);
+  return { host: u.hostname, port: Number(u.port || 6379) };
+}
 
 const num = (v: number | 'inf' | undefined): number => (v === 'inf' ? Infinity : (v ?? 0));
 
@@ -68,23 +78,78 @@ export class RedisStore implements Store {
   private readonly prefix: string;
   private readonly nowFn: (() => number) | undefined;
   private readonly handlers = new Set<(command: ReplicaCommand) => void>();
-  private subscriber: Redis | undefined;
+  private subscriber: Client | undefined;
+
+  private readonly isCluster: boolean;
+  private readonly stateHandlers = new Set<(ready: boolean) => void>();
 
   constructor(opts: RedisStoreOptions = {}) {
     this.prefix = opts.prefix ?? 'parley:';
     this.nowFn = opts.now;
-    const redis =
-      opts.redis ??
-      new Redis(opts.url ?? 'redis://127.0.0.1:6379', {
+    // Fail fast while Redis is away (no offline queue, short timeouts): the caller falls back to
+    // in-process limits instead of waiting; ioredis keeps reconnecting in the background.
+    const common = {
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 1,
+      commandTimeout: opts.commandTimeoutMs ?? 500,
+      connectTimeout: 2000,
+      retryStrategy: (times: number) => Math.min(100 * times, 1000),
+    };
+    let redis: Client;
+    if (opts.redis) redis = opts.redis;
+    else if (opts.cluster && opts.cluster.length > 0) {
+      const first = new URL(opts.cluster[0]!);
+      redis = new Cluster(opts.cluster.map(nodeOf), {
         enableOfflineQueue: false,
-        maxRetriesPerRequest: 1,
-        commandTimeout: 1000,
-        lazyConnect: false,
+        clusterRetryStrategy: (times: number) => Math.min(100 * times, 1000),
+        redisOptions: { ...common, username: first.username || undefined, password: first.password ? decodeURIComponent(first.password) : undefined },
       });
+    } else redis = new Redis(opts.url ?? 'redis://127.0.0.1:6379', common);
+    this.isCluster = redis instanceof Cluster;
+    redis.on('ready', () => this.emitState(true));
+    redis.on('close', () => this.emitState(false));
+    redis.on('end', () => this.emitState(false));
     // Faults surface as rejected commands; without a listener ioredis would log every reconnect error.
     redis.on('error', () => undefined);
     redis.defineCommand('parleyAdmit', { lua: ADMIT_LUA });
     this.redis = redis as WithAdmit;
+  }
+
+  /** Called with `true` when the connection becomes ready, `false` when it is lost. */
+  onStateChange(handler: (ready: boolean) => void): () => void {
+    this.stateHandlers.add(handler);
+    return () => this.stateHandlers.delete(handler);
+  }
+
+  private lastState: boolean | undefined;
+  private emitState(ready: boolean): void {
+    if (this.lastState === ready) return;
+    this.lastState = ready;
+    for (const h of [...this.stateHandlers]) h(ready);
+  }
+
+  /**
+   * Several writes at once: a MULTI on one Redis; on a Cluster the keys may live in different
+   * slots, so each command goes on its own (each write is idempotent, so a partial batch retried by
+   * the next save converges).
+   */
+  private async batch(build: (m: ChainableCommander) => void): Promise<void> {
+    if (!this.isCluster) {
+      const m = this.redis.multi();
+      build(m);
+      await m.exec();
+      return;
+    }
+    const calls: Promise<unknown>[] = [];
+    const target = this.redis as unknown as Record<string, (...a: unknown[]) => Promise<unknown>>;
+    const proxy: ChainableCommander = new Proxy({} as ChainableCommander, {
+      get: (_t, name: string) => (...args: unknown[]) => {
+        calls.push(target[name]!.apply(this.redis, args));
+        return proxy;
+      },
+    });
+    build(proxy);
+    await Promise.all(calls);
   }
 
   /** Resolves once the connection is ready (commands fail fast while offline). */
@@ -150,23 +215,23 @@ export class RedisStore implements Store {
     if (leases.length === 0) return;
     const now = await this.serverNow();
     const exp = now + ttlMs;
-    const m = this.redis.multi();
-    for (const l of leases) {
+    await this.batch((m) => {
+      for (const l of leases) {
       // Sweep first, then XX: only a live holder is extended (restore re-adds a lost one).
-      m.zremrangebyscore(this.k(l.key), '-inf', now);
-      if (mode === 'restore') m.zadd(this.k(l.key), exp, holderId);
-      else m.zadd(this.k(l.key), 'XX', exp, holderId);
-      m.pexpire(this.k(l.key), ttlMs + 1000, 'GT');
-      m.pexpire(this.k(l.key), ttlMs + 1000, 'NX');
-    }
-    await m.exec();
+        m.zremrangebyscore(this.k(l.key), '-inf', now);
+        if (mode === 'restore') m.zadd(this.k(l.key), exp, holderId);
+        else m.zadd(this.k(l.key), 'XX', exp, holderId);
+        m.pexpire(this.k(l.key), ttlMs + 1000, 'GT');
+        m.pexpire(this.k(l.key), ttlMs + 1000, 'NX');
+      }
+    });
   }
 
   async release(leases: readonly LeaseSpec[], holderId: string): Promise<void> {
     if (leases.length === 0) return;
-    const m = this.redis.multi();
-    for (const l of leases) m.zrem(this.k(l.key), holderId);
-    await m.exec();
+    await this.batch((m) => {
+      for (const l of leases) m.zrem(this.k(l.key), holderId);
+    });
   }
 
   async countLeases(key: string): Promise<number> {
@@ -192,21 +257,21 @@ export class RedisStore implements Store {
     const expiresAt = now + ttlMs;
     const sKey = this.k(`sess:${record.sessionId}`);
     const old = await this.redis.get(sKey);
-    const m = this.redis.multi();
-    if (old !== null) {
-      const prev = JSON.parse(old) as StoredSession;
-      if (prev.record.resumeToken !== record.resumeToken) m.del(this.k(`resume:${prev.record.resumeToken}`));
-      if (prev.record.accountId !== record.accountId) m.zrem(this.k(`acct:${prev.record.accountId}`), record.sessionId);
-    }
     const stored: StoredSession = { record, expiresAt };
     const aKey = this.k(`acct:${record.accountId}`);
-    m.set(sKey, JSON.stringify(stored), 'PX', ttlMs);
-    m.set(this.k(`resume:${record.resumeToken}`), record.sessionId, 'PX', ttlMs);
-    m.zremrangebyscore(aKey, '-inf', now);
-    m.zadd(aKey, expiresAt, record.sessionId);
-    m.pexpire(aKey, ttlMs, 'GT');
-    m.pexpire(aKey, ttlMs, 'NX');
-    await m.exec();
+    await this.batch((m) => {
+      if (old !== null) {
+        const prev = JSON.parse(old) as StoredSession;
+        if (prev.record.resumeToken !== record.resumeToken) m.del(this.k(`resume:${prev.record.resumeToken}`));
+        if (prev.record.accountId !== record.accountId) m.zrem(this.k(`acct:${prev.record.accountId}`), record.sessionId);
+      }
+      m.set(sKey, JSON.stringify(stored), 'PX', ttlMs);
+      m.set(this.k(`resume:${record.resumeToken}`), record.sessionId, 'PX', ttlMs);
+      m.zremrangebyscore(aKey, '-inf', now);
+      m.zadd(aKey, expiresAt, record.sessionId);
+      m.pexpire(aKey, ttlMs, 'GT');
+      m.pexpire(aKey, ttlMs, 'NX');
+    });
   }
 
   async loadSession(sessionId: string): Promise<SessionRecord | undefined> {
@@ -228,21 +293,23 @@ export class RedisStore implements Store {
     const raw = await this.redis.get(sKey);
     if (raw === null) return;
     const s = JSON.parse(raw) as StoredSession;
-    const m = this.redis.multi();
-    m.del(sKey);
-    m.zrem(this.k(`acct:${s.record.accountId}`), sessionId);
     const rKey = this.k(`resume:${s.record.resumeToken}`);
     // Drop the index only if it still points at this session.
     const cur = await this.redis.get(rKey);
-    if (cur === sessionId) m.del(rKey);
-    await m.exec();
+    await this.batch((m) => {
+      m.del(sKey);
+      m.zrem(this.k(`acct:${s.record.accountId}`), sessionId);
+      if (cur === sessionId) m.del(rKey);
+    });
   }
 
   async listSessions(accountId: string): Promise<readonly SessionRecord[]> {
     const now = this.clock();
     const ids = await this.redis.zrangebyscore(this.k(`acct:${accountId}`), `(${now}`, '+inf');
     if (ids.length === 0) return [];
-    const raws = await this.redis.mget(ids.map((id) => this.k(`sess:${id}`)));
+    // MGET spans slots on a Cluster; one GET per session there.
+    const keys = ids.map((id) => this.k(`sess:${id}`));
+    const raws = this.isCluster ? await Promise.all(keys.map((key) => this.redis.get(key))) : await this.redis.mget(keys);
     const out: SessionRecord[] = [];
     for (const raw of raws) {
       if (raw === null) continue;
@@ -261,7 +328,7 @@ export class RedisStore implements Store {
     if (!this.subscriber) {
       // A subscribed connection can run nothing else, so commands get their own; ioredis
       // re-subscribes it after a reconnect.
-      const sub = this.redis.duplicate({ enableOfflineQueue: true });
+      const sub: Client = this.redis instanceof Cluster ? this.redis.duplicate() : this.redis.duplicate({ enableOfflineQueue: true });
       sub.on('error', () => undefined);
       sub.on('message', (_channel: string, message: string) => {
         let command: ReplicaCommand;
@@ -282,7 +349,7 @@ export class RedisStore implements Store {
     const at = this.clock();
     const key = this.k('replicas');
     const entry: ReplicaStats & { expiresAt: number } = { replicaId, at, stats, expiresAt: at + ttlMs };
-    await this.redis.multi().hset(key, replicaId, JSON.stringify(entry)).pexpire(key, ttlMs * 10).exec();
+    await this.batch((m) => m.hset(key, replicaId, JSON.stringify(entry)).pexpire(key, ttlMs * 10));
   }
 
   async listReplicaStats(): Promise<readonly ReplicaStats[]> {

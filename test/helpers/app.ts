@@ -19,6 +19,8 @@ export interface TestAppOptions {
   readonly server?: Record<string, unknown>;
   readonly upstreams?: Record<string, unknown>;
   readonly store?: Store;
+  /** The `store` section of the config (e.g. `{kind: 'redis', url}`), built by the app itself. */
+  readonly storeConfig?: Record<string, unknown>;
   readonly providers?: Providers;
   /** Real time instead of the virtual scheduler. */
   readonly realTime?: boolean;
@@ -53,6 +55,7 @@ export function testConfig(opts: TestAppOptions = {}) {
         { id: 'acct_b', plan: 'test', origins: ['*'], keys: [{ id: 'key_b', secret: 'sk_test_b_0123456789' }] },
       ],
       upstreams: opts.upstreams ?? {},
+      ...(opts.storeConfig ? { store: opts.storeConfig } : {}),
     },
     {},
   );

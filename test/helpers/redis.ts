@@ -7,9 +7,11 @@ export interface RedisHandle {
   readonly url: string;
   readonly port: number;
   stop(): Promise<void>;
+  /** SIGKILL: the server vanishes mid-conversation, like a crash. */
+  kill(): Promise<void>;
 }
 
-async function freePort(): Promise<number> {
+export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = createServer();
     srv.unref();
@@ -35,8 +37,9 @@ async function ping(url: string): Promise<boolean> {
   }
 }
 
-export async function startRedis(): Promise<RedisHandle> {
-  const port = await freePort();
+/** Starts redis-server on a free port, or on `port` (to restart one that was stopped). */
+export async function startRedis(port?: number): Promise<RedisHandle> {
+  port ??= await freePort();
   const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -58,6 +61,11 @@ export async function startRedis(): Promise<RedisHandle> {
   return {
     url,
     port,
+    async kill() {
+      if (exited) return;
+      child.kill('SIGKILL');
+      await exitP;
+    },
     async stop() {
       if (exited) return;
       child.kill('SIGTERM');

@@ -89,6 +89,8 @@ describe('parseConfig: defaults', () => {
       url: 'redis://127.0.0.1:6379',
       prefix: 'parley:',
       expectedReplicas: 1,
+      leaseSeconds: 30,
+      commandTimeoutMs: 500,
     });
   });
 
@@ -383,7 +385,7 @@ describe('parseConfig: environment overrides', () => {
     const config = parseConfig(minimal(), { PORT: '9000', HOST: '127.0.0.1', REDIS_URL: 'redis://redis:6379/0', LOG_LEVEL: 'DEBUG' });
     expect(config.server.port).toBe(9000);
     expect(config.server.host).toBe('127.0.0.1');
-    expect(config.store).toEqual({ kind: 'redis', url: 'redis://redis:6379/0', prefix: 'parley:', expectedReplicas: 1 });
+    expect(config.store).toEqual({ kind: 'redis', url: 'redis://redis:6379/0', prefix: 'parley:', expectedReplicas: 1, leaseSeconds: 30, commandTimeoutMs: 500 });
     expect(config.logLevel).toBe('debug');
   });
 
@@ -394,6 +396,8 @@ describe('parseConfig: environment overrides', () => {
       url: 'rediss://r:6380',
       prefix: 'x:',
       expectedReplicas: 3,
+      leaseSeconds: 30,
+      commandTimeoutMs: 500,
     });
   });
 

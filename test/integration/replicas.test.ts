@@ -1,0 +1,220 @@
+/**
+ * Several replicas on one real Redis (spawned per file on a free port): caps, tokens, resume,
+ * operator DELETE and upstream limits hold across replicas; a SIGKILLed replica's slots free
+ * themselves after the lease; Redis killed and restarted mid-test (the failure policy).
+ */
+import { randomUUID } from 'node:crypto';
+import { Redis } from 'ioredis';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { startSimUpstream, type SimUpstream } from '../../src/upstream/sim-server.js';
+import { startApp, testConfig, until, type TestApp, type TestAppOptions } from '../helpers/app.js';
+import { connect, type TestClient } from '../helpers/client.js';
+import { startRedis, type RedisHandle } from '../helpers/redis.js';
+import { spawnReplica, type Replica } from '../helpers/replica.js';
+import { openAiUpstreams } from '../helpers/upstream.js';
+
+let redis: RedisHandle;
+const apps: TestApp[] = [];
+const extra: { close(): Promise<void> }[] = [];
+let child: Replica | undefined;
+
+beforeAll(async () => {
+  redis = await startRedis();
+});
+afterAll(async () => {
+  await redis?.stop();
+});
+afterEach(async () => {
+  child?.kill('SIGKILL');
+  child = undefined;
+  for (const a of apps.splice(0)) await a.close();
+  for (const x of extra.splice(0)) await x.close();
+});
+
+/** `n` replicas sharing one fresh key prefix on `server`. */
+async function replicas(n: number, opts: TestAppOptions & { leaseSeconds?: number } = {}, server = redis): Promise<TestApp[]> {
+  const prefix = `t:${randomUUID().slice(0, 8)}:`;
+  const out: TestApp[] = [];
+  for (let i = 0; i < n; i++) {
+    const t = await startApp({
+      realTime: true,
+      replicaId: `r${i + 1}`,
+      ...opts,
+      storeConfig: { kind: 'redis', url: server.url, prefix, expectedReplicas: n, ...(opts.leaseSeconds ? { leaseSeconds: opts.leaseSeconds } : {}) },
+    });
+    apps.push(t);
+    out.push(t);
+  }
+  return out;
+}
+
+async function refusedWith(c: TestClient): Promise<{ close: number; code: string | undefined }> {
+  const closed = await c.waitClose(5000);
+  return { close: closed.code, code: c.of('error')[0]?.code };
+}
+
+describe('replicas on one Redis', () => {
+  it('connection caps per key hold across replicas, and a freed slot is usable anywhere', async () => {
+    const [a, b] = await replicas(2, { plan: { connectionsPerKey: 2, connectionsPerAccount: 10 } });
+    const c1 = await a!.session();
+    await b!.session();
+    const c3 = await a!.client();
+    expect(await refusedWith(c3)).toEqual({ close: 4029, code: 'connection_limit' });
+    const c4 = await b!.client();
+    expect(await refusedWith(c4)).toEqual({ close: 4029, code: 'connection_limit' });
+    c1.close();
+    await c1.waitClose();
+    // The release is asynchronous: the slot is free once the store says so.
+    const usage = async (): Promise<number> => ((await (await b!.rest('GET', '/v1/usage')).json()) as { connections_used: number }).connections_used;
+    for (let i = 0; i < 100 && (await usage()) !== 1; i++) await new Promise((r) => setTimeout(r, 20));
+    expect(await usage()).toBe(1);
+    const c5 = await b!.session();
+    expect(c5.closeInfo).toBeUndefined();
+  });
+
+  it('a token minted on one replica opens a connection on another, exactly once', async () => {
+    const [a, b] = await replicas(2);
+    const token = await a!.token();
+    const onB = await b!.session({}, { token });
+    expect(onB.of('session.created')).toHaveLength(1);
+    const again = await a!.client({ token });
+    expect(await refusedWith(again)).toEqual({ close: 4001, code: 'unauthorized' });
+  });
+
+  it('a session dropped on one replica resumes on another with the same id, expiry and history', async () => {
+    const [a, b] = await replicas(2);
+    const s = await a!.session({ language: 'es' });
+    const created = await s.waitFor('session.created');
+    s.send({ type: 'turn.text', id: 't1', text: 'Hola, quiero un café' });
+    await s.waitFor('reply.audio.end', (e) => e.request_id === 't1', 10_000);
+    s.ws.terminate();
+    await s.waitClose();
+    await until(() => a!.app.gateway.connections.size === 0, 3000, 'the drop reaching replica 1');
+
+    const r = await b!.client();
+    r.send({ type: 'session.start', resume_token: created.resume_token });
+    const resumed = await r.waitFor('session.resumed');
+    expect(resumed.session_id).toBe(created.session_id);
+    expect(resumed.expires_at).toBe(created.expires_at);
+    // Replica 1 lets go of its copy without deleting the record replica 2 now owns.
+    await until(() => a!.app.gateway.registry.get(created.session_id) === undefined, 3000, 'replica 1 letting go');
+    r.send({ type: 'turn.text', id: 't2', text: 'Y un croissant, por favor' });
+    await r.waitFor('reply.audio.end', (e) => e.request_id === 't2', 10_000);
+    const listed = (await (await a!.rest('GET', '/v1/sessions')).json()) as { sessions: { session_id: string; replica_id: string; turns: number }[] };
+    expect(listed.sessions).toEqual([expect.objectContaining({ session_id: created.session_id, replica_id: 'r2', turns: 2 })]);
+  });
+
+  it('resuming on another replica while the old connection is open closes it with 4030', async () => {
+    const [a, b] = await replicas(2);
+    const s = await a!.session();
+    const created = await s.waitFor('session.created');
+    const r = await b!.client();
+    r.send({ type: 'session.start', resume_token: created.resume_token });
+    expect((await r.waitFor('session.resumed')).session_id).toBe(created.session_id);
+    expect(await refusedWith(s)).toEqual({ close: 4030, code: 'session_taken_over' });
+    expect(r.closeInfo).toBeUndefined();
+  });
+
+  it('operator DELETE on one replica closes the session on another with 4003', async () => {
+    const [a, b] = await replicas(2);
+    const s = await a!.session();
+    const created = await s.waitFor('session.created');
+    const res = await b!.rest('DELETE', `/v1/sessions/${created.session_id}`);
+    expect(res.status).toBe(204);
+    expect(await refusedWith(s)).toEqual({ close: 4003, code: 'forbidden' });
+    const listed = (await (await b!.rest('GET', '/v1/sessions')).json()) as { sessions: unknown[] };
+    expect(listed.sessions).toEqual([]);
+  });
+
+  it('upstream rate and concurrency are shared: two replicas feed a limit-enforcing upstream with zero 429s', async () => {
+    const sim: SimUpstream = await startSimUpstream({ rps: 4, burst: 2, concurrency: 2, latencyMs: 30 });
+    extra.push(sim);
+    const limits = { requestsPerSecond: 4, burst: 2, concurrency: 2 };
+    const [a, b] = await replicas(2, { plan: { connectionsPerKey: 10 }, upstreams: openAiUpstreams(sim.url, limits) });
+    const clients = [...(await Promise.all([1, 2, 3].map(() => a!.session()))), ...(await Promise.all([1, 2, 3].map(() => b!.session())))];
+    clients.forEach((c, i) => c.send({ type: 'turn.text', id: `t${i}`, text: 'Hola, quiero un café' }));
+    await Promise.all(clients.map((c, i) => c.waitFor('reply.audio.end', (e) => e.request_id === `t${i}`, 20_000)));
+    const stats = sim.stats();
+    expect(stats.rejected429).toBe(0);
+    expect(stats.maxInFlight).toBeLessThanOrEqual(2);
+    expect(stats.ok).toBe(12);
+    expect(clients.flatMap((c) => c.of('error'))).toEqual([]);
+  });
+});
+
+describe('a replica that dies', () => {
+  it('SIGKILL: its connection slots free themselves after the lease period', async () => {
+    const leaseSeconds = 2;
+    const [a] = await replicas(1, { plan: { connectionsPerKey: 2, connectionsPerAccount: 10 }, leaseSeconds });
+    const prefix = (a!.app.gateway.config.store as { prefix: string }).prefix;
+    const cfg = testConfig({ plan: { connectionsPerKey: 2, connectionsPerAccount: 10 } });
+    child = await spawnReplica({ ...cfg, store: { kind: 'redis', url: redis.url, prefix, leaseSeconds } });
+    const held = [await connect(child.url, { token: await a!.token() }), await connect(child.url, { token: await a!.token() })];
+    for (const c of held) {
+      c.send({ type: 'session.start', language: 'es' });
+      await c.waitFor('session.created');
+    }
+    expect(await refusedWith(await a!.client())).toEqual({ close: 4029, code: 'connection_limit' });
+
+    child.kill('SIGKILL');
+    await child.exited;
+    const killedAt = Date.now();
+    // Right after the crash the slots are still leased...
+    expect(await refusedWith(await a!.client())).toEqual({ close: 4029, code: 'connection_limit' });
+    // ...and free within the lease period (plus the refusal round trips).
+    let admitted: TestClient | undefined;
+    while (!admitted && Date.now() - killedAt < (leaseSeconds + 3) * 1000) {
+      const c = await a!.client();
+      c.send({ type: 'session.start', language: 'es' });
+      const first = await Promise.race([c.waitFor('session.created', undefined, 5000).then(() => 'created'), c.closed.then(() => 'closed')]);
+      if (first === 'created') admitted = c;
+      else await new Promise((r) => setTimeout(r, 200));
+    }
+    expect(admitted?.of('session.created')).toHaveLength(1);
+    const freedAfter = Date.now() - killedAt;
+    expect(freedAfter).toBeLessThanOrEqual((leaseSeconds + 3) * 1000);
+  }, 40_000);
+});
+
+describe('Redis killed and restarted mid-test', () => {
+  it('sessions keep working on in-process limits, /readyz says 503, and service is whole again within 5 s', async () => {
+    const own = await startRedis();
+    extra.push({ close: () => own.stop() });
+    const [a] = await replicas(1, { plan: { connectionsPerKey: 5 } }, own);
+    const prefix = (a!.app.gateway.config.store as { prefix: string }).prefix;
+    const s1 = await a!.session();
+    const s2 = await a!.session();
+    expect((await a!.rest('GET', '/readyz')).status).toBe(200);
+
+    await own.kill();
+    await until(() => !a!.app.gateway.store.healthy(), 5000, 'the app noticing Redis is gone');
+    expect((await a!.rest('GET', '/readyz')).status).toBe(503);
+    // Open sessions keep working: the turn's account quota is decided in process.
+    s1.send({ type: 'turn.text', id: 'during', text: 'Hola' });
+    expect((await s1.waitFor('reply.text', (e) => e.request_id === 'during', 10_000)).text.length).toBeGreaterThan(0);
+    // A new learner can still connect (the token lives in this replica's fallback).
+    const s3 = await a!.session();
+    expect(s3.of('session.created')).toHaveLength(1);
+    expect(a!.logs.find((l) => typeof l.msg === 'string' && l.msg.startsWith('store unreachable'))).toBeDefined();
+
+    const restarted = await startRedis(own.port);
+    extra.push({ close: () => restarted.stop() });
+    const back = Date.now();
+    const raw = new Redis(restarted.url);
+    extra.push({ close: async () => void raw.disconnect() });
+    const ready = async (): Promise<boolean> => (await a!.rest('GET', '/readyz')).status === 200;
+    while (!(await ready()) && Date.now() - back < 5000) await new Promise((r) => setTimeout(r, 50));
+    // The restarted Redis is empty: this replica re-registers its 3 connections and 3 sessions.
+    const conns = (): Promise<number> => raw.zcard(`${prefix}conns:{acct_a}`);
+    while ((await conns()) < 3 && Date.now() - back < 5000) await new Promise((r) => setTimeout(r, 50));
+    const recoveredMs = Date.now() - back;
+    expect(await ready()).toBe(true);
+    expect(await conns()).toBe(3);
+    const listed = (await (await a!.rest('GET', '/v1/sessions')).json()) as { sessions: unknown[] };
+    expect(listed.sessions).toHaveLength(3);
+    expect(recoveredMs).toBeLessThan(5000);
+    s2.send({ type: 'turn.text', id: 'after', text: 'Gracias' });
+    expect((await s2.waitFor('reply.text', (e) => e.request_id === 'after', 10_000)).request_id).toBe('after');
+    expect(a!.logs.find((l) => l.msg === 'store reachable again; re-registering leases and sessions')).toBeDefined();
+  }, 40_000);
+});
