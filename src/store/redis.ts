@@ -328,7 +328,7 @@ export class RedisStore implements Store {
     if (!this.subscriber) {
       // A subscribed connection can run nothing else, so commands get their own; ioredis
       // re-subscribes it after a reconnect.
-      const sub: Client = this.redis instanceof Cluster ? this.redis.duplicate() : this.redis.duplicate({ enableOfflineQueue: true });
+      const sub: Client = this.redis instanceof Cluster ? this.redis.duplicate(undefined, { enableOfflineQueue: true }) : this.redis.duplicate({ enableOfflineQueue: true });
       sub.on('error', () => undefined);
       sub.on('message', (_channel: string, message: string) => {
         let command: ReplicaCommand;

@@ -1,6 +1,9 @@
 /** Spawns a throwaway `redis-server` on a free local port for integration tests. */
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Redis } from 'ioredis';
 
 export interface RedisHandle {
@@ -74,4 +77,87 @@ export async function startRedis(port?: number): Promise<RedisHandle> {
       clearTimeout(t);
     },
   };
+}
+
+export interface RedisClusterHandle {
+  /** One URL per master node. */
+  readonly urls: readonly string[];
+  stop(): Promise<void>;
+}
+
+/** A free port whose cluster-bus port (port + 10000) is free too. */
+async function freeClusterPort(): Promise<number> {
+  for (;;) {
+    const port = await freePort();
+    if (port > 55_000) continue;
+    const srv = createServer();
+    const ok = await new Promise<boolean>((resolve) => {
+      srv.once('error', () => resolve(false));
+      srv.listen(port + 10_000, '127.0.0.1', () => srv.close(() => resolve(true)));
+    });
+    if (ok) return port;
+  }
+}
+
+/**
+ * A local 3-master Redis Cluster (no replicas): three `redis-server --cluster-enabled yes` on free
+ * ports, joined by `redis-cli --cluster create`; resolves once CLUSTER INFO says `cluster_state:ok`.
+ */
+export async function startRedisCluster(): Promise<RedisClusterHandle> {
+  const dir = mkdtempSync(join(tmpdir(), 'parley-cluster-'));
+  const nodes: { port: number; child: ReturnType<typeof spawn>; exited: Promise<void> }[] = [];
+  const stop = async (): Promise<void> => {
+    for (const n of nodes) n.child.kill('SIGKILL');
+    await Promise.all(nodes.map((n) => n.exited));
+    rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    for (let i = 0; i < 3; i++) {
+      const port = await freeClusterPort();
+      const child = spawn(
+        'redis-server',
+        ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--cluster-enabled', 'yes',
+          '--cluster-config-file', join(dir, `nodes-${port}.conf`), '--dir', dir],
+        { stdio: ['ignore', 'ignore', 'ignore'] },
+      );
+      const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+      nodes.push({ port, child, exited });
+    }
+    const urls = nodes.map((n) => `redis://127.0.0.1:${n.port}`);
+    for (const url of urls) {
+      const deadline = Date.now() + 10_000;
+      while (!(await ping(url))) {
+        if (Date.now() > deadline) throw new Error(`cluster node ${url} did not answer PING`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    }
+    const create = spawnSync('redis-cli', ['--cluster', 'create', ...nodes.map((n) => `127.0.0.1:${n.port}`), '--cluster-replicas', '0', '--cluster-yes'], {
+      encoding: 'utf8',
+      timeout: 20_000,
+    });
+    if (create.status !== 0) throw new Error(`redis-cli --cluster create failed: ${create.stdout}${create.stderr}`);
+    const deadline = Date.now() + 15_000;
+    for (;;) {
+      const states = await Promise.all(
+        urls.map(async (url) => {
+          const r = new Redis(url, { maxRetriesPerRequest: 0, retryStrategy: () => null });
+          r.on('error', () => undefined);
+          try {
+            return String(await r.cluster('INFO')).includes('cluster_state:ok');
+          } catch {
+            return false;
+          } finally {
+            r.disconnect();
+          }
+        }),
+      );
+      if (states.every(Boolean)) break;
+      if (Date.now() > deadline) throw new Error('the cluster did not reach cluster_state:ok');
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    return { urls, stop };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
 }

@@ -9,7 +9,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startSimUpstream, type SimUpstream } from '../../src/upstream/sim-server.js';
 import { startApp, testConfig, until, type TestApp, type TestAppOptions } from '../helpers/app.js';
 import { connect, type TestClient } from '../helpers/client.js';
-import { startRedis, type RedisHandle } from '../helpers/redis.js';
+import { startRedis, startRedisCluster, type RedisHandle } from '../helpers/redis.js';
 import { spawnReplica, type Replica } from '../helpers/replica.js';
 import { openAiUpstreams } from '../helpers/upstream.js';
 
@@ -217,4 +217,31 @@ describe('Redis killed and restarted mid-test', () => {
     expect((await s2.waitFor('reply.text', (e) => e.request_id === 'after', 10_000)).request_id).toBe('after');
     expect(a!.logs.find((l) => l.msg === 'store reachable again; re-registering leases and sessions')).toBeDefined();
   }, 40_000);
+});
+
+describe('replicas on a local 3-node Redis Cluster (store.cluster)', () => {
+  it('caps, a token, resume with takeover and operator DELETE hold across two replicas', async () => {
+    const cluster = await startRedisCluster();
+    extra.push({ close: () => cluster.stop() });
+    const prefix = `t:${randomUUID().slice(0, 8)}:`;
+    const opts = { realTime: true, plan: { connectionsPerKey: 2 }, storeConfig: { kind: 'redis', cluster: cluster.urls, prefix, expectedReplicas: 2 } } as const;
+    const a = await startApp({ ...opts, replicaId: 'c1' });
+    apps.push(a);
+    const b = await startApp({ ...opts, replicaId: 'c2' });
+    apps.push(b);
+    expect((await b.rest('GET', '/readyz')).status).toBe(200);
+
+    const s = await a.session();
+    const created = await s.waitFor('session.created');
+    const r = await b.client({ token: await a.token() });
+    r.send({ type: 'session.start', resume_token: created.resume_token });
+    expect((await r.waitFor('session.resumed')).session_id).toBe(created.session_id);
+    expect(await refusedWith(s)).toEqual({ close: 4030, code: 'session_taken_over' });
+
+    await b.session();
+    expect(await refusedWith(await a.client())).toEqual({ close: 4029, code: 'connection_limit' });
+
+    expect((await a.rest('DELETE', `/v1/sessions/${created.session_id}`)).status).toBe(204);
+    expect(await refusedWith(r)).toEqual({ close: 4003, code: 'forbidden' });
+  }, 60_000);
 });
