@@ -141,6 +141,7 @@ export class Gateway {
     this.heartbeat?.unsubscribe();
     this.leaseRenewal?.unsubscribe();
     for (const conn of [...this.connections]) conn.teardown();
-    for (const session of [...this.registry.all()]) session.end('shutdown');
+    // Records stay in the store: after a drain (1012) the sessions resume on another replica.
+    for (const session of [...this.registry.all()]) session.end('shutdown', true);
   }
 }

@@ -245,3 +245,30 @@ describe('replicas on a local 3-node Redis Cluster (store.cluster)', () => {
     expect(await refusedWith(r)).toEqual({ close: 4003, code: 'forbidden' });
   }, 60_000);
 });
+
+describe('drain (SIGTERM) with a second replica', () => {
+  it('a SIGTERM during a live turn answers that turn, closes with 1012, and the session resumes on the other replica', async () => {
+    const [a] = await replicas(1);
+    const prefix = (a!.app.gateway.config.store as { prefix: string }).prefix;
+    const cfg = testConfig({ server: { drainSeconds: 5 }, upstreams: { conversation: { provider: 'simulated', latencyMs: 1500 } } });
+    child = await spawnReplica({ ...cfg, store: { kind: 'redis', url: redis.url, prefix } });
+    const s = await connect(child.url, { token: await a!.token() });
+    s.send({ type: 'session.start', language: 'es' });
+    const created = await s.waitFor('session.created');
+    s.send({ type: 'turn.text', id: 'live', text: 'Hola, quiero un café' });
+    await s.waitFor('quota.updated', undefined, 5000);
+    child.kill('SIGTERM');
+    child.kill('SIGTERM'); // a repeated signal is ignored
+    const reply = await s.waitFor('reply.text', (e) => e.request_id === 'live', 10_000);
+    expect(reply.text.length).toBeGreaterThan(0);
+    expect(await refusedWith(s)).toEqual({ close: 1012, code: 'server_draining' });
+    expect(await child.exited).toBe(0);
+
+    const r = await a!.client();
+    r.send({ type: 'session.start', resume_token: created.resume_token });
+    const resumed = await r.waitFor('session.resumed');
+    expect(resumed).toMatchObject({ session_id: created.session_id, expires_at: created.expires_at });
+    r.send({ type: 'turn.text', id: 'next', text: 'Gracias' });
+    expect((await r.waitFor('reply.text', (e) => e.request_id === 'next', 10_000)).request_id).toBe('next');
+  }, 40_000);
+});
