@@ -6,6 +6,7 @@
  *        - Parley `RedisStore.consume` deciding 3 limits atomically (an account's request window,
  *          its daily audio minutes, a token bucket), keys hash-tagged `{acct_N}` over A accounts,
  *          a unique opId per decision;
+ *        - the same with the window alone (1 limit), for information;
  *        - Parley `RedisStore.admit` (upstream admission: a window, a bucket and a concurrency
  *          lease on one upstream account), each followed by the `release` the governor sends when
  *          the call ends; an admission cycle is two round trips (for information);
@@ -61,10 +62,11 @@ export function redisSettings(): RedisSettings {
   };
 }
 
-export type DecisionClient = 'parleyConsume' | 'parleyAdmit' | 'rlf';
+export type DecisionClient = 'parleyConsume' | 'parleyOne' | 'parleyAdmit' | 'rlf';
 
 const LABELS: Record<DecisionClient, string> = {
   parleyConsume: 'Parley consume, 3 limits',
+  parleyOne: 'Parley consume, 1 limit (window)',
   parleyAdmit: 'Parley admit+release, 2 limits + lease',
   rlf: 'rate-limiter-flexible, 1 limit',
 };
@@ -89,6 +91,9 @@ export interface DecisionRun {
   /** Cores busy with anything else, and stolen by the hypervisor. */
   readonly otherCores: number;
   readonly stealCores: number;
+  /** Redis `used_memory` and keys at the end of the run (warm-up included), over every decision made in it. */
+  readonly redisBytesPerDecision: number;
+  readonly keys: number;
 }
 
 export interface LatencyFigures {
@@ -172,11 +177,11 @@ async function contestant(client: DecisionClient, url: string, prefix: string): 
   const store = new RedisStore({ url, prefix });
   await store.ready();
   const specsByAcct = new Map<string, LimitSpec[]>();
-  if (client === 'parleyConsume') {
+  if (client === 'parleyConsume' || client === 'parleyOne') {
     return {
       async decide(caller, seq, acct) {
         let specs = specsByAcct.get(acct);
-        if (!specs) specsByAcct.set(acct, (specs = accountSpecs(acct)));
+        if (!specs) specsByAcct.set(acct, (specs = client === 'parleyOne' ? accountSpecs(acct).slice(0, 1) : accountSpecs(acct)));
         return (await store.consume(specs, `turn:${caller}:${seq}`)).allowed;
       },
       close: () => store.close(),
@@ -196,6 +201,7 @@ async function contestant(client: DecisionClient, url: string, prefix: string): 
 async function measureDecisions(client: DecisionClient, redis: BenchRedis, admin: Redis, callers: number, round: number, s: RedisSettings): Promise<DecisionRun> {
   // Every run starts on an empty Redis, so no run pays for the keys (or the memory) of another.
   await admin.flushall();
+  const baseMemory = Number(/used_memory:(\d+)/.exec(await admin.info('memory'))?.[1] ?? Number.NaN);
   const c = await contestant(client, redis.url, `bench${round}:`);
   let decisions = 0;
   let refused = 0;
@@ -231,6 +237,8 @@ async function measureDecisions(client: DecisionClient, redis: BenchRedis, admin
     const clientCpu = process.cpuUsage(client0);
     const clientUs = clientCpu.user + clientCpu.system;
     const machine = machineCores(machine0, machineCpu());
+    const usedMemory = Number(/used_memory:(\d+)/.exec(await admin.info('memory'))?.[1] ?? Number.NaN);
+    const keys = await admin.dbsize();
     const redisCpuShare = redisUs / wallUs;
     const clientCpuShare = clientUs / wallUs;
     return {
@@ -249,6 +257,8 @@ async function measureDecisions(client: DecisionClient, redis: BenchRedis, admin
       clientUsPerDecision: clientUs / n,
       otherCores: Math.max(0, machine.busy - redisCpuShare - clientCpuShare),
       stealCores: machine.steal,
+      redisBytesPerDecision: (usedMemory - baseMemory) / decisions,
+      keys,
     };
   } finally {
     stop = true;
@@ -261,7 +271,7 @@ export function describeDecisionRun(r: DecisionRun): string {
   return (
     `round ${r.round} ${r.label.padEnd(39)} ${String(r.callers).padStart(3)} caller(s) ${fmtInt(r.perSec).padStart(7)} decisions/s  ` +
     `redis ${fmt(r.redisUsPerDecision, 1)} µs/decision (${pct(r.redisCpuShare)} of a core), client ${fmt(r.clientUsPerDecision, 1)} µs (${pct(r.clientCpuShare)}), ` +
-    `other ${pct(r.otherCores)}` +
+    `other ${pct(r.otherCores)}, Redis memory ${fmtInt(r.redisBytesPerDecision)} B/decision (${fmtInt(r.keys)} keys)` +
     (r.refused ? `  !! ${fmtInt(r.refused)} refused` : '') +
     (r.errors ? `  !! ${fmtInt(r.errors)} error(s)` : '')
   );
@@ -395,7 +405,7 @@ export async function redisPhase(s: RedisSettings = redisSettings(), say: (line:
   admin.on('error', () => undefined);
   try {
     const runs: DecisionRun[] = [];
-    const clients: DecisionClient[] = ['parleyConsume', 'rlf', 'parleyAdmit'];
+    const clients: DecisionClient[] = ['parleyConsume', 'rlf', 'parleyOne', 'parleyAdmit'];
     for (let round = 1; round <= s.rounds; round++) {
       for (const callers of [1, s.callers]) {
         // Alternate the order, so neither library always runs on a machine the other just warmed.
@@ -442,6 +452,8 @@ export function redisRows(r: RedisPhaseResult): string[][] {
   return [
     ['decisions/s, 1 caller (Parley: 3 limits atomically)', fmtInt(r.best.parleyConsume.one), fmtInt(r.best.rlf.one), fmt(r.ratio.one), `≥ ${TARGET_REDIS_RATIO}`, verdict(r.ratio.one, TARGET_REDIS_RATIO, 'atLeast')],
     [`decisions/s, ${n} callers (Parley: 3 limits atomically)`, fmtInt(r.best.parleyConsume.many), fmtInt(r.best.rlf.many), fmt(r.ratio.many), `≥ ${TARGET_REDIS_RATIO}`, verdict(r.ratio.many, TARGET_REDIS_RATIO, 'atLeast')],
+    ['  Parley consume, 1 limit (window), 1 caller', fmtInt(r.best.parleyOne.one), '', fmt(r.best.parleyOne.one / r.best.rlf.one), '', ''],
+    [`  Parley consume, 1 limit (window), ${n} callers`, fmtInt(r.best.parleyOne.many), '', fmt(r.best.parleyOne.many / r.best.rlf.many), '', ''],
     ['  upstream admit+release cycles/s, 1 caller', fmtInt(r.best.parleyAdmit.one), '', '', '', ''],
     [`  upstream admit+release cycles/s, ${n} callers`, fmtInt(r.best.parleyAdmit.many), '', '', '', ''],
   ];
