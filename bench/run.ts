@@ -6,7 +6,10 @@
  *   2. server CPU per message over the same interval, read inside each server's own process;
  *   3. memory per idle connection (Parley: with a started session), RSS after forced GC;
  *   4. upstream utilisation: the upstream governor against a simulated rate-limited upstream, next to
- *      naive clients in the same run (bench/upstream.ts; its knobs are BENCH_UPSTREAM_*).
+ *      naive clients in the same run (bench/upstream.ts; its knobs are BENCH_UPSTREAM_*);
+ *   5. the Redis store: decisions per second against rate-limiter-flexible on a spawned
+ *      redis-server, and the latency the Redis store adds in the app (bench/redis.ts; its knobs are
+ *      BENCH_REDIS_*).
  *
  * Each server runs in its own child process (bench/servers/*), the load client runs here. The
  * targets are printed next to the figures; nothing fails the run, a missed target is a finding.
@@ -14,7 +17,9 @@
  *
  * Knobs (environment): BENCH_CONNECTIONS (50), BENCH_WINDOW (20), BENCH_WARMUP_SECONDS (1),
  * BENCH_SECONDS (5), BENCH_ROUNDS (3), BENCH_IDLE_CONNECTIONS (5000), BENCH_CPU_PROF=<dir>
- * (profile the Parley child during the throughput phase and print its hottest functions).
+ * (profile the Parley child during the throughput phase and print its hottest functions),
+ * BENCH_ONLY=<phase>[,<phase>...] (run only these of throughput, memory, upstream, redis; e.g.
+ * `BENCH_ONLY=redis npm run bench`).
  */
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -28,6 +33,8 @@ import { topSelf } from './lib/profile.js';
 import { fmt, fmtInt, pct, table, verdict } from './lib/report.js';
 import { TARGET_UPSTREAM_UTILISATION, upstreamHeadline, upstreamPhase, upstreamRows, upstreamSettings } from './upstream.js';
 import { envNumber } from './lib/env.js';
+import { killAllRedis } from './lib/redis-server.js';
+import { printRedisSummary, redisHeadline, redisPhase, redisSettings, TARGET_REDIS_RATIO, type RedisPhaseResult } from './redis.js';
 
 // ---- targets (printed, never enforced) ---------------------------------------------------------
 
@@ -48,6 +55,17 @@ const settings: ThroughputSettings & { rounds: number; idleConnections: number }
   rounds: envNumber('BENCH_ROUNDS', 3),
   idleConnections: envNumber('BENCH_IDLE_CONNECTIONS', 5000),
 };
+const PHASES = ['throughput', 'memory', 'upstream', 'redis'] as const;
+type Phase = (typeof PHASES)[number];
+function selectedPhases(): ReadonlySet<Phase> {
+  const raw = process.env.BENCH_ONLY?.trim();
+  if (!raw) return new Set(PHASES);
+  const picked = raw.split(',').map((p) => p.trim()).filter(Boolean);
+  const unknown = picked.filter((p) => !(PHASES as readonly string[]).includes(p));
+  if (unknown.length) throw new Error(`BENCH_ONLY: unknown phase(s) ${unknown.join(', ')}; the phases are ${PHASES.join(', ')}`);
+  return new Set(picked as Phase[]);
+}
+const phases = selectedPhases();
 const cpuProfDir = process.env.BENCH_CPU_PROF ? path.resolve(process.env.BENCH_CPU_PROF) : undefined;
 
 const targets: Record<ServerKind, ClientTarget> = {
@@ -58,11 +76,15 @@ const withUrl = (kind: ServerKind, server: ServerChild): ClientTarget => ({ ...t
 
 // ---- cleanup: no server child outlives the run --------------------------------------------------
 
-process.on('exit', killAllChildren);
+process.on('exit', () => {
+  killAllChildren();
+  killAllRedis();
+});
 for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
   process.on(signal, () => {
     console.error(`\n${signal}: stopping the server children`);
     killAllChildren();
+    killAllRedis();
     process.exit(130);
   });
 }
@@ -174,63 +196,90 @@ async function main(): Promise<void> {
   const cpus = os.cpus();
   say('Parley bench: Parley vs a bare `ws` server, measured in this run');
   say(`date ${new Date().toISOString()}  node ${process.version}  ${os.platform()}/${os.arch()}  ${cpus.length} CPU(s) ${cpus[0]?.model.trim() ?? ''}  ulimit -n ${fdLimit}`);
-  say(
-    `throughput: ${settings.connections} connections × ${settings.window} pings in flight, ${settings.warmupMs / 1000} s warm-up + ${settings.durationMs / 1000} s measured, ` +
-      `${settings.rounds} round(s) per server, best quiet round reported`,
-  );
-  say(
-    `Parley plan: messagesPerSecond ${benchPlan.messagesPerSecond}, messageBurst ${benchPlan.messageBurst}, messageQueue ${benchPlan.messageQueue}, ` +
-      `bytesPerSecond ${benchPlan.bytesPerSecond}, byteBurst ${benchPlan.byteBurst} (all limits on, none reached)`,
-  );
+  say(`load average ${os.loadavg().map((l) => fmt(l)).join(', ')} (1, 5, 15 min): other work on the machine makes every figure noisy`);
+  if (phases.size < PHASES.length) say(`phases: ${[...phases].join(', ')} (BENCH_ONLY)`);
+  if (phases.has('throughput')) {
+    say(
+      `throughput: ${settings.connections} connections × ${settings.window} pings in flight, ${settings.warmupMs / 1000} s warm-up + ${settings.durationMs / 1000} s measured, ` +
+        `${settings.rounds} round(s) per server, best quiet round reported`,
+    );
+  }
+  if (phases.has('throughput') || phases.has('memory')) {
+    say(
+      `Parley plan: messagesPerSecond ${benchPlan.messagesPerSecond}, messageBurst ${benchPlan.messageBurst}, messageQueue ${benchPlan.messageQueue}, ` +
+        `bytesPerSecond ${benchPlan.bytesPerSecond}, byteBurst ${benchPlan.byteBurst} (all limits on, none reached)`,
+    );
+  }
   say();
 
-  say('Throughput and CPU');
-  const { rounds, profiles } = await throughputPhase();
-  say();
+  let rounds: RoundResult[] = [];
+  let profiles: Partial<Record<ServerKind, string>> = {};
+  if (phases.has('throughput')) {
+    say('Throughput and CPU');
+    ({ rounds, profiles } = await throughputPhase());
+    say();
+  }
 
   // File descriptors: this process holds one per client socket, the server child one per accepted socket.
   const needFds = settings.idleConnections + 500;
   let idleCount = settings.idleConnections;
   let memory: Record<ServerKind, MemoryResult> | undefined;
   let memorySkipped: string | undefined;
-  if (fdLimit < needFds) {
-    idleCount = Math.floor((fdLimit - 500) / 100) * 100;
-    say(
-      `!! open-files limit (ulimit -n) is ${fdLimit}; ${fmtInt(settings.idleConnections)} idle connections need about ${fmtInt(needFds)} per process. ` +
-        (idleCount >= 500 ? `Measuring with ${fmtInt(idleCount)} instead; raise it with \`ulimit -n ${needFds}\` for the full figure.` : 'Skipping the memory figure; raise it with `ulimit -n ' + needFds + '`.'),
-    );
-  }
-  if (idleCount >= 500) {
-    say(`Memory: ${fmtInt(idleCount)} idle connections per server (Parley: each with a started session), RSS after forced GC`);
-    memory = await memoryPhase(idleCount);
-    say();
-  } else {
-    memorySkipped = `ulimit -n ${fdLimit} is too low`;
+  if (phases.has('memory')) {
+    if (fdLimit < needFds) {
+      idleCount = Math.floor((fdLimit - 500) / 100) * 100;
+      say(
+        `!! open-files limit (ulimit -n) is ${fdLimit}; ${fmtInt(settings.idleConnections)} idle connections need about ${fmtInt(needFds)} per process. ` +
+          (idleCount >= 500 ? `Measuring with ${fmtInt(idleCount)} instead; raise it with \`ulimit -n ${needFds}\` for the full figure.` : 'Skipping the memory figure; raise it with `ulimit -n ' + needFds + '`.'),
+      );
+    }
+    if (idleCount >= 500) {
+      say(`Memory: ${fmtInt(idleCount)} idle connections per server (Parley: each with a started session), RSS after forced GC`);
+      memory = await memoryPhase(idleCount);
+      say();
+    } else {
+      memorySkipped = `ulimit -n ${fdLimit} is too low`;
+    }
   }
 
   const upSettings = upstreamSettings();
-  say(upstreamHeadline(upSettings));
-  const upstream = await upstreamPhase(upSettings, say);
-  say();
+  let upstream: Awaited<ReturnType<typeof upstreamPhase>> | undefined;
+  if (phases.has('upstream')) {
+    say(upstreamHeadline(upSettings));
+    upstream = await upstreamPhase(upSettings, say);
+    say();
+  }
+
+  const rSettings = redisSettings();
+  let redis: RedisPhaseResult | undefined;
+  if (phases.has('redis')) {
+    say(`${redisHeadline(rSettings)}; load average ${os.loadavg().map((l) => fmt(l)).join(', ')}`);
+    redis = await redisPhase(rSettings, say);
+    say();
+  }
 
   // ---- summary ----
-  // Best round per server, among its quiet rounds when it has any: interference only ever slows a run down.
-  const best = (kind: ServerKind, key: 'msgsPerSec' | 'serverCpuUsPerMsg', pick: (a: number, b: number) => number): number =>
-    (rounds.some((r) => r.server === kind && !r.noisy) ? rounds.filter((r) => !r.noisy) : rounds)
-      .filter((r) => r.server === kind)
-      .map((r) => r[key])
-      .reduce((a, b) => pick(a, b)); // not .reduce(pick): Math.max would also get the index and the array
-  const msgs = { bare: best('bare', 'msgsPerSec', Math.max), parley: best('parley', 'msgsPerSec', Math.max) };
-  const cpu = { bare: best('bare', 'serverCpuUsPerMsg', Math.min), parley: best('parley', 'serverCpuUsPerMsg', Math.min) };
-  const throughputRatio = msgs.parley / msgs.bare;
-  const cpuRatio = cpu.parley / cpu.bare;
+  let throughput: { msgs: Record<ServerKind, number>; cpu: Record<ServerKind, number>; throughputRatio: number; cpuRatio: number } | undefined;
+  if (rounds.length) {
+    // Best round per server, among its quiet rounds when it has any: interference only ever slows a run down.
+    const best = (kind: ServerKind, key: 'msgsPerSec' | 'serverCpuUsPerMsg', pick: (a: number, b: number) => number): number =>
+      (rounds.some((r) => r.server === kind && !r.noisy) ? rounds.filter((r) => !r.noisy) : rounds)
+        .filter((r) => r.server === kind)
+        .map((r) => r[key])
+        .reduce((a, b) => pick(a, b)); // not .reduce(pick): Math.max would also get the index and the array
+    const msgs = { bare: best('bare', 'msgsPerSec', Math.max), parley: best('parley', 'msgsPerSec', Math.max) };
+    const cpu = { bare: best('bare', 'serverCpuUsPerMsg', Math.min), parley: best('parley', 'serverCpuUsPerMsg', Math.min) };
+    throughput = { msgs, cpu, throughputRatio: msgs.parley / msgs.bare, cpuRatio: cpu.parley / cpu.bare };
+  }
   const memRatio = memory ? memory.parley.rssKbPerConn / memory.bare.rssKbPerConn : Number.NaN;
   const heapRatio = memory ? memory.parley.heapKbPerConn / memory.bare.heapKbPerConn : Number.NaN;
 
-  const rows: string[][] = [
-    ['throughput (msgs/s, ping→pong)', fmtInt(msgs.bare), fmtInt(msgs.parley), fmt(throughputRatio), `≥ ${TARGET_THROUGHPUT}`, verdict(throughputRatio, TARGET_THROUGHPUT, 'atLeast')],
-    ['server CPU per message (µs)', fmt(cpu.bare), fmt(cpu.parley), `${fmt(cpuRatio)}×`, `≤ ${TARGET_CPU}×`, verdict(cpuRatio, TARGET_CPU, 'atMost')],
-  ];
+  const rows: string[][] = [];
+  if (throughput) {
+    const { msgs, cpu, throughputRatio, cpuRatio } = throughput;
+    rows.push(['throughput (msgs/s, ping→pong)', fmtInt(msgs.bare), fmtInt(msgs.parley), fmt(throughputRatio), `≥ ${TARGET_THROUGHPUT}`, verdict(throughputRatio, TARGET_THROUGHPUT, 'atLeast')]);
+    rows.push(['server CPU per message (µs)', fmt(cpu.bare), fmt(cpu.parley), `${fmt(cpuRatio)}×`, `≤ ${TARGET_CPU}×`, verdict(cpuRatio, TARGET_CPU, 'atMost')]);
+  }
   if (memory) {
     rows.push([
       'memory per idle connection (KB RSS)',
@@ -241,14 +290,23 @@ async function main(): Promise<void> {
       verdict(memRatio, TARGET_MEMORY, 'atMost'),
     ]);
     rows.push(['  of which JS heap (KB, for reference)', fmt(memory.bare.heapKbPerConn, 1), fmt(memory.parley.heapKbPerConn, 1), `${fmt(heapRatio)}×`, '', '']);
-  } else {
+  } else if (phases.has('memory')) {
     rows.push(['memory per idle connection (KB RSS)', 'skipped', 'skipped', '', `≤ ${TARGET_MEMORY}×`, memorySkipped ?? '']);
   }
-  say('Summary (ratio = Parley / bare ws)');
-  say(table(['', 'bare ws', 'Parley', 'ratio', 'target', ''], rows));
-  say();
-  say(`Upstream utilisation (achieved / allowed, allowed = R + B/D; upstream 429s as counted by the simulated upstream)`);
-  say(table(['', 'achieved/allowed', 'ratio', '429s', 'target', ''], upstreamRows(upstream)));
+  if (rows.length) {
+    say('Summary (ratio = Parley / bare ws)');
+    say(table(['', 'bare ws', 'Parley', 'ratio', 'target', ''], rows));
+    say();
+  }
+  if (upstream) {
+    say(`Upstream utilisation (achieved / allowed, allowed = R + B/D; upstream 429s as counted by the simulated upstream)`);
+    say(table(['', 'achieved/allowed', 'ratio', '429s', 'target', ''], upstreamRows(upstream)));
+    say();
+  }
+  if (redis) {
+    printRedisSummary(redis, say);
+    say();
+  }
 
   const clientBound = rounds.filter((r) => r.clientCpuShare > 0.9 && r.serverCpuShare < 0.9);
   if (clientBound.length) {
@@ -265,6 +323,17 @@ async function main(): Promise<void> {
         `("other"/"steal" above); those are left out of the summary` +
         (allNoisy.length ? `, except for ${allNoisy.join(' and ')}, which had no quiet round: rerun on a quiet machine.` : '.'),
     );
+  }
+  if (redis) {
+    const noisyRedis = redis.runs.filter((r) => r.otherCores + r.stealCores > NOISY_CORES);
+    if (noisyRedis.length) {
+      say(
+        `note: in ${noisyRedis.length} of ${redis.runs.length} Redis decision run(s) other processes took more than ${pct(NOISY_CORES)} of a core ("other" above); ` +
+          'compare Parley and rate-limiter-flexible only within this run.',
+      );
+    }
+    const bad = redis.runs.filter((r) => r.refused || r.errors).length + redis.latency.filter((l) => l.anomalies).length;
+    if (bad) say(`!! ${bad} Redis run(s) saw refusals, errors or error events (figures of those runs are suspect)`);
   }
   const anomalous = [...rounds.map((r) => ({ what: `throughput round ${r.round} ${r.server}`, a: r.anomalies })), ...(memory ? (['bare', 'parley'] as const).map((k) => ({ what: `memory ${k}`, a: memory![k].anomalies })) : [])].filter(
     (x) => anomalyCount(x.a) > 0,
@@ -284,25 +353,44 @@ async function main(): Promise<void> {
   // ---- JSON ----
   const resultsDir = path.join(BENCH_DIR, 'results');
   fs.mkdirSync(resultsDir, { recursive: true });
-  const file = path.join(resultsDir, 'latest.json');
+  // A partial run (BENCH_ONLY) gets its own file, so it never replaces a full run's figures.
+  const file = path.join(resultsDir, phases.size < PHASES.length ? `latest-${[...phases].join('-')}.json` : 'latest.json');
   const json = {
     date: new Date(started).toISOString(),
     node: process.version,
     platform: `${os.platform()}/${os.arch()}`,
     cpus: cpus.length,
     cpuModel: cpus[0]?.model.trim(),
+    loadAverage: os.loadavg(),
     ulimitN: fdLimit,
     durationSeconds: (Date.now() - started) / 1000,
+    phases: [...phases],
     settings,
     plan: benchPlan,
-    targets: { throughputRatioAtLeast: TARGET_THROUGHPUT, cpuRatioAtMost: TARGET_CPU, memoryRatioAtMost: TARGET_MEMORY, upstreamUtilisationAtLeast: TARGET_UPSTREAM_UTILISATION, upstream429s: 0 },
-    throughput: { bareMsgsPerSec: msgs.bare, parleyMsgsPerSec: msgs.parley, ratio: throughputRatio },
-    cpu: { bareUsPerMsg: cpu.bare, parleyUsPerMsg: cpu.parley, ratio: cpuRatio },
-    memory: memory
-      ? { connections: idleCount, bareKbPerConn: memory.bare.rssKbPerConn, parleyKbPerConn: memory.parley.rssKbPerConn, ratio: memRatio, bareHeapKbPerConn: memory.bare.heapKbPerConn, parleyHeapKbPerConn: memory.parley.heapKbPerConn, heapRatio, runs: memory }
-      : { skipped: memorySkipped },
-    upstream: { settings: upSettings, allowedFormula: 'R + B / D (requests/s)', steadyFormula: 'answers in [1 s, D] / (D - 1), vs R', runs: upstream },
-    rounds,
+    targets: {
+      throughputRatioAtLeast: TARGET_THROUGHPUT,
+      cpuRatioAtMost: TARGET_CPU,
+      memoryRatioAtMost: TARGET_MEMORY,
+      upstreamUtilisationAtLeast: TARGET_UPSTREAM_UTILISATION,
+      upstream429s: 0,
+      redisDecisionsRatioAtLeast: TARGET_REDIS_RATIO,
+    },
+    ...(throughput
+      ? {
+          throughput: { bareMsgsPerSec: throughput.msgs.bare, parleyMsgsPerSec: throughput.msgs.parley, ratio: throughput.throughputRatio },
+          cpu: { bareUsPerMsg: throughput.cpu.bare, parleyUsPerMsg: throughput.cpu.parley, ratio: throughput.cpuRatio },
+        }
+      : {}),
+    ...(phases.has('memory')
+      ? {
+          memory: memory
+            ? { connections: idleCount, bareKbPerConn: memory.bare.rssKbPerConn, parleyKbPerConn: memory.parley.rssKbPerConn, ratio: memRatio, bareHeapKbPerConn: memory.bare.heapKbPerConn, parleyHeapKbPerConn: memory.parley.heapKbPerConn, heapRatio, runs: memory }
+            : { skipped: memorySkipped },
+        }
+      : {}),
+    ...(upstream ? { upstream: { settings: upSettings, allowedFormula: 'R + B / D (requests/s)', steadyFormula: 'answers in [1 s, D] / (D - 1), vs R', runs: upstream } } : {}),
+    ...(redis ? { redis } : {}),
+    ...(rounds.length ? { rounds } : {}),
     ...(cpuProfDir ? { profiles: { files: profiles, top: hot } } : {}),
   };
   fs.writeFileSync(file, `${JSON.stringify(json, null, 2)}\n`);
@@ -315,6 +403,7 @@ main().then(
   (err: unknown) => {
     console.error('bench failed:', err instanceof Error ? (err.stack ?? err.message) : err);
     killAllChildren();
+    killAllRedis();
     process.exit(1);
   },
 );
