@@ -82,8 +82,9 @@ function utf8Bytes(s: string): number {
 
 function toBytes(audio: Uint8Array | ArrayBuffer | ArrayBufferView): Uint8Array {
   // A copy: the caller may reuse its buffer (an AudioWorklet does) while frames wait in the queue.
-  if (audio instanceof ArrayBuffer) return new Uint8Array(audio.slice(0));
-  return new Uint8Array(audio.buffer.slice(audio.byteOffset, audio.byteOffset + audio.byteLength));
+  // isView first: `instanceof ArrayBuffer` fails for buffers from another realm (an iframe).
+  if (ArrayBuffer.isView(audio)) return new Uint8Array(audio.buffer.slice(audio.byteOffset, audio.byteOffset + audio.byteLength));
+  return new Uint8Array(audio.slice(0));
 }
 
 /** Cuts an audio frame into pieces of at most maxBytes (even, so PCM16 samples stay whole); the last keeps `done`. */

@@ -1,6 +1,6 @@
 /**
  * What the client does after each close code of the contract (CONTRACT.md §5 "Close codes").
- * Plain data with no runtime import from src/protocol (that module uses Node's Buffer); a unit
+ * Plain data with no runtime import from src/protocol (that module calls a Node-only API); a unit
  * test checks this table against `src/protocol/codes.ts` so a new contract code cannot be missed.
  */
 
