@@ -2,6 +2,7 @@
  * The client's close-code table (src/client/close-codes.ts) against the contract's codes
  * (src/protocol/codes.ts): a code added to the contract without a client action fails here.
  */
+import fs from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { CLOSE_CODES, ERROR_CODE_ACTIONS, closeInfo, reconnects, type CloseAction } from '../../../src/client/close-codes.js';
 import { CloseCode, ErrorCodes, closeCodeList, errorCodeList } from '../../../src/protocol/codes.js';
@@ -58,5 +59,14 @@ describe('close-code table', () => {
   it('reconnects() is true exactly for retry, resume and new_token', () => {
     const actions: CloseAction[] = ['retry', 'resume', 'new_token', 'new_session', 'stop', 'fix_client'];
     expect(actions.filter(reconnects)).toEqual(['retry', 'resume', 'new_token']);
+  });
+});
+
+describe('docs/client.md', () => {
+  it('lists every close code with the action the table gives it', () => {
+    const doc = fs.readFileSync(new URL('../../../docs/client.md', import.meta.url), 'utf8');
+    for (const [code, info] of Object.entries(CLOSE_CODES)) {
+      expect(doc, `close ${code}`).toMatch(new RegExp(`^\\| ${code} \\| \`${info.action}\` \\|`, 'm'));
+    }
   });
 });
