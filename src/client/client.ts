@@ -40,6 +40,7 @@ const OPEN = 1;
 const MAX_SOCKET_BUFFER_BYTES = 256 * 1024;
 const SOCKET_BUFFER_POLL_MS = 20;
 const DEFAULT_LOST_REQUEST_TIMEOUT_MS = 60_000;
+const DEFAULT_HEARTBEAT_TIMEOUT_MS = 10_000;
 
 type RequestKind = 'turn' | 'assessment' | 'translate' | 'ping' | 'end';
 
@@ -58,7 +59,7 @@ interface Pending {
 }
 
 type OutFrame =
-  | { readonly kind: 'text'; readonly data: string; readonly requestId?: RequestId; readonly resetsUtterance?: boolean }
+  | { readonly kind: 'text'; readonly data: string; readonly requestId?: RequestId; readonly resetsUtterance?: boolean; readonly heartbeat?: boolean }
   | {
       readonly kind: 'audio';
       readonly data: Uint8Array;
@@ -110,6 +111,8 @@ export class ParleyClient {
   private readonly reconnectEnabled: boolean;
   private readonly maxAttempts: number;
   private readonly lostRequestTimeoutMs: number;
+  private readonly heartbeatMs: number;
+  private readonly heartbeatTimeoutMs: number;
 
   private _state: ClientState = 'idle';
   private ws: WebSocketLike | undefined;
@@ -131,6 +134,10 @@ export class ParleyClient {
   private closeError: ParleyClientError | undefined;
   private pumpTimer: unknown;
   private reconnectTimer: unknown;
+  private heartbeatTimer: unknown;
+  private heartbeatDeadline: unknown;
+  /** Ids of heartbeat pings sent and not yet answered; their pongs are not emitted. */
+  private readonly heartbeatPongs = new Set<string>();
   private lastCloseCode = 1006;
   private closedByUser = false;
   private ending = false;
@@ -157,6 +164,8 @@ export class ParleyClient {
     this.reconnectEnabled = r.enabled ?? true;
     this.maxAttempts = r.maxAttempts ?? Infinity;
     this.lostRequestTimeoutMs = r.lostRequestTimeoutMs ?? DEFAULT_LOST_REQUEST_TIMEOUT_MS;
+    this.heartbeatMs = r.heartbeatMs ?? 0;
+    this.heartbeatTimeoutMs = r.heartbeatTimeoutMs ?? DEFAULT_HEARTBEAT_TIMEOUT_MS;
     this.backoff = new Backoff(
       { baseMs: r.baseMs ?? DEFAULT_BACKOFF.baseMs, capMs: r.capMs ?? Math.max(DEFAULT_BACKOFF.capMs, r.baseMs ?? 0), stableMs: r.stableMs ?? DEFAULT_BACKOFF.stableMs },
       options.random ?? Math.random,
@@ -361,7 +370,14 @@ export class ParleyClient {
 
   private enqueueText(msg: Record<string, unknown>, requestId: RequestId | undefined, resetsUtterance = false): void {
     const data = JSON.stringify(msg);
-    const frame: OutFrame = { kind: 'text', data, ...(requestId !== undefined ? { requestId } : {}), ...(resetsUtterance ? { resetsUtterance } : {}) };
+    const heartbeat = msg.type === 'ping' && typeof msg.id === 'string' && this.heartbeatPongs.has(msg.id);
+    const frame: OutFrame = {
+      kind: 'text',
+      data,
+      ...(requestId !== undefined ? { requestId } : {}),
+      ...(resetsUtterance ? { resetsUtterance } : {}),
+      ...(heartbeat ? { heartbeat } : {}),
+    };
     this.pacer.enqueue(frame, utf8Bytes(data));
     this.pump();
   }
@@ -447,6 +463,7 @@ export class ParleyClient {
       this.utterance = [];
       this.utteranceBytes = 0;
     }
+    if (frame.heartbeat) this.onHeartbeatSent();
     if (frame.requestId !== undefined) {
       const p = this.pending.get(frame.requestId);
       if (p !== undefined) p.conn = this.generation;
@@ -552,6 +569,7 @@ export class ParleyClient {
   }
 
   private onMessage(data: unknown): void {
+    this.heard();
     if (typeof data === 'string') {
       let event: ServerEvent;
       try {
@@ -560,6 +578,8 @@ export class ParleyClient {
         return; // The gateway only sends JSON; a proxy's garbage is not ours to act on.
       }
       if (event === null || typeof event !== 'object' || typeof event.type !== 'string') return;
+      // The pong of our own heartbeat is not the app's business.
+      if (event.type === 'pong' && typeof event.request_id === 'string' && this.heartbeatPongs.delete(event.request_id)) return;
       this.handleEvent(event);
       return;
     }
@@ -659,6 +679,7 @@ export class ParleyClient {
     this.pacer.configure(pacingLimits(event.limits), now, { frames: 1, bytes: this.startBytes });
     this.sessionOpen = true;
     this.backoff.opened(now);
+    this.startHeartbeat();
     if (resumed) {
       // The server emptied the input buffer at the drop: send the unfinished utterance again first.
       if (this.utterance.length > 0) {
@@ -695,26 +716,57 @@ export class ParleyClient {
     if (id !== undefined) this.fail(id, err);
   }
 
-  /** `session.start` was refused without a close (e.g. an expired resume token, a quota). */
+  /**
+   * `session.start` was refused without a close. An expired resume token means the session is
+   * gone (final, `new_session`); a quota (`rate_limited` on `conversation.start`) or a store fault
+   * (`internal_error`) is retried on a new connection after `retry_after_ms` / the backoff; anything
+   * else is a client bug (`fix_client`, final).
+   */
   private onStartRefused(err: ParleyClientError): void {
     if (err.closeCode !== undefined) return; // the close follows and decides
     const gone = err.code === 'session_expired';
-    const action: CloseAction = gone ? 'new_session' : err.code === 'rate_limited' ? 'retry' : 'fix_client';
-    const message = gone ? 'The session could not be resumed (resume window passed or session ended). Start a new session.' : `session.start was refused: ${err.message}`;
-    this.ws?.close(1000, 'session.start refused');
-    this.finish({ code: 1000, reason: err.code, action, message, error: err, willReconnect: false, ...(gone ? { blockedBy: 'session_gone' as const } : {}) });
+    const retry = err.code === 'rate_limited' || err.code === 'internal_error';
+    const action: CloseAction = gone ? 'new_session' : retry ? 'retry' : 'fix_client';
+    const message = gone
+      ? 'The session could not be resumed (resume window passed or session ended). Start a new session.'
+      : `session.start was refused: ${err.message}`;
+    const base = { code: 1000, reason: err.code, action, message, error: err };
+    if (retry) {
+      const blockedBy = this.reconnectBlock();
+      if (blockedBy === undefined) {
+        this.detachSocket(true);
+        this.emitter.emit('closed', { ...base, willReconnect: true });
+        this.scheduleReconnect(1000, action, err.retryAfterMs);
+        return;
+      }
+      this.finish({ ...base, willReconnect: false, blockedBy });
+      return;
+    }
+    this.finish({ ...base, willReconnect: false, ...(gone ? { blockedBy: 'session_gone' as const } : {}) });
   }
 
   private onClose(code: number, reason: string): void {
+    this.detachSocket(false);
+    this.afterClose(code, reason);
+  }
+
+  /**
+   * Forgets the current socket: its late events are ignored (new generation), its pacing limits
+   * and timers are dropped. `closeIt` closes it too (the client gives up on it, e.g. a silent
+   * socket or a refused session.start).
+   */
+  private detachSocket(closeIt: boolean): void {
+    const ws = this.ws;
     this.ws = undefined;
+    this.generation += 1;
     this.sessionOpen = false;
     this.pacer.unconfigure();
     if (this.pumpTimer !== undefined) {
       this.timers.clearTimeout(this.pumpTimer);
       this.pumpTimer = undefined;
     }
+    this.stopHeartbeat();
     this.backoff.closed(this.timers.now());
-    this.lastCloseCode = code;
     // Lost-request timers run only while a resumed session could answer; re-armed on resume.
     for (const p of this.pending.values()) {
       if (p.lostTimer !== undefined) {
@@ -722,6 +774,18 @@ export class ParleyClient {
         p.lostTimer = undefined;
       }
     }
+    if (closeIt && ws !== undefined) {
+      try {
+        ws.close(1000, 'client gave up on this connection');
+      } catch {
+        // already closing
+      }
+    }
+  }
+
+  /** The close-code policy, after the socket is gone. */
+  private afterClose(code: number, reason: string): void {
+    this.lastCloseCode = code;
     if (this._state === 'closed') return;
     const error = this.closeError;
     this.closeError = undefined;
@@ -741,6 +805,45 @@ export class ParleyClient {
     }
     this.emitter.emit('closed', { code, reason, action, message, willReconnect: true, ...(error ? { error } : {}) });
     this.scheduleReconnect(code, action, error?.retryAfterMs);
+  }
+
+  // ---- heartbeat ----------------------------------------------------------------------------------
+
+  private startHeartbeat(): void {
+    this.stopHeartbeat();
+    if (!(this.heartbeatMs > 0)) return;
+    this.heartbeatTimer = this.timers.setTimeout(() => {
+      this.heartbeatTimer = undefined;
+      if (!this.sessionOpen) return;
+      // Queued like any frame; its deadline starts when it leaves (see transmit), so a long
+      // paced upload ahead of it cannot make a healthy connection look dead.
+      const id = `${this.opts.idPrefix ?? 'r'}hb${++this.nextId}`;
+      this.heartbeatPongs.add(id);
+      this.enqueueText({ type: 'ping', id }, undefined);
+    }, this.heartbeatMs);
+  }
+
+  private stopHeartbeat(): void {
+    if (this.heartbeatTimer !== undefined) this.timers.clearTimeout(this.heartbeatTimer);
+    if (this.heartbeatDeadline !== undefined) this.timers.clearTimeout(this.heartbeatDeadline);
+    this.heartbeatTimer = this.heartbeatDeadline = undefined;
+  }
+
+  /** Anything from the server proves the connection alive. */
+  private heard(): void {
+    if (this.heartbeatDeadline === undefined) return;
+    this.timers.clearTimeout(this.heartbeatDeadline);
+    this.heartbeatDeadline = undefined;
+    this.startHeartbeat();
+  }
+
+  private onHeartbeatSent(): void {
+    this.heartbeatDeadline = this.timers.setTimeout(() => {
+      this.heartbeatDeadline = undefined;
+      // A silent socket (e.g. the network vanished without a FIN): treat it as a drop.
+      this.detachSocket(true);
+      this.afterClose(1006, 'heartbeat timeout');
+    }, this.heartbeatTimeoutMs);
   }
 
   private reconnectBlock(): ReconnectBlock | undefined {
@@ -781,6 +884,8 @@ export class ParleyClient {
       this.timers.clearTimeout(this.pumpTimer);
       this.pumpTimer = undefined;
     }
+    this.stopHeartbeat();
+    this.heartbeatPongs.clear();
     const ws = this.ws;
     this.ws = undefined;
     this.generation += 1; // late events of the old socket are ignored

@@ -82,6 +82,16 @@ export interface ReconnectOptions {
    * reports every request it received; this catches one lost in transit before it arrived.
    */
   lostRequestTimeoutMs?: number;
+  /**
+   * Off by default (0). When > 0, after this many ms of an open session the client sends a `ping`
+   * (not activity for the idle timeout) and, if nothing at all arrives within
+   * `heartbeatTimeoutMs` of it leaving the queue, treats the socket as dropped (close 1006,
+   * reason `heartbeat timeout`) and resumes on a new one. For networks that vanish silently
+   * (mobile hand-overs) where the browser would otherwise wait for TCP to give up.
+   */
+  heartbeatMs?: number;
+  /** Default 10000. */
+  heartbeatTimeoutMs?: number;
 }
 
 /** Client-side pacing of outgoing frames (see docs/client.md "Pacing"). */

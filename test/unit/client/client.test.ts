@@ -475,6 +475,38 @@ describe('ParleyClient: close codes and reconnect', () => {
   });
 });
 
+describe('ParleyClient: session.start refused', () => {
+  it('rate_limited on session.start retries on a new connection after retry_after_ms', async () => {
+    const h = setup();
+    const p = h.client.connect();
+    await flush();
+    const s = h.sock();
+    s.accept();
+    s.emit({ type: 'error', code: 'rate_limited', message: 'conversation.start rate limit exceeded', request_id: s.last('session.start').id, retry_after_ms: 3000 });
+    expect(s.closedWith?.code).toBe(1000);
+    expect(h.closed).toEqual([expect.objectContaining({ code: 1000, action: 'retry', willReconnect: true, error: expect.objectContaining({ code: 'rate_limited' }) })]);
+    expect(h.reconnects).toEqual([{ attempt: 1, delayMs: 3050, code: 1000, action: 'retry' }]);
+    h.timers.advance(3050);
+    await h.open();
+    expect((await p).sessionId).toBe('sess_1');
+    expect(h.sockets).toHaveLength(2);
+    expect(h.sock().json[0]).toMatchObject({ type: 'session.start', language: 'es' });
+  });
+
+  it('an invalid session.start is final (fix_client) and rejects connect() with the error', async () => {
+    const h = setup({ session: { language: 'e' } });
+    const p = h.client.connect();
+    await flush();
+    const s = h.sock();
+    s.accept();
+    s.emit({ type: 'error', code: 'invalid_message', message: 'session.start: "language" must match', request_id: s.last('session.start').id });
+    const err = await rejection(p);
+    expect(err.code).toBe('invalid_message');
+    expect(h.client.state).toBe('closed');
+    expect(h.closed).toEqual([expect.objectContaining({ action: 'fix_client', willReconnect: false })]);
+  });
+});
+
 describe('ParleyClient: requests across a resume', () => {
   it('a request sent before the drop is answered after the resume, exactly once', async () => {
     const h = setup();
@@ -561,6 +593,60 @@ describe('ParleyClient: requests across a resume', () => {
     s2.emit({ type: 'reply.audio.end', request_id: id, bytes: 2 });
     const r = await p;
     expect(r.audio.chunks.map((c) => [...c])).toEqual([[1], [2]]);
+  });
+});
+
+describe('ParleyClient: heartbeat', () => {
+  it('is off by default: an idle open session sends nothing', async () => {
+    const h = setup();
+    void h.client.connect();
+    const s = await h.open();
+    h.timers.advance(300_000);
+    expect(s.json.map((j) => j.type)).toEqual(['session.start']);
+  });
+
+  it('pings every heartbeatMs; its pong is not emitted; silence past heartbeatTimeoutMs is a drop that resumes', async () => {
+    const h = setup({ reconnect: { baseMs: 100, heartbeatMs: 15_000, heartbeatTimeoutMs: 5_000 } });
+    const pongs: unknown[] = [];
+    h.client.on('pong', (e) => pongs.push(e));
+    void h.client.connect();
+    const s = await h.open();
+    h.timers.advance(15_000);
+    const hb = s.last('ping');
+    expect(hb.id).toMatch(/hb/);
+    h.timers.advance(4_000);
+    s.emit({ type: 'pong', request_id: hb.id });
+    expect(pongs).toEqual([]);
+    expect(h.closed).toEqual([]);
+    h.timers.advance(15_000);
+    expect(s.json.filter((j) => j.type === 'ping')).toHaveLength(2);
+    h.timers.advance(4_999);
+    expect(h.closed).toEqual([]);
+    h.timers.advance(1);
+    expect(h.closed).toEqual([expect.objectContaining({ code: 1006, reason: 'heartbeat timeout', action: 'retry', willReconnect: true })]);
+    expect(s.closedWith?.code).toBe(1000);
+    h.timers.advance(50);
+    await h.open('session.resumed');
+    expect(h.client.state).toBe('open');
+    expect(h.sockets).toHaveLength(2);
+    h.client.close();
+  });
+
+  it('the deadline starts when the ping leaves the queue, not while a paced upload holds it back', async () => {
+    const h = setup({ reconnect: { baseMs: 100, heartbeatMs: 1_000, heartbeatTimeoutMs: 500 } });
+    void h.client.connect();
+    const s = await h.open('session.created', { ...LIMITS, bytes_per_second: 10_000, byte_burst: 10_000, max_frame_bytes: 2_000 });
+    void h.client.sendAudio(new Uint8Array(30_000)); // about 2.3 s of pacing
+    h.timers.advance(2_000); // the heartbeat ping queued at 1 s is still behind the audio
+    expect(s.json.filter((j) => j.type === 'ping')).toHaveLength(0);
+    expect(h.closed).toEqual([]);
+    h.timers.advance(400);
+    const hb = s.last('ping');
+    h.timers.advance(300);
+    s.emit({ type: 'pong', request_id: hb.id });
+    h.timers.advance(200);
+    expect(h.closed).toEqual([]);
+    h.client.close();
   });
 });
 
