@@ -40,24 +40,30 @@ export class Microphone {
   }
 
   async #open() {
-    // Echo cancellation, noise suppression and gain control reshape the signal: a pronunciation
-    // score should hear the learner, not the browser's idea of them.
-    const stream = await navigator.mediaDevices.getUserMedia({
-      audio: { channelCount: 1, echoCancellation: false, noiseSuppression: false, autoGainControl: false },
-    });
-    let ctx;
+    // The context and the worklet first: the device starts delivering at getUserMedia, and
+    // whatever it says before the worklet listens is lost.
+    let ctx = await this.#context({ sampleRate: INPUT_RATE });
+    let stream;
+    try {
+      // Echo cancellation, noise suppression and gain control reshape the signal: a pronunciation
+      // score should hear the learner, not the browser's idea of them.
+      stream = await navigator.mediaDevices.getUserMedia({
+        audio: { channelCount: 1, echoCancellation: false, noiseSuppression: false, autoGainControl: false },
+      });
+    } catch (err) {
+      await ctx.close().catch(() => {});
+      throw err;
+    }
     let source;
     try {
-      ctx = new AudioContext({ sampleRate: INPUT_RATE });
       source = ctx.createMediaStreamSource(stream);
     } catch {
       // Some browsers cannot connect a device to a context at another rate: capture at the
       // device rate and resample here.
-      await ctx?.close().catch(() => {});
-      ctx = new AudioContext();
+      await ctx.close().catch(() => {});
+      ctx = await this.#context({});
       source = ctx.createMediaStreamSource(stream);
     }
-    await ctx.audioWorklet.addModule(this.workletUrl);
     const node = new AudioWorkletNode(ctx, 'parley-capture', { numberOfInputs: 1, numberOfOutputs: 0 });
     node.port.onmessage = (e) => this.#samples(e.data);
     source.connect(node);
@@ -65,6 +71,12 @@ export class Microphone {
     this.stream = stream;
     this.stats.contextRate = ctx.sampleRate;
     if (ctx.sampleRate !== INPUT_RATE) this.resampler = new LinearResampler(ctx.sampleRate, INPUT_RATE);
+  }
+
+  async #context(opts) {
+    const ctx = new AudioContext(opts);
+    await ctx.audioWorklet.addModule(this.workletUrl);
+    return ctx;
   }
 
   async start() {

@@ -209,7 +209,7 @@ function sendFrame(frame) {
   frameSends.push(client.sendAudio(frame).catch((err) => reportError('audio', err)));
 }
 
-async function beginRecording(purpose, button) {
+function beginRecording(purpose, button) {
   if (recording || !client || client.state !== 'open') return;
   const rec = { purpose, button, released: false, started: null };
   recording = rec;
@@ -223,12 +223,12 @@ async function beginRecording(purpose, button) {
       return false;
     },
   );
-  if (rec.released) await finishRecording();
 }
 
 async function finishRecording() {
   const rec = recording;
-  if (!rec) return;
+  // pointerup and lostpointercapture (or keyup and blur) both end a recording: act once.
+  if (!rec || rec.released) return;
   rec.released = true;
   const ok = await rec.started;
   recording = null;

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp, type ParleyApp } from '../../src/app.js';
+import { CLOSE_CODES } from '../../src/client/index.js';
 import { parseConfig } from '../../src/config/load.js';
 import { logSink } from '../helpers/log-sink.js';
 import { launchWithFakeMic, speechWav, type FakeMicBrowser } from './helpers/browser.js';
@@ -185,7 +186,12 @@ describe('demo page in chromium', () => {
     const s = await demo();
     // "Quisiera un café con leche, por favor." has seven words, each scored 0-100.
     expect(s.lastAssessment!.words.map((w) => w.word)).toEqual(['Quisiera', 'un', 'café', 'con', 'leche', 'por', 'favor']);
-    for (const w of s.lastAssessment!.words) expect(w.score).toBeGreaterThanOrEqual(0);
+    // The fake device has finished its file by now, so this reads silence: the page only has to
+    // show a 0-100 score per word.
+    for (const w of s.lastAssessment!.words) {
+      expect(w.score).toBeGreaterThanOrEqual(0);
+      expect(w.score).toBeLessThanOrEqual(100);
+    }
     expect(await page.getByTestId('assessment').locator('span').count()).toBe(7);
   });
 
@@ -196,5 +202,19 @@ describe('demo page in chromium', () => {
     expect(statSync(file).size).toBeGreaterThan(20_000);
     expect((await demo()).errors).toEqual([]);
     expect(pageErrors).toEqual([]);
+  });
+
+  it("shows the SDK's message for a close code: the operator ends the session (4003)", async () => {
+    const { sessionId } = await demo();
+    const res = await fetch(`${url}/v1/sessions/${sessionId}`, { method: 'DELETE', headers: { Authorization: `Bearer ${DEMO_KEY}` } });
+    expect(res.status).toBe(204);
+    await page.waitForFunction(() => window.__parleyDemo.lastClose?.code === 4003 && window.__parleyDemo.state === 'closed', null, WAIT);
+    const s = await demo();
+    expect(s.lastClose).toMatchObject({ code: 4003, action: 'stop', willReconnect: false });
+    const expected = CLOSE_CODES[4003].message;
+    expect(s.lastClose!.message).toBe(expected);
+    expect(await page.getByTestId('close-message').textContent()).toBe(`Connection closed 4003 (forbidden): ${expected}`);
+    expect(await page.getByRole('button', { name: 'Start session' }).isEnabled()).toBe(true);
+    expect(await page.getByTestId('talk').isDisabled()).toBe(true);
   });
 });
