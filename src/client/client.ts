@@ -49,7 +49,8 @@ interface Pending {
   readonly kind: RequestKind;
   readonly resolve: (value: never) => void;
   readonly reject: (err: ParleyClientError) => void;
-  readonly sentAt: number;
+  /** When the request left the queue (ping's round trip is measured from here). */
+  sentAt: number;
   /** Generation of the connection the request went out on; undefined while it waits in the queue. */
   conn: number | undefined;
   transcript?: string;
@@ -74,6 +75,8 @@ const defaultTimers: ClientTimers = {
 };
 
 const textEncoder = new TextEncoder();
+/** Token alphabet (docs/protocol.md "Connecting"): letters, digits, `-`, `_`, `.`. */
+const TOKEN_RE = /^[A-Za-z0-9._-]+$/;
 
 function utf8Bytes(s: string): number {
   // Fast path: ASCII strings are one byte per character.
@@ -306,7 +309,8 @@ export class ParleyClient {
   /** Ends the session (`session.end`); resolves with its usage. The client is then `closed`. */
   end(): Promise<SessionUsage> {
     const p = this.request<SessionUsage>('end', (id) => ({ type: 'session.end', id }));
-    this.ending = true;
+    // Set after request(): refuseIfClosed() refuses new requests once the session is ending.
+    if (this._state !== 'idle' && this._state !== 'closed') this.ending = true;
     return p;
   }
 
@@ -466,7 +470,10 @@ export class ParleyClient {
     if (frame.heartbeat) this.onHeartbeatSent();
     if (frame.requestId !== undefined) {
       const p = this.pending.get(frame.requestId);
-      if (p !== undefined) p.conn = this.generation;
+      if (p !== undefined) {
+        p.conn = this.generation;
+        p.sentAt = this.timers.now();
+      }
     }
   }
 
@@ -496,26 +503,29 @@ export class ParleyClient {
     const first = this._state === 'connecting';
     let token: string;
     const source = this.opts.token;
-    if (typeof source === 'string') {
-      if (this.tokenSpent) {
-        this.finish(this.closedEvent(this.lastCloseCode, '', 'token_spent'));
-        return;
-      }
-      token = source;
-    } else {
-      try {
-        token = await source();
-        if (typeof token !== 'string' || token.length === 0) throw new Error('the token provider returned no token');
-      } catch (err) {
-        if (this._state === 'closed') return;
-        const message = `token provider failed: ${err instanceof Error ? err.message : String(err)}`;
-        if (first) {
-          this.finish({ code: 1006, reason: message, action: 'new_token', message, willReconnect: false, error: new ParleyClientError('token_error', message) });
-        } else {
-          this.scheduleReconnect(this.lastCloseCode, 'new_token', undefined);
+    try {
+      if (typeof source === 'string') {
+        if (this.tokenSpent) {
+          this.finish(this.closedEvent(this.lastCloseCode, '', 'token_spent'));
+          return;
         }
-        return;
+        token = source;
+      } else {
+        token = await source();
       }
+      // Tokens travel as a subprotocol name (CONTRACT.md §5): anything else cannot even be offered.
+      if (typeof token !== 'string' || !TOKEN_RE.test(token)) {
+        throw new Error(typeof token === 'string' && token.length > 0 ? 'the token has characters a subprotocol cannot carry' : 'no token');
+      }
+    } catch (err) {
+      if (this._state === 'closed') return;
+      const message = `token provider failed: ${err instanceof Error ? err.message : String(err)}`;
+      if (first || typeof source === 'string') {
+        this.finish({ code: 1006, reason: message, action: 'new_token', message, willReconnect: false, error: new ParleyClientError('token_error', message) });
+      } else {
+        this.scheduleReconnect(this.lastCloseCode, 'new_token', undefined);
+      }
+      return;
     }
     if (this._state === 'closed') return;
     this.tokenSpent = true;
@@ -528,7 +538,7 @@ export class ParleyClient {
     } catch (err) {
       // A malformed URL or token throws synchronously (SyntaxError): no retry can fix that.
       const message = `cannot open the WebSocket: ${err instanceof Error ? err.message : String(err)}`;
-      this.finish({ code: 1006, reason: message, action: 'fix_client', message, willReconnect: false, error: new ParleyClientError('invalid_message', message) });
+      this.finish({ code: 1006, reason: message, action: 'fix_client', message, willReconnect: false, error: new ParleyClientError('connection_closed', message) });
       return;
     }
     this.ws = ws;

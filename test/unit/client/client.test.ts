@@ -216,6 +216,35 @@ describe('ParleyClient: connecting', () => {
     expect(h.sockets).toHaveLength(0);
   });
 
+  it('a token a subprotocol cannot carry is refused before any socket opens', async () => {
+    const h = setup({ token: 'pt bad/token' });
+    const err = await rejection(h.client.connect());
+    expect(err.code).toBe('token_error');
+    expect(err.message).toContain('subprotocol');
+    expect(h.sockets).toHaveLength(0);
+  });
+
+  it('a token provider failing during a reconnect counts as a failed attempt and is retried', async () => {
+    let calls = 0;
+    const h = setup({
+      token: async () => {
+        calls += 1;
+        if (calls === 2) throw new Error('backend blip');
+        return `pt_ok${calls}`;
+      },
+    });
+    void h.client.connect();
+    await h.open();
+    h.sock().drop(1006);
+    h.timers.advance(50);
+    await flush();
+    expect(h.reconnects.map((r) => r.attempt)).toEqual([1, 2]);
+    expect(h.client.state).toBe('reconnecting');
+    h.timers.advance(100);
+    await h.open('session.resumed');
+    expect(h.sock().protocols).toEqual(['parley.v1', 'parley.token.pt_ok3']);
+  });
+
   it('connect() refuses a URL that is not ws(s):// and a missing WebSocket implementation', () => {
     expect(() => new ParleyClient({ url: 'https://x/v1/realtime', token: 't', session: { language: 'es' } })).toThrow(/ws:\/\//);
     const saved = (globalThis as { WebSocket?: unknown }).WebSocket;
