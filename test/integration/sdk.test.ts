@@ -8,14 +8,17 @@ import { ParleyClient, ParleyClientError, type ClosedEvent, type ParleyClientOpt
 import { synthesizeSpeech } from '../../src/upstream/audio.js';
 import { createSimulatedProviders } from '../../src/upstream/simulated.js';
 import type { Providers } from '../../src/upstream/provider.js';
+import { MemoryStore } from '../../src/store/memory.js';
 import { startApp, until, type TestApp } from '../helpers/app.js';
 
 let t: TestApp | undefined;
+let other: TestApp | undefined;
 const clients: ParleyClient[] = [];
 afterEach(async () => {
   for (const c of clients.splice(0)) c.close();
   await t?.close();
-  t = undefined;
+  await other?.close();
+  t = other = undefined;
 });
 
 /** `ws`'s WebSocket that remembers every socket it opens, so a test can cut one. */
@@ -233,6 +236,36 @@ describe('ParleyClient against the real gateway', () => {
     // The gateway's counter includes the replayed first part once on the new connection.
     expect(usage.bytes_in).toBeGreaterThanOrEqual(first.length + second.length);
     expect(usage.audio_seconds).toBeCloseTo((first.length + second.length) / 32000, 1);
+  });
+
+  it('1012 from a draining replica resumes at once on another replica with a fresh token', async () => {
+    // Two replicas sharing one store; a "load balancer" (the WebSocket constructor) sends new
+    // connections to whichever replica is current.
+    const store = new MemoryStore();
+    t = await startApp({ realTime: true, store, replicaId: 'replica-a' });
+    other = await startApp({ realTime: true, store, replicaId: 'replica-b' });
+    let current = t;
+    const urls: string[] = [];
+    class Balanced extends WebSocket {
+      constructor(_url: string, protocols?: string | string[]) {
+        const url = `${current.url.replace(/^http/, 'ws')}/v1/realtime`;
+        super(url, protocols);
+        urls.push(url);
+      }
+    }
+    const c = sdk(t, { WebSocket: Balanced, token: () => current.token() });
+    const rec = record(c);
+    const info = await c.connect();
+    await c.turnText('Hola');
+    current = other;
+    await t.app.drain();
+    await until(() => c.state === 'open' && c.session?.resumed === true, 5000, 'resumed on replica b');
+    expect(rec.closed).toEqual([expect.objectContaining({ code: 1012, action: 'resume', willReconnect: true, error: expect.objectContaining({ code: 'server_draining' }) })]);
+    expect(rec.reconnects).toEqual([{ attempt: 1, delayMs: 0, code: 1012, action: 'resume' }]);
+    expect(urls).toEqual([`${t.url.replace(/^http/, 'ws')}/v1/realtime`, `${other.url.replace(/^http/, 'ws')}/v1/realtime`]);
+    expect(c.sessionId).toBe(info.sessionId);
+    await c.turnText('Quiero un café');
+    expect((await c.end()).turns).toBe(2);
   });
 
   it('4003 from DELETE /v1/sessions/:id stops the client: no reconnect, pending requests rejected with forbidden', async () => {
