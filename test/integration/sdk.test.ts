@@ -268,6 +268,35 @@ describe('ParleyClient against the real gateway', () => {
     expect((await c.end()).turns).toBe(2);
   });
 
+  it('4029 connection_limit is retried after its retry_after_ms and connects once a slot is free', async () => {
+    t = await startApp({ plan: { connectionsPerKey: 1 } });
+    const first = sdk(t);
+    await first.connect();
+    // The gateway asks for the lease's remaining time (30 s here): timers cut waits of a second or
+    // more to 10 ms, so the test does not sit through it. The decision is checked, not the wait.
+    const second = sdk(t, {
+      timers: {
+        now: () => Date.now(),
+        setTimeout: (fn, ms) => setTimeout(fn, ms >= 1000 ? 10 : ms),
+        clearTimeout: (h) => clearTimeout(h as ReturnType<typeof setTimeout>),
+      },
+    });
+    const rec = record(second);
+    const connected = second.connect();
+    await until(() => rec.reconnects.length === 1, 5000, 'the first refusal');
+    const refusal = rec.closed[0]!;
+    expect(refusal).toMatchObject({ code: 4029, action: 'retry', willReconnect: true, error: expect.objectContaining({ code: 'connection_limit' }) });
+    expect(refusal.error!.retryAfterMs).toBeGreaterThanOrEqual(1000);
+    // random() is 0: the delay is exactly the server's retry_after_ms.
+    expect(rec.reconnects[0]).toEqual({ attempt: 1, delayMs: refusal.error!.retryAfterMs, code: 4029, action: 'retry' });
+    first.close();
+    const info = await connected;
+    expect(info.resumed).toBe(false);
+    expect(rec.reconnects.length).toBeGreaterThanOrEqual(1);
+    expect(rec.closed.every((e) => e.code === 4029 && e.willReconnect)).toBe(true);
+    expect(second.state).toBe('open');
+  });
+
   it('4003 from DELETE /v1/sessions/:id stops the client: no reconnect, pending requests rejected with forbidden', async () => {
     const gated = gatedProviders();
     t = await startApp({ providers: gated.providers });
