@@ -367,6 +367,25 @@ describe('ParleyClient: close codes and reconnect', () => {
     expect(h.reconnects).toEqual([]);
   });
 
+  it('after a final 4031 (idle), connect({resume: true}) resumes the same session and connect() starts a new one', async () => {
+    const h = setup();
+    void h.client.connect();
+    const s = await h.open();
+    s.emit({ type: 'error', code: 'idle_timeout', message: 'idle', close_code: 4031 });
+    s.drop(4031);
+    expect(h.client.state).toBe('closed');
+    const resumed = h.client.connect({ resume: true });
+    await h.open('session.resumed');
+    expect((await resumed).resumed).toBe(true);
+    expect(h.sock().json[0]).toMatchObject({ type: 'session.start', resume_token: 'rt_1' });
+    h.client.close();
+    const fresh = h.client.connect();
+    await h.open();
+    expect((await fresh).resumed).toBe(false);
+    expect(h.sock().json[0]).toMatchObject({ type: 'session.start', language: 'es' });
+    expect(h.sock().json[0]).not.toHaveProperty('resume_token');
+  });
+
   it('a drop (1006) reconnects with a fresh token after the jittered backoff and resumes with the resume token', async () => {
     const h = setup();
     void h.client.connect();
