@@ -80,7 +80,6 @@ const TOKEN_RE = /^[A-Za-z0-9._-]+$/;
 
 function utf8Bytes(s: string): number {
   // Fast path: ASCII strings are one byte per character.
-  // eslint-disable-next-line no-control-regex
   return /^[\x00-\x7f]*$/.test(s) ? s.length : textEncoder.encode(s).length;
 }
 

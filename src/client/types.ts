@@ -22,8 +22,9 @@ export type WordScore = ServerEventOf<'assessment.result'>['words'][number];
 
 /**
  * The subset of the WebSocket API the client uses. Both the browser's `WebSocket` and the `ws`
- * package's `WebSocket` satisfy it. Handler parameters are loose on purpose: the two
- * implementations type their event objects differently.
+ * package's `WebSocket` satisfy it. Handler parameters are typed `never` on purpose: the two
+ * implementations type their event objects differently, and the client reads only `data`,
+ * `code` and `reason` from them.
  */
 export interface WebSocketLike {
   readonly readyState: number;
@@ -32,14 +33,10 @@ export interface WebSocketLike {
   binaryType: string;
   send(data: string | ArrayBuffer | ArrayBufferView): void;
   close(code?: number, reason?: string): void;
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
-  onopen: ((ev: any) => void) | null;
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
-  onmessage: ((ev: any) => void) | null;
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
-  onclose: ((ev: any) => void) | null;
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
-  onerror: ((ev: any) => void) | null;
+  onopen: ((ev: never) => void) | null;
+  onmessage: ((ev: never) => void) | null;
+  onclose: ((ev: never) => void) | null;
+  onerror: ((ev: never) => void) | null;
 }
 
 /** A WebSocket constructor: `globalThis.WebSocket` in browsers, `ws`'s `WebSocket` in Node. */
