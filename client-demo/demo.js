@@ -1,216 +1,350 @@
-// Parley demo page: a speaking-practice client written against the gateway's WebSocket protocol
-// (docs/protocol.md). Plain browser JavaScript, no build step.
+// Parley demo page: a speaking-practice client built on the SDK bundle (/demo/parley-client.js,
+// docs/client.md). Plain ES modules; the SDK does the protocol, pacing and reconnect/resume.
+import { CLOSE_CODES, ParleyClient } from './parley-client.js';
+import { Microphone, ReplyPlayer } from './audio.js';
+import { MeterBoard } from './meters.js';
+import { droppableWebSocket } from './network.js';
+
 const $ = (id) => document.getElementById(id);
-const state = { ws: null, resumeToken: null, sessionId: null, nextId: 1, pendingAudio: null, recording: null, limits: null, wantOpen: false, queue: new Map() };
 
-/** What a client should do for each close code (docs/protocol.md "Close codes"). */
-const CLOSE_ACTIONS = {
-  1000: ['done', 'Session ended.'],
-  1006: ['resume', 'Connection lost; resuming…'],
-  1008: ['stop', 'Closed by policy (origin, invalid messages or a slow connection).'],
-  1009: ['stop', 'A frame was too large.'],
-  1011: ['resume', 'Server error; resuming…'],
-  1012: ['resume', 'Server restarting; resuming on another replica…'],
-  1013: ['retry', 'Server full; retrying…'],
-  3000: ['resume', 'Network dropped (simulated); resuming…'],
-  4001: ['retry', 'Token refused; getting a new one…'],
-  4003: ['stop', 'Session ended by the operator.'],
-  4008: ['new', 'The session reached its maximum length.'],
-  4029: ['retry', 'Rate limit: slowing down…'],
-  4030: ['stop', 'This session was resumed in another tab.'],
-  4031: ['resume', 'Idle timeout.'],
+/**
+ * Page state, read by the e2e test (test/e2e/demo.test.ts) and handy in the console. Only
+ * plain data: ids, texts, counts, levels.
+ */
+const demo = {
+  state: 'idle',
+  sessionId: null,
+  sessionIds: [],
+  lastTranscript: null,
+  lastReply: null,
+  lastTranslation: null,
+  lastAssessment: null,
+  lastClose: null,
+  counts: { created: 0, resumed: 0, transcripts: 0, replies: 0, turnsDone: 0, quotaUpdates: 0, queued: 0, errors: 0, drops: 0, reconnects: 0, translations: 0, assessments: 0 },
+  meters: {},
+  shown: {},
+  initialMeters: null,
+  queuePosition: null,
+  capture: null,
+  playback: null,
+  errors: [],
 };
+window.__parleyDemo = demo;
 
-function setStatus(text, s) { $('status').textContent = text; $('status').dataset.state = s; }
-function addLine(cls, text) {
+let client = null;
+let net = null;
+const player = new ReplyPlayer({ onLevel: () => {} });
+const mic = new Microphone({
+  workletUrl: new URL('./worklet.js', import.meta.url),
+  onFrame: (frame) => sendFrame(frame),
+  onLevel: (level) => { $('mic-level').style.width = `${Math.min(100, Math.round(level * 300))}%`; },
+});
+demo.capture = mic.stats;
+demo.playback = player.stats;
+const meters = new MeterBoard($('meters'), demo);
+
+// ---- conversation log and status -------------------------------------------------------------
+
+function addLine(kind, text, label) {
   const li = document.createElement('li');
-  li.className = cls;
-  li.textContent = text;
-  $('log').appendChild(li);
-  li.scrollIntoView({ block: 'end' });
+  li.className = kind;
+  li.dataset.testid = `line-${kind}`;
+  if (label) {
+    const who = document.createElement('span');
+    who.className = 'who';
+    who.textContent = label;
+    li.append(who);
+  }
+  li.append(document.createTextNode(text));
+  $('log').append(li);
+  li.scrollIntoView({ block: 'nearest' });
   return li;
 }
-function enable(on) {
-  for (const id of ['talk', 'text', 'send', 'assess', 'translate', 'translate-text', 'end', 'drop']) $(id).disabled = !on;
-  $('start').disabled = on;
+
+function showBanner(text, kind) {
+  const b = $('banner');
+  b.textContent = text;
+  b.dataset.kind = kind;
+  b.hidden = !text;
 }
+
+const STATUS_TEXT = { idle: 'not connected', connecting: 'connecting…', open: 'live', reconnecting: 'reconnecting…', closed: 'closed' };
+
+function setState(state) {
+  demo.state = state;
+  $('status').textContent = STATUS_TEXT[state] ?? state;
+  $('status').dataset.state = state;
+  const live = state === 'open';
+  for (const id of ['talk', 'text', 'send', 'assess', 'translate', 'translate-text', 'drop']) $(id).disabled = !live;
+  $('end').disabled = !(live || state === 'reconnecting');
+  $('start').disabled = state !== 'idle' && state !== 'closed';
+}
+
+function reportError(what, err) {
+  demo.counts.errors++;
+  const code = err?.code ?? 'error';
+  demo.errors.push({ what, code, message: err?.message ?? String(err) });
+  const retry = err?.retryAfterMs ? ` (retry in ${Math.ceil(err.retryAfterMs / 1000)} s)` : '';
+  addLine('error', `${what}: ${code}: ${err?.message ?? err}${retry}`);
+}
+
+// ---- session ---------------------------------------------------------------------------------
 
 async function mintToken() {
   const res = await fetch('/demo/token', { method: 'POST' });
-  if (!res.ok) throw new Error(`token: HTTP ${res.status}`);
+  if (!res.ok) {
+    const body = await res.json().catch(() => ({}));
+    throw new Error(`POST /demo/token: HTTP ${res.status} ${body?.error?.message ?? ''}`.trim());
+  }
   return (await res.json()).token;
 }
 
-async function connect(resume) {
-  const token = await mintToken();
-  const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
-  const ws = new WebSocket(`${scheme}://${location.host}/v1/realtime`, ['parley.v1', `parley.token.${token}`]);
-  ws.binaryType = 'arraybuffer';
-  state.ws = ws;
-  setStatus('connecting…', 'idle');
-  ws.onopen = () => {
-    const start = resume && state.resumeToken
-      ? { type: 'session.start', id: 'start', resume_token: state.resumeToken }
-      : { type: 'session.start', id: 'start', language: $('language').value, scenario: $('scenario').value || undefined };
-    ws.send(JSON.stringify(start));
-  };
-  ws.onmessage = (m) => (typeof m.data === 'string' ? onEvent(JSON.parse(m.data)) : onAudio(m.data));
-  ws.onclose = (e) => onClose(e.code, ws);
-}
-
-let lastError = null;
-function onClose(code, ws) {
-  if (ws !== state.ws) return;
-  enable(false);
-  const [action, text] = CLOSE_ACTIONS[code] ?? ['resume', `Closed (${code}).`];
-  setStatus(`closed ${code}`, 'closed');
-  addLine('system', `${text}${lastError ? ` (${lastError.code})` : ''}`);
-  const wait = lastError?.retry_after_ms ?? 1000;
-  lastError = null;
-  if (!state.wantOpen) return;
-  if (action === 'resume' && state.resumeToken) setTimeout(() => connect(true), Math.min(wait, 3000));
-  else if (action === 'retry') setTimeout(() => connect(Boolean(state.resumeToken)), wait);
-  else if (action === 'new') { state.resumeToken = null; $('start').disabled = false; }
-  else $('start').disabled = false;
-}
-
-function onEvent(ev) {
-  switch (ev.type) {
-    case 'session.created':
-    case 'session.resumed':
-      state.resumeToken = ev.resume_token;
-      state.sessionId = ev.session_id;
-      state.limits = ev.limits;
-      enable(true);
-      setStatus(`${ev.type === 'session.resumed' ? 'resumed' : 'live'} · ${ev.session_id.slice(0, 13)}…`, 'open');
-      addLine('system', ev.type === 'session.resumed' ? `Resumed the same session (${ev.session_id}).` : `Session started (${ev.session_id}). Say hello!`);
-      break;
-    case 'transcript': addLine('learner', ev.text || '(silence)'); break;
-    case 'reply.text': addLine('tutor', ev.text); break;
-    case 'reply.audio.start': state.pendingAudio = { rate: ev.sample_rate, chunks: [] }; break;
-    case 'reply.audio.end': playReply(); break;
-    case 'assessment.result': showAssessment(ev); break;
-    case 'translation.result': $('translation').textContent = ev.text; break;
-    case 'request.queued': $('queue').textContent = `Request ${ev.request_id} queued, position ${ev.position}`; break;
-    case 'quota.updated': showMeters(ev.limits); break;
-    case 'session.expiring': addLine('system', `Session closing in ${Math.round(ev.closes_in_ms / 1000)} s (${ev.reason}).`); break;
-    case 'session.ended': addLine('system', `Session ended: ${ev.usage.turns} turns, ${ev.usage.audio_seconds} s of audio.`); state.resumeToken = null; break;
-    case 'error':
-      lastError = ev;
-      addLine('error', `${ev.code}: ${ev.message}`);
-      break;
-  }
-  if (ev.request_id !== undefined && ev.type !== 'request.queued') $('queue').textContent = '';
-}
-
-function onAudio(buf) { state.pendingAudio?.chunks.push(new Int16Array(buf)); }
-
-let playback;
-function playReply() {
-  const p = state.pendingAudio;
-  state.pendingAudio = null;
-  if (!p || p.chunks.length === 0) return;
-  playback ??= new AudioContext();
-  const total = p.chunks.reduce((n, c) => n + c.length, 0);
-  const buffer = playback.createBuffer(1, total, p.rate);
-  const data = buffer.getChannelData(0);
-  let off = 0;
-  for (const c of p.chunks) for (let i = 0; i < c.length; i++) data[off++] = c[i] / 32768;
-  const src = playback.createBufferSource();
-  src.buffer = buffer;
-  src.connect(playback.destination);
-  src.onended = () => { document.body.dataset.lastPlayback = String(total); };
-  src.start();
-}
-
-function showAssessment(ev) {
-  const box = $('assessment');
-  box.innerHTML = `<strong>${ev.score}/100</strong> `;
-  for (const w of ev.words) {
-    const span = document.createElement('span');
-    span.textContent = `${w.word} ${w.score}`;
-    span.style.background = w.score >= 80 ? '#d6f5d6' : w.score >= 60 ? '#fff1c2' : '#fbd3cf';
-    box.appendChild(span);
-  }
-}
-
-function showMeters(limits) {
-  const box = $('meters');
-  box.innerHTML = '';
-  for (const l of limits) {
-    const pct = l.limit > 0 ? Math.max(0, Math.min(100, (l.remaining / l.limit) * 100)) : 0;
-    const div = document.createElement('div');
-    div.className = 'meter';
-    div.dataset.name = l.name;
-    div.innerHTML = `<div>${l.name}: ${l.remaining} / ${l.limit}${l.reset_seconds ? ` · resets in ${l.reset_seconds}s` : ''}</div><div class="bar"><div style="width:${pct}%"></div></div>`;
-    box.appendChild(div);
-  }
-}
-
-// ---- microphone: AudioWorklet → PCM16 16 kHz, ~100 ms frames ----
-let mic;
-async function ensureMic() {
-  if (mic) return mic;
-  const ctx = new AudioContext({ sampleRate: 16000 });
-  await ctx.audioWorklet.addModule('worklet.js');
-  const stream = await navigator.mediaDevices.getUserMedia({ audio: { echoCancellation: false, noiseSuppression: false, autoGainControl: false } });
-  const source = ctx.createMediaStreamSource(stream);
-  const node = new AudioWorkletNode(ctx, 'parley-capture');
-  source.connect(node);
-  mic = { ctx, node, frame: new Int16Array(1600), filled: 0 };
-  node.port.onmessage = (e) => {
-    if (!state.recording) return;
-    const samples = e.data;
-    for (let i = 0; i < samples.length; i++) {
-      const s = Math.max(-1, Math.min(1, samples[i]));
-      mic.frame[mic.filled++] = s < 0 ? s * 0x8000 : s * 0x7fff;
-      if (mic.filled === mic.frame.length) flushFrame();
+function wire(c) {
+  c.on('state', ({ state }) => setState(state));
+  const onSession = (ev, resumed) => {
+    demo.sessionId = ev.session_id;
+    demo.sessionIds.push(ev.session_id);
+    $('session-id').textContent = ev.session_id;
+    meters.setSessionLimits(ev.limits);
+    if (resumed) {
+      demo.counts.resumed++;
+      showBanner(`Resumed the same session ${ev.session_id}: history and limits intact.`, 'ok');
+      addLine('system', `Network back: resumed session ${ev.session_id}.`);
+    } else {
+      demo.counts.created++;
+      showBanner('', 'ok');
+      addLine('system', `Session ${ev.session_id} started. Hold the button and say hello!`);
     }
   };
-  return mic;
-}
-function flushFrame() {
-  if (mic.filled === 0) return;
-  if (state.ws?.readyState === WebSocket.OPEN) state.ws.send(mic.frame.slice(0, mic.filled).buffer);
-  state.recording.bytes += mic.filled * 2;
-  mic.filled = 0;
-}
-async function startRecording(purpose) {
-  await ensureMic();
-  await mic.ctx.resume();
-  state.recording = { purpose, bytes: 0 };
-  (purpose === 'turn' ? $('talk') : $('assess')).classList.add('recording');
-}
-function stopRecording() {
-  const rec = state.recording;
-  if (!rec) return;
-  flushFrame();
-  state.recording = null;
-  $('talk').classList.remove('recording');
-  $('assess').classList.remove('recording');
-  const msg = { type: 'input_audio.commit', id: `r${state.nextId++}`, purpose: rec.purpose };
-  if (rec.purpose === 'assessment') msg.reference_text = $('reference').value;
-  state.ws?.send(JSON.stringify(msg));
-}
-for (const [id, purpose] of [['talk', 'turn'], ['assess', 'assessment']]) {
-  $(id).addEventListener('pointerdown', () => startRecording(purpose).catch((e) => addLine('error', `microphone: ${e.message}`)));
-  $(id).addEventListener('pointerup', stopRecording);
-  $(id).addEventListener('pointerleave', stopRecording);
+  c.on('session.created', (ev) => onSession(ev, false));
+  c.on('session.resumed', (ev) => onSession(ev, true));
+  c.on('transcript', (ev) => {
+    demo.counts.transcripts++;
+    demo.lastTranscript = ev.text;
+    addLine('learner', ev.text || '(silence: nothing was heard)', 'You said');
+  });
+  c.on('reply.text', (ev) => {
+    demo.counts.replies++;
+    demo.lastReply = ev.text;
+    addLine('tutor', ev.text, 'Tutor');
+  });
+  c.on('reply.audio.start', (ev) => player.begin(ev.sample_rate));
+  c.on('audio', (ev) => player.push(ev.chunk));
+  c.on('reply.audio.end', () => player.end());
+  c.on('quota.updated', (ev) => {
+    demo.counts.quotaUpdates++;
+    meters.update(ev.limits);
+  });
+  c.on('request.queued', (ev) => {
+    demo.counts.queued++;
+    demo.queuePosition = ev.position;
+    $('queue').textContent = `Queue: request ${ev.request_id} waits for the upstream, position ${ev.position}`;
+  });
+  const answered = () => {
+    demo.queuePosition = null;
+    $('queue').textContent = 'Queue: not waiting';
+  };
+  for (const t of ['transcript', 'reply.text', 'assessment.result', 'translation.result', 'error']) c.on(t, answered);
+  c.on('session.expiring', (ev) => {
+    const s = Math.round(ev.closes_in_ms / 1000);
+    showBanner(ev.reason === 'idle'
+      ? `Idle: the session closes in ${s} s unless you say something.`
+      : `The session reaches its maximum length in ${s} s.`, 'warn');
+  });
+  c.on('error', (ev) => {
+    // Errors of a request also reject its promise, which reports them; the rest show here.
+    if (ev.request_id === undefined && ev.close_code === undefined) reportError('server', { code: ev.code, message: ev.message, retryAfterMs: ev.retry_after_ms });
+  });
+  c.on('reconnect', (ev) => {
+    demo.counts.reconnects++;
+    setStatusDetail(`reconnecting (attempt ${ev.attempt}) in ${Math.round(ev.delayMs)} ms`);
+  });
+  c.on('closed', (ev) => {
+    demo.lastClose = { code: ev.code, action: ev.action, message: ev.message, willReconnect: ev.willReconnect, error: ev.error?.code ?? null };
+    const why = ev.error ? ` (${ev.error.code})` : '';
+    showBanner(`Connection closed ${ev.code}${why}: ${ev.message}`, ev.willReconnect ? 'warn' : 'error');
+    if (!ev.willReconnect) {
+      meters.clear();
+      addLine('system', `Closed ${ev.code}${why}: ${ev.message}`);
+    }
+  });
+  c.on('session.ended', (ev) => {
+    const u = ev.usage;
+    addLine('system', `Session ended after ${Math.round(u.duration_seconds)} s: ${u.turns} turns, ${u.assessments} assessments, ${u.translations} translations, ${u.audio_seconds} s of audio.`);
+  });
 }
 
-$('start').onclick = () => { state.wantOpen = true; connect(false).catch((e) => addLine('error', e.message)); };
-$('end').onclick = () => { state.wantOpen = false; state.ws?.send(JSON.stringify({ type: 'session.end' })); };
-$('drop').onclick = () => state.ws?.close(3000, 'simulated network drop');
-$('text-form').onsubmit = (e) => {
+function setStatusDetail(text) {
+  $('status').textContent = text;
+}
+
+async function start() {
+  player.unlock(); // inside the click: autoplay rules allow reply audio from now on
+  net = droppableWebSocket();
+  const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
+  client = new ParleyClient({
+    url: `${scheme}://${location.host}/v1/realtime`,
+    token: mintToken,
+    session: { language: $('language').value, scenario: $('scenario').value.trim() || undefined },
+    WebSocket: net.WebSocket,
+    idPrefix: 'demo-',
+  });
+  wire(client);
+  demo.initialMeters = null;
+  try {
+    await client.connect();
+  } catch (err) {
+    reportError('connect', err);
+    setState('closed');
+  }
+}
+
+// ---- turns -------------------------------------------------------------------------------------
+
+let recording = null;
+let frameSends = [];
+
+function sendFrame(frame) {
+  if (!client) return;
+  frameSends.push(client.sendAudio(frame).catch((err) => reportError('audio', err)));
+}
+
+function beginRecording(purpose, button) {
+  if (recording || !client || client.state !== 'open') return;
+  const rec = { purpose, button, released: false, started: null };
+  recording = rec;
+  button.classList.add('recording');
+  button.setAttribute('aria-pressed', 'true');
+  frameSends = [];
+  rec.started = mic.start().then(
+    () => true,
+    (err) => {
+      reportError('microphone', err);
+      return false;
+    },
+  );
+}
+
+async function finishRecording() {
+  const rec = recording;
+  // pointerup and lostpointercapture (or keyup and blur) both end a recording: act once.
+  if (!rec || rec.released) return;
+  rec.released = true;
+  const ok = await rec.started;
+  recording = null;
+  rec.button.classList.remove('recording');
+  rec.button.setAttribute('aria-pressed', 'false');
+  if (!ok) return;
+  const stats = mic.stop();
+  await Promise.all(frameSends);
+  if (stats.bytes === 0) {
+    addLine('system', 'Nothing was recorded: hold the button while you speak.');
+    return;
+  }
+  try {
+    if (rec.purpose === 'turn') {
+      await client.commitAudio({ purpose: 'turn' });
+      demo.counts.turnsDone++;
+    } else {
+      const ref = $('reference').value.trim();
+      const result = await client.assess(ref);
+      showAssessment(result);
+    }
+  } catch (err) {
+    reportError(rec.purpose === 'turn' ? 'turn' : 'assessment', err);
+  }
+}
+
+function pushToTalk(button, purpose) {
+  button.addEventListener('pointerdown', (e) => {
+    if (e.button !== 0) return;
+    button.setPointerCapture?.(e.pointerId);
+    beginRecording(purpose, button);
+  });
+  for (const t of ['pointerup', 'pointercancel', 'lostpointercapture']) button.addEventListener(t, () => { if (recording?.button === button) finishRecording(); });
+  button.addEventListener('keydown', (e) => {
+    if ((e.key === ' ' || e.key === 'Enter') && !e.repeat) {
+      e.preventDefault();
+      beginRecording(purpose, button);
+    }
+  });
+  button.addEventListener('keyup', (e) => {
+    if (e.key === ' ' || e.key === 'Enter') {
+      e.preventDefault();
+      if (recording?.button === button) finishRecording();
+    }
+  });
+  button.addEventListener('blur', () => { if (recording?.button === button) finishRecording(); });
+}
+
+function showAssessment(result) {
+  demo.counts.assessments++;
+  demo.lastAssessment = { score: result.score, words: result.words.map((w) => ({ word: w.word, score: w.score })) };
+  const box = $('assessment');
+  box.replaceChildren();
+  const total = document.createElement('strong');
+  total.textContent = `${result.score}/100`;
+  box.append(total);
+  for (const w of result.words) {
+    const span = document.createElement('span');
+    span.className = w.score >= 80 ? 'good' : w.score >= 60 ? 'fair' : 'poor';
+    span.textContent = `${w.word} ${w.score}`;
+    span.title = `${w.word}: ${w.score}/100`;
+    box.append(span);
+  }
+}
+
+// ---- controls ----------------------------------------------------------------------------------
+
+$('start').addEventListener('click', () => start());
+$('end').addEventListener('click', async () => {
+  try {
+    await client?.end();
+  } catch (err) {
+    reportError('end', err);
+  }
+});
+$('drop').addEventListener('click', () => {
+  if (net?.drop()) {
+    demo.counts.drops++;
+    addLine('system', 'Network dropped (simulated). The client will reconnect and resume…');
+  }
+});
+$('text-form').addEventListener('submit', async (e) => {
   e.preventDefault();
   const text = $('text').value.trim();
-  if (!text) return;
-  addLine('learner', text);
-  state.ws?.send(JSON.stringify({ type: 'turn.text', id: `t${state.nextId++}`, text }));
+  if (!text || !client) return;
   $('text').value = '';
-};
-$('translate-form').onsubmit = (e) => {
+  addLine('learner', text, 'You wrote');
+  try {
+    await client.turnText(text);
+    demo.counts.turnsDone++;
+  } catch (err) {
+    reportError('turn', err);
+  }
+});
+$('translate-form').addEventListener('submit', async (e) => {
   e.preventDefault();
-  state.ws?.send(JSON.stringify({ type: 'translate', id: `x${state.nextId++}`, text: $('translate-text').value, target_language: $('language').value, source_language: 'en' }));
-};
-window.parleyDemo = state;
+  const text = $('translate-text').value.trim();
+  if (!text || !client) return;
+  try {
+    const translated = await client.translate(text, $('language').value, { sourceLanguage: 'en' });
+    demo.counts.translations++;
+    demo.lastTranslation = translated;
+    $('translation').textContent = translated;
+  } catch (err) {
+    reportError('translation', err);
+  }
+});
+pushToTalk($('talk'), 'turn');
+pushToTalk($('assess'), 'assessment');
+
+// The SDK's close-code table, so a learner (or developer) can see what each close means.
+for (const [code, info] of Object.entries(CLOSE_CODES)) {
+  const dt = document.createElement('dt');
+  dt.textContent = code;
+  const dd = document.createElement('dd');
+  dd.textContent = info.message;
+  $('close-codes').append(dt, dd);
+}
+setState('idle');

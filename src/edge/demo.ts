@@ -1,11 +1,15 @@
 /**
  * The demo page at `/demo/` and `POST /demo/token` (CONTRACT §4), only when `server.demo` is on.
  * Static files come from `client-demo/` (a handful of small files, read once and kept in memory).
+ * `/demo/parley-client.js` is the SDK bundle: `client-demo/dist/parley-client.js` when
+ * `npm run build` (build:client) made it, otherwise built once in this process with esbuild (a dev
+ * dependency, so this works for `npm start` from source and not in a production install).
  */
 import { readFileSync, readdirSync, statSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { dirname, extname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import type { FastifyInstance } from 'fastify';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import type { FastifyInstance, FastifyBaseLogger } from 'fastify';
 import { requestLimit } from '../limits/account-limits.js';
 import { newToken, tokenKey } from './auth.js';
 import type { Gateway } from './gateway.js';
@@ -35,10 +39,53 @@ export function demoRoot(): string | undefined {
   return undefined;
 }
 
+/** The SDK bundle's URL under /demo/ and its build output under client-demo/. */
+export const CLIENT_BUNDLE = 'parley-client.js';
+const BUNDLE_OUTPUT = join('dist', CLIENT_BUNDLE);
+
+interface BuildClientModule {
+  buildClient(opts?: { outfile?: string; write?: boolean }): { code: string } | Promise<{ code: string }>;
+}
+
+export type BundleSource = { readonly code: Buffer; readonly from: 'file' | 'build' } | { readonly error: string };
+
+/**
+ * Finds the SDK bundle: the build output if present (read at every request, so a rebuild shows
+ * without a restart), else one in-process esbuild run, whose outcome (success or failure) is kept.
+ */
+export function clientBundle(root: string, log: FastifyBaseLogger): () => Promise<BundleSource> {
+  let built: Promise<BundleSource> | undefined;
+  const script = join(dirname(root), 'scripts', 'build-client.ts');
+  const buildOnce = async (): Promise<BundleSource> => {
+    try {
+      // A computed specifier: tsc must not pull scripts/ into the production build, and plain
+      // node (start:prod) refuses .ts files, which lands in the catch below as intended.
+      const mod = (await import(pathToFileURL(script).href)) as BuildClientModule;
+      const { code } = await mod.buildClient({ write: false });
+      log.info({ bytes: Buffer.byteLength(code) }, 'demo: built the client bundle in-process');
+      return { code: Buffer.from(code), from: 'build' };
+    } catch (err) {
+      const error = `the demo client bundle is missing: client-demo/${BUNDLE_OUTPUT} does not exist and building it in-process failed (${(err as Error).message.split('\n')[0]}); run npm run build:client`;
+      log.error(error);
+      return { error };
+    }
+  };
+  return async () => {
+    try {
+      return { code: await readFile(join(root, BUNDLE_OUTPUT)), from: 'file' };
+    } catch {
+      built ??= buildOnce();
+      return built;
+    }
+  };
+}
+
 function loadFiles(root: string, prefix = ''): Map<string, Buffer> {
   const files = new Map<string, Buffer>();
   for (const name of readdirSync(join(root, prefix))) {
     const rel = prefix ? `${prefix}/${name}` : name;
+    // Build output is served through clientBundle(), never as a stale snapshot.
+    if (rel === 'dist') continue;
     const full = join(root, rel);
     if (statSync(full).isDirectory()) for (const [k, v] of loadFiles(root, rel)) files.set(k, v);
     else files.set(rel, readFileSync(full));
@@ -51,10 +98,18 @@ export function registerDemo(app: FastifyInstance, gateway: Gateway): void {
   const account = accountId ? gateway.keyRing.account(accountId) : undefined;
   const root = demoRoot();
   const files = root ? loadFiles(root) : new Map<string, Buffer>();
+  const bundle = root ? clientBundle(root, app.log) : undefined;
 
   app.get('/demo', async (_req, reply) => reply.redirect('/demo/'));
   app.get('/demo/*', async (req, reply) => {
     const rel = (req.params as { '*': string })['*'] || 'index.html';
+    if (rel === CLIENT_BUNDLE && bundle) {
+      const found = await bundle();
+      if ('error' in found) return reply.code(503).send({ error: { code: 'internal_error', message: found.error } });
+      reply.header('Content-Type', TYPES['.js']!);
+      reply.header('Cache-Control', 'no-cache');
+      return reply.send(found.code);
+    }
     const body = files.get(rel);
     if (!body) return sendError(reply, 'not_found', `no demo file ${rel.slice(0, 80)}`);
     reply.header('Content-Type', TYPES[extname(rel)] ?? 'application/octet-stream');
