@@ -6,12 +6,14 @@ import websocket from '@fastify/websocket';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { asyncScheduler, type SchedulerLike } from 'rxjs';
 import type { Config } from './config/schema.js';
+import { registerDashboard } from './edge/dashboard.js';
 import { registerDemo } from './edge/demo.js';
 import { Gateway } from './edge/gateway.js';
 import { handleProtocols, registerRealtime } from './edge/realtime.js';
 import { registerRest, sendError } from './edge/rest.js';
 import { MemoryStore } from './store/memory.js';
 import type { Store } from './store/store.js';
+import { LiveTelemetry } from './telemetry/live.js';
 import { createLogger, type Logger } from './telemetry/logger.js';
 import type { Providers } from './upstream/provider.js';
 import { createGovernedProviders } from './upstream/governed.js';
@@ -93,6 +95,7 @@ export async function buildApp(opts: AppOptions): Promise<ParleyApp> {
   const gateway = new Gateway({ config, store, logger, scheduler, providers: upstreams.providers, replicaId: opts.replicaId, defaultMetrics: opts.defaultMetrics });
   upstreamHooks = (name) => gateway.metrics.upstreamHooks(name);
   gateway.metrics.watchUpstreams(upstreams.governors);
+  const live = new LiveTelemetry(gateway, upstreams.governors, config);
 
   const app = Fastify({
     loggerInstance: logger as FastifyBaseLogger,
@@ -130,7 +133,9 @@ export async function buildApp(opts: AppOptions): Promise<ParleyApp> {
   registerRest(app, gateway);
   registerRealtime(app, gateway);
   if (config.server.demo) registerDemo(app, gateway);
+  if (config.server.dashboard) registerDashboard(app, gateway, live);
   gateway.start();
+  live.start();
 
   let closed = false;
   return {
@@ -148,6 +153,8 @@ export async function buildApp(opts: AppOptions): Promise<ParleyApp> {
     async close() {
       if (closed) return;
       closed = true;
+      live.stop();
+      gateway.metrics.close();
       gateway.stop();
       upstreams.close();
       await app.close();
