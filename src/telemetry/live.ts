@@ -235,12 +235,15 @@ export class LiveTelemetry {
     const rate = (a: number, b: number): number => round(Math.max(0, a - b) / seconds);
     const attempts = delta(totals.upstreamAttempts, prev.totals.upstreamAttempts);
     const upstreams: UpstreamFigures[] = [];
-    for (const [name, g] of this.governors) {
+    // Every configured upstream account, also before its governor exists (made on first call).
+    const names = new Set([...this.allowances.keys(), ...this.governors.keys()]);
+    for (const name of [...names].sort()) {
+      const g = this.governors.get(name);
       const a = this.allowances.get(name);
       upstreams.push({
         name,
-        queued: g.queued,
-        inFlight: g.inFlight,
+        queued: g?.queued ?? 0,
+        inFlight: g?.inFlight ?? 0,
         requestsPerSecond: round((attempts[name] ?? 0) / seconds),
         allowancePerSecond: a?.requestsPerSecond ?? null,
         concurrency: a?.concurrency ?? null,

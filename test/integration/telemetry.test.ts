@@ -216,7 +216,8 @@ describe('GET /metrics', () => {
     expect(during.get('parley_store_fallback_total')?.type).toBe('counter');
     c.send({ type: 'session.end' });
     await c.waitClose();
-    await until(() => t.app.gateway.connections.size === 0, 5000, 'teardown');
+    // The close is counted when the server's side of the close completes.
+    await until(() => t.app.gateway.metrics.totals().closes['1000'] === 1, 5000, 'the close counted');
     const after = await scrape();
     expect(valueOf(after, 'parley_closes_total', { code: '1000' })).toBe(1);
     expect(valueOf(after, 'parley_connections')).toBe(0);
