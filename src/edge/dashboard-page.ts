@@ -31,10 +31,11 @@ svg.chart polyline { fill:none; stroke-width:2; vector-effect:non-scaling-stroke
 .legend { display:flex; flex-wrap:wrap; gap:12px; font-size:12px; color:var(--dim); margin-top:6px; }
 .legend i { display:inline-block; width:10px; height:10px; border-radius:2px; margin-right:4px; vertical-align:-1px; }
 table { width:100%; border-collapse:collapse; font-variant-numeric:tabular-nums; }
-td, th { padding:4px 6px; text-align:right; border-bottom:1px solid var(--line); }
+td, th { padding:4px 5px; text-align:right; border-bottom:1px solid var(--line); white-space:nowrap; }
+.panel { overflow-x:auto; }
 th:first-child, td:first-child { text-align:left; }
 th { color:var(--dim); font-weight:500; font-size:12px; }
-.bar { position:relative; height:8px; background:var(--line); border-radius:4px; overflow:hidden; min-width:80px; }
+.bar { position:relative; height:8px; background:var(--line); border-radius:4px; overflow:hidden; width:100%; min-width:36px; }
 .bar span { position:absolute; left:0; top:0; bottom:0; background:var(--c1); }
 .bar span.hot { background:var(--c4); }
 form#login { grid-column:1 / -1; display:flex; gap:8px; align-items:center; }
@@ -70,7 +71,7 @@ function fmtBytes(n) {
 
 /** Draws series (arrays of numbers, newest last) into an SVG as polylines on a shared y scale. */
 function chart(svg, series, format) {
-  const W = 400, H = 160, L = 44, B = 14;
+  const W = 400, H = 160, L = 58, B = 14;
   let max = 0;
   for (const s of series) for (const v of s.values) if (v > max) max = v;
   max = max <= 0 ? 1 : niceCeil(max);
@@ -95,7 +96,7 @@ function chart(svg, series, format) {
   const t1 = document.createElementNS(NS, 'text');
   t1.setAttribute('x', W); t1.setAttribute('y', H - 2); t1.setAttribute('text-anchor', 'end'); t1.textContent = 'now';
   svg.appendChild(t1);
-  series.forEach((s) => {
+  series.forEach((s, idx) => {
     const pts = [];
     const n = s.values.length;
     for (let i = 0; i < n; i++) {
@@ -105,7 +106,10 @@ function chart(svg, series, format) {
     }
     const pl = document.createElementNS(NS, 'polyline');
     pl.setAttribute('points', pts.join(' '));
-    pl.setAttribute('style', 'stroke:' + s.color);
+    // CSSOM, not a style attribute: the page's CSP allows no inline style attributes.
+    pl.style.stroke = s.color;
+    // Series often coincide (connections = sessions): later ones dashed so both stay visible.
+    if (idx > 0) pl.style.strokeDasharray = '6 4';
     svg.appendChild(pl);
   });
 }
@@ -157,16 +161,32 @@ function render(f) {
     Object.keys(hist.upstream).map((n, i) => ({ name: n, values: hist.upstream[n].queued, color: COLORS[(i + 3) % COLORS.length] }))), fmt);
   draw('c-closes', [...codes].sort().map((c, i) => ({ name: c, values: hist.closes[c], color: COLORS[i % COLORS.length] })), fmt);
   // Upstream utilisation: admitted requests per second against the account's allowance, and
-  // calls in flight against its concurrency.
-  const rows = f.upstreams.map((u) => {
-    const rateShare = u.allowancePerSecond ? u.requestsPerSecond / u.allowancePerSecond : null;
-    const concShare = u.concurrency ? u.inFlight / u.concurrency : null;
-    const bar = (share) => share === null ? '<td>–</td>' :
-      '<td><div class="bar"><span class="' + (share >= 0.9 ? 'hot' : '') + '" style="width:' + Math.min(100, share * 100).toFixed(0) + '%"></span></div></td>';
-    return '<tr data-upstream="' + esc(u.name) + '"><td>' + esc(u.name) + '</td><td>' + fmt(u.requestsPerSecond) + ' / ' + (u.allowancePerSecond === null ? '∞' : fmt(u.allowancePerSecond)) + '</td>' + bar(rateShare) +
-      '<td>' + u.inFlight + ' / ' + (u.concurrency === null ? '∞' : u.concurrency) + '</td>' + bar(concShare) + '<td>' + u.queued + '</td></tr>';
-  });
-  $('t-upstreams').innerHTML = rows.join('');
+  // calls in flight against its concurrency. Built with the DOM (bar widths through CSSOM).
+  const body = $('t-upstreams');
+  body.textContent = '';
+  for (const u of f.upstreams) {
+    const tr = document.createElement('tr');
+    tr.dataset.upstream = u.name;
+    const cell = (text) => { const td = document.createElement('td'); td.textContent = text; tr.appendChild(td); };
+    const bar = (share) => {
+      const td = document.createElement('td');
+      if (share === null) td.textContent = '–';
+      else {
+        const outer = document.createElement('div'); outer.className = 'bar';
+        const inner = document.createElement('span'); if (share >= 0.9) inner.className = 'hot';
+        inner.style.width = Math.min(100, share * 100).toFixed(0) + '%';
+        outer.appendChild(inner); td.appendChild(outer);
+      }
+      tr.appendChild(td);
+    };
+    cell(u.name);
+    cell(fmt(u.requestsPerSecond) + ' / ' + (u.allowancePerSecond === null ? '∞' : fmt(u.allowancePerSecond)));
+    bar(u.allowancePerSecond ? u.requestsPerSecond / u.allowancePerSecond : null);
+    cell(u.inFlight + ' / ' + (u.concurrency === null ? '∞' : u.concurrency));
+    bar(u.concurrency ? u.inFlight / u.concurrency : null);
+    cell(String(u.queued));
+    body.appendChild(tr);
+  }
   $('t-closes').innerHTML = Object.keys(f.closesTotal).sort().map((c) => '<tr><td>' + esc(c) + '</td><td>' + f.closesTotal[c] + '</td></tr>').join('') || '<tr><td colspan="2">none yet</td></tr>';
   $('t-replicas').innerHTML = f.replicas.map((r) => '<tr><td>' + esc(r.id) + (r.draining ? ' (draining)' : '') + '</td><td>' + r.connections + '</td><td>' + r.sessions + '</td><td>' + fmt(r.eventLoopLagMs) + ' ms</td><td>' + (r.ageMs / 1000).toFixed(1) + ' s</td></tr>').join('');
 }
@@ -266,7 +286,7 @@ export function dashboardPage(nonce: string): string {
   <section class="panel"><h2>Bytes per second</h2><svg class="chart" id="c-bytes"></svg><div class="legend" id="c-bytes-legend"></div></section>
   <section class="panel"><h2>Upstream queue depth</h2><svg class="chart" id="c-queue"></svg><div class="legend" id="c-queue-legend"></div></section>
   <section class="panel"><h2>Upstream utilisation</h2>
-    <table><thead><tr><th>upstream</th><th>req/s / allowance</th><th></th><th>in flight / concurrency</th><th></th><th>queued</th></tr></thead><tbody id="t-upstreams"></tbody></table>
+    <table><thead><tr><th>upstream</th><th title="admitted requests per second / configured allowance">req/s</th><th></th><th title="calls in flight / configured concurrency">in flight</th><th></th><th>queued</th></tr></thead><tbody id="t-upstreams"></tbody></table>
   </section>
   <section class="panel"><h2>Closes per second by code</h2><svg class="chart" id="c-closes"></svg><div class="legend" id="c-closes-legend"></div>
     <table><thead><tr><th>close code</th><th>total</th></tr></thead><tbody id="t-closes"></tbody></table>
