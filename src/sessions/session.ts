@@ -633,12 +633,16 @@ export class Session {
 
   private emitQuota(force: boolean): void {
     if (!this.sink || this.gone) return;
+    // Only this connection's own values (buckets, queue entry) decide whether to send: they are
+    // read without the store, so a quiet check costs no store round trip, and account values moved
+    // by other sessions cannot keep an idle session's checks going. Account values changed by this
+    // session's own requests are sent by the forced update after each accepted request.
+    const key = quotaChangeKey([...this.sink.connectionLimits(), ...(this.queueWait ? [queueWaitState(this.queueWait, this.deps.scheduler.now())] : [])]);
+    if (!force && key === this.lastQuota) return;
+    this.lastQuota = key;
     this.limitStates().then(
       (limits) => {
         if (!this.sink || this.gone) return;
-        const key = quotaChangeKey(limits);
-        if (!force && key === this.lastQuota) return;
-        this.lastQuota = key;
         this.send({ type: 'quota.updated', limits });
         // Look again in a second: a bucket refilling or a queue entry going is reported once a
         // second until nothing moves; then the session stays quiet (idle sessions get nothing).

@@ -182,6 +182,8 @@ export class LiveTelemetry {
   private readonly allowances: ReadonlyMap<string, UpstreamAllowance>;
   private publishWarned = false;
   private stopped = false;
+  /** A tick still waiting for the store: the next one is skipped rather than piled up. */
+  private busy = false;
 
   constructor(
     private readonly src: LiveSources,
@@ -203,7 +205,11 @@ export class LiveTelemetry {
     this.last = { at: this.src.scheduler.now(), totals: this.src.metrics.totals() };
     const tick = (): void => {
       this.timer = this.src.scheduler.schedule(tick, TICK_MS);
-      void this.tick();
+      if (this.busy) return;
+      this.busy = true;
+      void this.tick().finally(() => {
+        this.busy = false;
+      });
     };
     this.timer = this.src.scheduler.schedule(tick, TICK_MS);
   }

@@ -28,11 +28,12 @@ export function queueWaitState(wait: QueueWait, nowMs: number): LimitState {
 const isCountdown = (name: string): boolean => name.startsWith('session.') || name.endsWith('.queue');
 
 /**
- * What must differ between two `quota.updated` lists for the second to be worth sending: any
- * `remaining` other than a countdown's, or the set of entries.
+ * What must differ between two readings of the session's own limits (its connection buckets and
+ * queue entry) for a `quota.updated` to be worth sending: a whole unit of any `remaining` other
+ * than a countdown's, or the set of entries.
  */
-export function quotaChangeKey(limits: readonly LimitStateWire[]): string {
+export function quotaChangeKey(limits: readonly { readonly name: string; readonly remaining: number }[]): string {
   let key = '';
-  for (const l of limits) key += isCountdown(l.name) ? `${l.name};` : `${l.name}=${l.remaining};`;
+  for (const l of limits) key += isCountdown(l.name) ? `${l.name};` : `${l.name}=${Math.floor(l.remaining)};`;
   return key;
 }

@@ -87,6 +87,7 @@ describe('dashboard in chromium', () => {
     expect(await page.$eval('#c-msgs polyline', (e) => getComputedStyle(e).stroke)).not.toBe('none');
     expect(await page.$$eval('#t-upstreams .bar span', (els) => els.length)).toBe(4);
     expect(errors).toEqual([]);
+    expect(t.logs.raw.some((l) => l.includes(TEST_KEY))).toBe(false);
     expect(clients.every((c) => c.closeInfo === undefined)).toBe(true);
     expect(clients.flatMap((c) => c.of('reply.text')).length).toBeGreaterThan(0);
   });

@@ -136,6 +136,24 @@ describe('quota.updated', () => {
     expect(c.invalid).toEqual([]);
   });
 
+  it('is not sent to an idle session because other sessions of the account spend its quotas', async () => {
+    t = await startApp();
+    const idle = await t.session();
+    const busy = await t.session();
+    await advance(3000);
+    await barrier(idle, 'settled');
+    const settled = idle.of('quota.updated').length;
+    for (let i = 0; i < 10; i++) {
+      busy.send({ type: 'translate', id: i, text: 'hola', target_language: 'en' });
+      await busy.waitFor('translation.result', (e) => e.request_id === i);
+      await advance(1000);
+    }
+    await barrier(idle, 'end');
+    expect(idle.of('quota.updated').length).toBe(settled);
+    // The busy session got one after each accepted request, and the account value moved for both.
+    expect(busy.of('quota.updated').filter((q) => remainingOf(q, 'account.translate') !== undefined).map((q) => remainingOf(q, 'account.translate')).slice(-1)).toEqual([110]);
+  });
+
   it('comes after each accepted request, not after a refused one', async () => {
     t = await startApp({ plan: { requestsPerMinute: { translate: 1 } } });
     const c = await t.session();
