@@ -5,6 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { RedisStore } from '../../src/store/redis.js';
+import { MAX_DASHBOARD_STREAMS } from '../../src/edge/dashboard.js';
 import type { ClusterFigures } from '../../src/telemetry/live.js';
 import { startApp, TEST_KEY, until, type TestApp } from '../helpers/app.js';
 import { startRedis, type RedisHandle } from '../helpers/redis.js';
@@ -140,6 +141,28 @@ describe('/dashboard', () => {
     // The key went in a header on every call; it never reaches the logs.
     expect(a.logs.raw.length).toBeGreaterThan(0);
     expect(a.logs.raw.some((l) => l.includes(TEST_KEY))).toBe(false);
+  });
+});
+
+describe('/dashboard stream cap', () => {
+  it(`refuses stream ${MAX_DASHBOARD_STREAMS + 1} with 503 server_full and Retry-After, and frees a slot when one closes`, async () => {
+    const a = await start({ plan: { requestsPerMinute: { rest: 200 } } });
+    const streams: Stream[] = [];
+    for (let i = 0; i < MAX_DASHBOARD_STREAMS; i++) streams.push(await openStream(a.url));
+    expect(streams.every((s) => s.res.status === 200)).toBe(true);
+    const over = await a.rest('GET', '/dashboard/events');
+    expect(over.status).toBe(503);
+    expect(over.headers.get('retry-after')).toBe('5');
+    expect(((await over.json()) as { error: { code: string } }).error.code).toBe('server_full');
+    streams[0]!.close();
+    let again: Stream | undefined;
+    for (const deadline = Date.now() + 5000; Date.now() < deadline; ) {
+      again = await openStream(a.url);
+      if (again.res.status === 200) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(again?.res.status).toBe(200);
+    for (const s of [...streams, again!]) s.close();
   });
 });
 
