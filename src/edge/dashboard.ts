@@ -28,7 +28,8 @@ function sseEvent(figures: ClusterFigures): string {
 
 export function registerDashboard(app: FastifyInstance, gateway: Gateway, live: LiveTelemetry): void {
   const authenticate = restAuthenticator(gateway);
-  const streams = new Set<ServerResponse>();
+  /** Open streams and how to stop feeding each. */
+  const streams = new Map<ServerResponse, () => void>();
 
   app.get('/dashboard', async (_req, reply) => {
     const nonce = randomBytes(16).toString('base64');
@@ -69,8 +70,9 @@ export function registerDashboard(app: FastifyInstance, gateway: Gateway, live: 
     });
     res.write('retry: 2000\n\n');
     if (first) res.write(sseEvent(first));
-    streams.add(res);
     const stop = live.listen((figures) => {
+      // Ended or gone: a write now would raise an unhandled 'error' on the response.
+      if (res.writableEnded || res.destroyed) return;
       if (res.writableLength > MAX_STREAM_BUFFER_BYTES) {
         res.destroy();
         return;
@@ -81,6 +83,7 @@ export function registerDashboard(app: FastifyInstance, gateway: Gateway, live: 
       stop();
       streams.delete(res);
     };
+    streams.set(res, done);
     req.raw.on('close', done);
     res.on('close', done);
     req.log.debug({ streams: streams.size }, 'dashboard stream opened');
@@ -88,7 +91,9 @@ export function registerDashboard(app: FastifyInstance, gateway: Gateway, live: 
 
   // Open streams never end by themselves: end them so `close()` does not wait for them.
   app.addHook('preClose', async () => {
-    for (const res of streams) res.end();
-    streams.clear();
+    for (const [res, done] of [...streams]) {
+      done();
+      res.end();
+    }
   });
 }
