@@ -93,7 +93,8 @@ export function registerDashboard(app: FastifyInstance, gateway: Gateway, live: 
   app.addHook('preClose', async () => {
     for (const [res, done] of [...streams]) {
       done();
-      res.end();
+      // Destroyed, not ended: an ended stream leaves a keep-alive socket the close then waits for.
+      res.destroy();
     }
   });
 }
