@@ -6,6 +6,7 @@ import websocket from '@fastify/websocket';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { asyncScheduler, type SchedulerLike } from 'rxjs';
 import type { Config } from './config/schema.js';
+import { registerDashboard } from './edge/dashboard.js';
 import { registerDemo } from './edge/demo.js';
 import { Gateway } from './edge/gateway.js';
 import { handleProtocols, registerRealtime } from './edge/realtime.js';
@@ -14,6 +15,7 @@ import { MemoryStore } from './store/memory.js';
 import { RedisStore } from './store/redis.js';
 import { ResilientStore } from './store/resilient.js';
 import type { Store } from './store/store.js';
+import { LiveTelemetry } from './telemetry/live.js';
 import { createLogger, redactUrl, type Logger } from './telemetry/logger.js';
 import type { Providers } from './upstream/provider.js';
 import { createGovernedProviders } from './upstream/governed.js';
@@ -111,9 +113,10 @@ export async function buildApp(opts: AppOptions): Promise<ParleyApp> {
   });
   const gateway = new Gateway({ config, store, logger, scheduler, providers: upstreams.providers, replicaId: opts.replicaId, defaultMetrics: opts.defaultMetrics });
   upstreamHooks = (name) => gateway.metrics.upstreamHooks(name);
-  countFallback = (op) => (gateway.metrics as unknown as { storeFallback?: (op: string) => void }).storeFallback?.(op);
+  countFallback = (op) => gateway.metrics.storeFallback(op);
   if (store instanceof ResilientStore) store.onRecovered(() => gateway.reregister());
   gateway.metrics.watchUpstreams(upstreams.governors);
+  const live = new LiveTelemetry(gateway, upstreams.governors, config);
 
   const app = Fastify({
     loggerInstance: logger as FastifyBaseLogger,
@@ -151,7 +154,9 @@ export async function buildApp(opts: AppOptions): Promise<ParleyApp> {
   registerRest(app, gateway);
   registerRealtime(app, gateway);
   if (config.server.demo) registerDemo(app, gateway);
+  if (config.server.dashboard) registerDashboard(app, gateway, live);
   gateway.start();
+  live.start();
 
   let closed = false;
   return {
@@ -169,6 +174,8 @@ export async function buildApp(opts: AppOptions): Promise<ParleyApp> {
     async close() {
       if (closed) return;
       closed = true;
+      live.stop();
+      gateway.metrics.close();
       gateway.stop();
       upstreams.close();
       await app.close();

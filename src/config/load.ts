@@ -69,12 +69,12 @@ export function parseConfig(raw: unknown, env: NodeJS.ProcessEnv = process.env):
 /**
  * The embedded configuration used when there is no config file: port 8080 (or `PORT`), the
  * in-memory store (or `REDIS_URL`), simulated upstreams, one plan `standard`, one demo account
- * `acct_demo` with a random key, and the demo page on.
+ * `acct_demo` with a random key, and the demo page and the operator dashboard on.
  */
 export function defaultConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const port = envPort(env) ?? 8080;
   const raw = {
-    server: { demo: true },
+    server: { demo: true, dashboard: true },
     plans: { standard: {} },
     accounts: [
       {

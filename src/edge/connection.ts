@@ -138,6 +138,7 @@ export class Connection implements SessionSink {
       });
 
     this.ws.on('message', (data, isBinary) => {
+      this.deps.metrics.frameIn((data as Buffer).length);
       if (!this.closing) this.frames$.next({ data: data as Buffer, binary: isBinary });
     });
     this.ws.on('pong', () => {
@@ -162,12 +163,15 @@ export class Connection implements SessionSink {
   sendEvent(event: ServerEvent): void {
     if (this.closing) return;
     if (this.overBuffered()) return;
-    this.ws.send(JSON.stringify(event));
+    const text = JSON.stringify(event);
+    this.deps.metrics.frameOut(Buffer.byteLength(text));
+    this.ws.send(text);
   }
 
   sendAudio(chunk: Buffer): void {
     if (this.closing) return;
     if (this.overBuffered()) return;
+    this.deps.metrics.frameOut(chunk.length);
     this.ws.send(chunk, { binary: true });
   }
 
@@ -337,7 +341,9 @@ export class Connection implements SessionSink {
 
   private async create(msg: ClientMessageOf<'session.start'>): Promise<void> {
     const p = this.principal;
-    const decision = await this.deps.store.consume([requestLimit(p.plan, p.account.id, 'conversation.start')], `start:${this.id}`);
+    const limit = requestLimit(p.plan, p.account.id, 'conversation.start');
+    const decision = await this.deps.store.consume([limit], `start:${this.id}`);
+    this.deps.metrics.decided([limit.name], decision);
     if (this.closing) return;
     if (!decision.allowed) {
       this.sendError('rate_limited', 'conversation.start rate limit exceeded', msg.id, decision.retryAfterMs);

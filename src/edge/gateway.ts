@@ -60,6 +60,7 @@ export class Gateway {
       replicaId: this.replicaId,
       keyRing: this.keyRing,
       maxBufferedBytes: deps.config.server.maxBufferedBytes,
+      metrics: this.metrics,
     });
   }
 

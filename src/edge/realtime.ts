@@ -75,7 +75,7 @@ export function registerRealtime(app: FastifyInstance, gateway: Gateway): void {
     const connId = `conn_${randomUUID().replace(/-/g, '').slice(0, 20)}`;
     const leases = connectionLeases(principal.plan, principal.account.id, principal.key.id);
     const decision = await gateway.store.acquire(leases, connId, gateway.leaseMs);
-    gateway.metrics.decision('connections', decision.allowed);
+    gateway.metrics.decided(leases.map((l) => l.name), decision);
     if (!decision.allowed) {
       const which = decision.limitName === 'key.connections' ? `connectionsPerKey (${principal.plan.connectionsPerKey})` : `connectionsPerAccount (${principal.plan.connectionsPerAccount})`;
       return { ok: false, error: new ParleyError('connection_limit', `too many connections: ${which}`, { retryAfterMs: decision.retryAfterMs }) };

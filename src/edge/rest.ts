@@ -41,11 +41,16 @@ export function setRateLimitHeaders(reply: FastifyReply, state: LimitState, nowM
   reply.header('RateLimit', `"rest";r=${Math.max(0, Math.floor(state.remaining))};t=${resetSeconds}`);
 }
 
-export function registerRest(app: FastifyInstance, gateway: Gateway): void {
-  const now = (): number => gateway.scheduler.now();
-
-  /** API key, then the per-key `rest` quota; both answer with the contract's error body. */
-  async function authenticate(req: FastifyRequest, reply: FastifyReply): Promise<void> {
+/**
+ * The REST guard: API key, then the per-key `rest` quota; both answer with the contract's error
+ * body, and every answer past the key check carries the quota's rate-limit headers (a 401 has no
+ * key, hence no quota to report). Used as an `onRequest`/`preHandler` hook by `/v1/*` and the
+ * dashboard's data endpoints.
+ */
+export function restAuthenticator(gateway: Gateway): (req: FastifyRequest, reply: FastifyReply) => Promise<FastifyReply | undefined> {
+  // Async hooks that answer early must return the reply, or fastify runs the handler as well.
+  return async function authenticate(req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply | undefined> {
+    if (req.principal) return undefined; // already checked by an outer hook (a /v1 404 runs both)
     const secret = bearer(req.headers.authorization);
     const principal = secret ? gateway.keyRing.authenticate(secret) : undefined;
     if (!principal) {
@@ -57,14 +62,20 @@ export function registerRest(app: FastifyInstance, gateway: Gateway): void {
     const decision = await gateway.store.consume([limit], `rest:${req.id}:${gateway.replicaId}`);
     gateway.metrics.decision('key.rest', decision.allowed);
     const state = decision.states[0];
-    if (state) setRateLimitHeaders(reply, state, now());
+    if (state) setRateLimitHeaders(reply, state, gateway.scheduler.now());
     if (!decision.allowed) {
       const retryAfter = Math.max(1, Math.ceil(decision.retryAfterMs / 1000));
       reply.header('Retry-After', retryAfter);
       await sendError(reply, 'rate_limited', `rest rate limit of ${principal.plan.requestsPerMinute.rest} requests per minute exceeded`, { retry_after: retryAfter });
       return reply;
     }
-  }
+    return undefined;
+  };
+}
+
+export function registerRest(app: FastifyInstance, gateway: Gateway): void {
+  const now = (): number => gateway.scheduler.now();
+  const authenticate = restAuthenticator(gateway);
 
   app.addHook('onResponse', async (req, reply) => {
     // The route pattern, not the URL, keeps the label bounded (`/v1/sessions/:id`).
@@ -84,6 +95,17 @@ export function registerRest(app: FastifyInstance, gateway: Gateway): void {
     reply.header('Content-Type', gateway.metrics.registry.contentType);
     return gateway.metrics.registry.metrics();
   });
+
+  // An unknown /v1 route is still a REST answer: authenticate it so it carries the key's headers
+  // (and spends the quota, so probing routes is rate limited like any call).
+  app.register(
+    async (v1) => {
+      v1.setNotFoundHandler({ preHandler: authenticate }, async (req, reply) =>
+        sendError(reply, 'not_found', `no route ${req.method} ${req.url.split('?')[0]!.slice(0, 200)}`),
+      );
+    },
+    { prefix: '/v1' },
+  );
 
   app.register(async (v1) => {
     v1.addHook('onRequest', authenticate);

@@ -15,6 +15,8 @@ import { ParleyError } from '../protocol/codes.js';
 import type { ClientMessageOf, LimitStateWire, RequestId, ServerEvent, SessionLimits } from '../protocol/messages.js';
 import type { LimitSpec, SessionRecord, Store } from '../store/store.js';
 import type { Logger } from '../telemetry/logger.js';
+import type { Metrics } from '../telemetry/metrics.js';
+import { queueWaitState, quotaChangeKey, type QueueWait } from '../telemetry/quota.js';
 import type { AudioInput, CallOptions, ChatMessage, Providers } from '../upstream/provider.js';
 import { UpstreamError } from '../upstream/provider.js';
 import { AudioBuffer } from './audio-buffer.js';
@@ -40,6 +42,8 @@ export interface SessionDeps {
   /** Called once when the session is over for good (ended, expired, resume window passed, killed). */
   readonly onGone: (session: Session) => void;
   readonly maxBufferedBytes: number;
+  /** Counts the account-quota decisions (optional: unit tests build sessions without it). */
+  readonly metrics?: Pick<Metrics, 'decided'>;
 }
 
 export interface SessionInit {
@@ -106,6 +110,8 @@ export class Session {
   private resumeTimer: Subscription | undefined;
   private quotaTimer: Subscription | undefined;
   private lastQuota = '';
+  /** The request of this session waiting in an upstream queue, if any (requests run one at a time). */
+  private queueWait: QueueWait | undefined;
   private gone = false;
   private stats = { messagesIn: 0, bytesIn: 0 };
 
@@ -449,6 +455,7 @@ export class Session {
       let allowed = false;
       try {
         const decision = await this.deps.store.consume(limits, opId);
+        this.deps.metrics?.decided(limits.map((l) => l.name), decision);
         if (!decision.allowed) {
           const exhausted = decision.limitName === 'account.audio_minutes';
           this.sendError(
@@ -474,9 +481,13 @@ export class Session {
           accountId: this.principal.account.id,
           sessionId: this.id,
           acceptedAt,
-          onQueued: (position) => this.send({ type: 'request.queued', request_id: id, position }),
+          onQueued: (position, queue) => {
+            this.send({ type: 'request.queued', request_id: id, position });
+            this.setQueueWait({ upstream: queue.name, maxQueueWaitSeconds: queue.maxQueueWaitSeconds, deadline: acceptedAt + queue.maxQueueWaitSeconds * 1000 });
+          },
           onStart: () => {
             pending.started = true;
+            this.setQueueWait(undefined);
           },
         },
       };
@@ -501,6 +512,7 @@ export class Session {
         this.sendError('internal_error', 'internal error while handling the request', id);
       }
     } finally {
+      this.setQueueWait(undefined);
       if (this.pending.get(id) === pending) this.pending.delete(id);
       this.persist();
     }
@@ -600,6 +612,7 @@ export class Session {
       { name: 'session.seconds', limit: this.plan.maxSessionSeconds, remaining: Math.floor(sessionLeftMs / 1000), resetMs: sessionLeftMs },
       { name: 'session.idle_seconds', limit: this.plan.idleTimeoutSeconds, remaining: Math.floor(idleLeftMs / 1000), resetMs: idleLeftMs },
       ...account,
+      ...(this.queueWait ? [queueWaitState(this.queueWait, now)] : []),
     ];
     return all.map((s) => ({
       name: s.name,
@@ -621,7 +634,7 @@ export class Session {
    * follows, and only if a value other than the clocks moved.
    */
   quotaMaybeChanged(): void {
-    if (this.quotaTimer || this.gone) return;
+    if (this.quotaTimer || this.gone || !this.sink) return;
     this.quotaTimer = this.deps.scheduler.schedule(() => {
       this.quotaTimer = undefined;
       this.emitQuota(false);
@@ -630,16 +643,30 @@ export class Session {
 
   private emitQuota(force: boolean): void {
     if (!this.sink || this.gone) return;
+    // Only this connection's own values (buckets, queue entry) decide whether to send: they are
+    // read without the store, so a quiet check costs no store round trip, and account values moved
+    // by other sessions cannot keep an idle session's checks going. Account values changed by this
+    // session's own requests are sent by the forced update after each accepted request.
+    const key = quotaChangeKey([...this.sink.connectionLimits(), ...(this.queueWait ? [queueWaitState(this.queueWait, this.deps.scheduler.now())] : [])]);
+    if (!force && key === this.lastQuota) return;
+    this.lastQuota = key;
     this.limitStates().then(
       (limits) => {
-        // The session clocks tick every second by themselves; they do not count as a change.
-        const key = limits.filter((l) => !l.name.startsWith('session.')).map((l) => `${l.name}=${l.remaining}`).join(',');
-        if (!force && key === this.lastQuota) return;
-        this.lastQuota = key;
+        if (!this.sink || this.gone) return;
         this.send({ type: 'quota.updated', limits });
+        // Look again in a second: a bucket refilling or a queue entry going is reported once a
+        // second until nothing moves; then the session stays quiet (idle sessions get nothing).
+        this.quotaMaybeChanged();
       },
       (err: unknown) => this.log.warn({ err }, 'could not read quotas'),
     );
+  }
+
+  /** Notes the upstream queue a request of this session waits in (undefined: none). */
+  private setQueueWait(wait: QueueWait | undefined): void {
+    if (wait?.upstream === this.queueWait?.upstream) return;
+    this.queueWait = wait;
+    this.quotaMaybeChanged();
   }
 
   // ---- timers ------------------------------------------------------------------------------------

@@ -1,14 +1,53 @@
 /**
  * Prometheus metrics (prom-client), one registry per app so several apps can live in one test
  * process. Label values are bounded: close codes come from the contract, limit names from code,
- * account ids from the configuration.
+ * account ids from the configuration (anything else is `other`), store operations from
+ * {@link STORE_OPERATIONS}. Every metric is listed in docs/operations.md.
+ *
+ * Hot-path figures (frames and bytes in and out) are plain number fields bumped by the connection
+ * and turned into counters only when scraped: a labelled prom-client `inc` per frame would cost a
+ * hash lookup per message for nothing.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Governor, GovernorHooks } from '../upstream/governor.js';
+import { EventLoopLag, type LagSnapshot } from './event-loop.js';
 
 export interface MetricsSources {
   connections(): number;
   sessions(): number;
+}
+
+/** Who holds the open connections and live sessions, by account id (for the per-account gauges). */
+export interface AccountSources {
+  /** Account ids from the configuration: the only label values besides `other`. */
+  readonly accountIds: readonly string[];
+  connectionAccounts(): Iterable<string>;
+  sessionAccounts(): Iterable<string>;
+}
+
+/** An upstream account's configured allowance (undefined: not limited that way). */
+export interface UpstreamAllowance {
+  /** Requests per second it allows in the long run: min(requestsPerSecond, requestsPerMinute / 60). */
+  readonly requestsPerSecond: number | undefined;
+  readonly concurrency: number | undefined;
+}
+
+/**
+ * The store operations a fallback decision can be counted for (`parley_store_fallback_total`): the
+ * `Store` methods that touch shared state, plus `stats` (the replica figures).
+ */
+export const STORE_OPERATIONS = ['consume', 'admit', 'acquire', 'renew', 'release', 'peek', 'count', 'token', 'session', 'publish', 'stats'] as const;
+export type StoreOperation = (typeof STORE_OPERATIONS)[number];
+
+/** Running totals the live view (dashboard, replica figures) turns into per-second rates. */
+export interface Totals {
+  readonly messagesIn: number;
+  readonly bytesIn: number;
+  readonly messagesOut: number;
+  readonly bytesOut: number;
+  readonly closes: Readonly<Record<string, number>>;
+  /** Upstream attempts admitted, by upstream account. */
+  readonly upstreamAttempts: Readonly<Record<string, number>>;
 }
 
 export class Metrics {
@@ -23,10 +62,22 @@ export class Metrics {
   private readonly upstreamRetries: Counter<'upstream' | 'reason'>;
   private readonly upstream429: Counter<'upstream'>;
   private readonly upstreamWait: Histogram<'upstream'>;
+  private readonly storeFallbacks: Counter<'operation'>;
   private governors: ReadonlyMap<string, Governor> = new Map();
+  private allowances: ReadonlyMap<string, UpstreamAllowance> = new Map();
+  private accounts: AccountSources | undefined;
+  private readonly lag = new EventLoopLag();
+  // Plain fields on the hot path (see the file comment).
+  private messagesIn = 0;
+  private bytesIn = 0;
+  private messagesOut = 0;
+  private bytesOut = 0;
+  private readonly closeCounts: Record<string, number> = {};
+  private readonly upstreamAttempts: Record<string, number> = {};
 
   constructor(sources: MetricsSources, opts: { defaultMetrics?: boolean } = {}) {
     const registers = [this.registry];
+    const self = this;
     new Gauge({ name: 'parley_connections', help: 'Open WebSocket connections on this replica', registers, collect() { this.set(sources.connections()); } });
     new Gauge({ name: 'parley_sessions', help: 'Live sessions on this replica (attached or waiting for a resume)', registers, collect() { this.set(sources.sessions()); } });
     this.closes = new Counter({ name: 'parley_closes_total', help: 'WebSocket closes by close code', labelNames: ['code'], registers });
@@ -57,7 +108,6 @@ export class Metrics {
       buckets: [0.001, 0.01, 0.1, 0.5, 1, 2, 5, 10, 30],
       registers,
     });
-    const self = this;
     new Gauge({
       name: 'parley_upstream_queue_depth',
       help: 'Calls waiting for upstream capacity',
@@ -76,15 +126,137 @@ export class Metrics {
         for (const [name, g] of self.governors) this.set({ upstream: name }, g.inFlight);
       },
     });
+    new Gauge({
+      name: 'parley_upstream_allowance_requests_per_second',
+      help: 'Configured long-run request rate of the upstream account (min of requestsPerSecond and requestsPerMinute / 60)',
+      labelNames: ['upstream'],
+      registers,
+      collect() {
+        for (const [name, a] of self.allowances) if (a.requestsPerSecond !== undefined) this.set({ upstream: name }, a.requestsPerSecond);
+      },
+    });
+    new Gauge({
+      name: 'parley_upstream_concurrency_limit',
+      help: 'Configured concurrency of the upstream account',
+      labelNames: ['upstream'],
+      registers,
+      collect() {
+        for (const [name, a] of self.allowances) if (a.concurrency !== undefined) this.set({ upstream: name }, a.concurrency);
+      },
+    });
+    const byAccount = (read: (a: AccountSources) => Iterable<string>) =>
+      function (this: Gauge<'account'>): void {
+        const a = self.accounts;
+        if (!a) return;
+        const counts = new Map<string, number>(a.accountIds.map((id) => [id, 0]));
+        counts.set('other', 0);
+        for (const id of read(a)) {
+          const label = counts.has(id) && id !== 'other' ? id : 'other';
+          counts.set(label, (counts.get(label) ?? 0) + 1);
+        }
+        for (const [account, n] of counts) this.set({ account }, n);
+      };
+    new Gauge({ name: 'parley_account_connections', help: 'Open WebSocket connections on this replica by account', labelNames: ['account'], registers, collect: byAccount((a) => a.connectionAccounts()) });
+    new Gauge({ name: 'parley_account_sessions', help: 'Live sessions on this replica by account', labelNames: ['account'], registers, collect: byAccount((a) => a.sessionAccounts()) });
+    // Counters fed by plain fields: reset then set to the running total at scrape time.
+    const total = (name: string, help: string, read: () => number): void => {
+      new Counter({
+        name,
+        help,
+        registers,
+        collect() {
+          this.reset();
+          this.inc(read());
+        },
+      });
+    };
+    total('parley_messages_received_total', 'WebSocket frames received (text and binary)', () => self.messagesIn);
+    total('parley_received_bytes_total', 'WebSocket frame payload bytes received', () => self.bytesIn);
+    total('parley_messages_sent_total', 'WebSocket frames sent (events and audio)', () => self.messagesOut);
+    total('parley_sent_bytes_total', 'WebSocket frame payload bytes sent', () => self.bytesOut);
+    this.storeFallbacks = new Counter({
+      name: 'parley_store_fallback_total',
+      help: 'Decisions taken by the in-process fallback because the store was unreachable, by store operation',
+      labelNames: ['operation'],
+      registers,
+    });
+    new Gauge({
+      name: 'parley_event_loop_lag_seconds',
+      help: 'Event-loop delay over the last 5 s window (perf_hooks.monitorEventLoopDelay); quantile "1" is the maximum',
+      labelNames: ['quantile'],
+      registers,
+      collect() {
+        const l = self.lag.snapshot();
+        this.set({ quantile: '0.5' }, l.p50);
+        this.set({ quantile: '0.99' }, l.p99);
+        this.set({ quantile: '1' }, l.max);
+      },
+    });
     if (opts.defaultMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'parley_' });
   }
 
-  closed(code: number): void {
-    this.closes.inc({ code: String(code) });
+  /** Stops the event-loop monitor (its timer is unref'd, but the histogram keeps sampling). */
+  close(): void {
+    this.lag.stop();
   }
 
+  /** One frame received (every frame, before any limit). */
+  frameIn(bytes: number): void {
+    this.messagesIn++;
+    this.bytesIn += bytes;
+  }
+
+  /** One frame sent. */
+  frameOut(bytes: number): void {
+    this.messagesOut++;
+    this.bytesOut += bytes;
+  }
+
+  /** Running totals for the live view. */
+  totals(): Totals {
+    return {
+      messagesIn: this.messagesIn,
+      bytesIn: this.bytesIn,
+      messagesOut: this.messagesOut,
+      bytesOut: this.bytesOut,
+      closes: { ...this.closeCounts },
+      upstreamAttempts: { ...this.upstreamAttempts },
+    };
+  }
+
+  eventLoopLag(): LagSnapshot {
+    return this.lag.snapshot();
+  }
+
+  /** The per-account gauges read these (accounts outside `accountIds` count as `other`). */
+  watchAccounts(sources: AccountSources): void {
+    this.accounts = sources;
+  }
+
+  watchAllowances(allowances: ReadonlyMap<string, UpstreamAllowance>): void {
+    this.allowances = allowances;
+  }
+
+  /**
+   * A shared-limit decision taken by the in-process fallback while the store is unreachable
+   * (ARCHITECTURE.md: "metrics count every fallback decision"). Called by the store wrapper; an
+   * operation outside {@link STORE_OPERATIONS} is counted as `other`.
+   */
+  storeFallback(operation: StoreOperation | string): void {
+    const label = (STORE_OPERATIONS as readonly string[]).includes(operation) ? operation : 'other';
+    this.storeFallbacks.inc({ operation: label });
+  }
+
+  closed(code: number): void {
+    const label = String(code);
+    this.closes.inc({ code: label });
+    this.closeCounts[label] = (this.closeCounts[label] ?? 0) + 1;
+  }
+
+  /** A frame waited `ms` for a token of a per-connection bucket (also a `throttled` decision). */
   throttleDelay(limit: 'messages' | 'bytes', ms: number): void {
     this.throttle.observe({ limit }, ms / 1000);
+    this.decisions.inc({ limit: `connection.${limit}`, outcome: 'throttled' });
   }
 
   sessionStarted(account: string): void {
@@ -95,13 +267,25 @@ export class Metrics {
     this.decisions.inc({ limit, outcome: allowed ? 'allowed' : 'refused' });
   }
 
+  /**
+   * One store decision over several limits: allowed counts every limit as `allowed`; refused
+   * counts only the limit that refused (the others were not the reason).
+   */
+  decided(limitNames: readonly string[], decision: { readonly allowed: boolean; readonly limitName?: string }): void {
+    if (decision.allowed) for (const limit of limitNames) this.decisions.inc({ limit, outcome: 'allowed' });
+    else this.decisions.inc({ limit: decision.limitName ?? limitNames[0] ?? 'unknown', outcome: 'refused' });
+  }
+
   watchUpstreams(governors: ReadonlyMap<string, Governor>): void {
     this.governors = governors;
   }
 
   upstreamHooks(upstream: string): GovernorHooks {
     return {
-      onAdmitted: (waitMs) => this.upstreamWait.observe({ upstream }, waitMs / 1000),
+      onAdmitted: (waitMs) => {
+        this.upstreamWait.observe({ upstream }, waitMs / 1000);
+        this.upstreamAttempts[upstream] = (this.upstreamAttempts[upstream] ?? 0) + 1;
+      },
       onRetry: (reason) => this.upstreamRetries.inc({ upstream, reason }),
       onUpstream429: () => this.upstream429.inc({ upstream }),
       onResult: (ok, latencyMs) => {

@@ -9,7 +9,7 @@ import type { Config, UpstreamConfig, UpstreamKind } from '../config/schema.js';
 import { ParleyError } from '../protocol/codes.js';
 import type { Store } from '../store/store.js';
 import type { Logger } from '../telemetry/logger.js';
-import { Governor, type GovernorHooks } from './governor.js';
+import { DEFAULT_MAX_QUEUE_WAIT_SECONDS, Governor, type GovernorHooks } from './governor.js';
 import { createOpenAiConversation, createOpenAiPronunciation, createOpenAiStt, createOpenAiTranslation, createOpenAiTts, type OpenAiOptions } from './openai.js';
 import type { CallOptions, Providers, TtsRequest, TtsResult } from './provider.js';
 import { createSimulatedProviders } from './simulated.js';
@@ -100,12 +100,15 @@ export function createGovernedProviders(deps: GovernedDeps): GovernedUpstreams {
   function call<T>(kind: UpstreamKind, opts: CallOptions | undefined, attempt: (o: CallOptions) => Promise<T>): Promise<T> {
     const ctx = opts?.context;
     const now = deps.scheduler.now();
-    return governorFor(kind).run<T>({
+    const governor = governorFor(kind);
+    const onQueued = ctx?.onQueued;
+    const queue = { name: config.upstreams[kind].account ?? kind, maxQueueWaitSeconds: config.upstreams[kind].limits.maxQueueWaitSeconds ?? DEFAULT_MAX_QUEUE_WAIT_SECONDS };
+    return governor.run<T>({
       accountKey: ctx?.accountId ?? '-',
       sessionKey: ctx?.sessionId ?? '-',
       acceptedAt: ctx?.acceptedAt ?? now,
       ...(opts?.signal ? { signal: opts.signal } : {}),
-      ...(ctx?.onQueued ? { onQueued: ctx.onQueued } : {}),
+      ...(onQueued ? { onQueued: (position: number) => onQueued(position, queue) } : {}),
       attempt: (signal) => {
         ctx?.onStart?.();
         return attempt({ signal });

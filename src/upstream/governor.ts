@@ -29,7 +29,7 @@ import { UpstreamError } from './provider.js';
 
 const DEFAULT_TIMEOUT_SECONDS = 30;
 const DEFAULT_MAX_RETRIES = 5;
-const DEFAULT_MAX_QUEUE_WAIT_SECONDS = 30;
+export const DEFAULT_MAX_QUEUE_WAIT_SECONDS = 30;
 /** Lease TTL beyond the attempt timeout: a replica that dies mid-call frees its slot after this. */
 const LEASE_GRACE_MS = 5_000;
 /** Re-ask the store this often while its concurrency lease is full of other replicas' holders. */

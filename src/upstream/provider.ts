@@ -30,8 +30,11 @@ export interface CallContext {
   readonly sessionId: string;
   /** Scheduler time the gateway accepted the request (`maxQueueWaitSeconds` counts from here). */
   readonly acceptedAt: number;
-  /** Called when the call has to wait for upstream capacity, and when its position improves. */
-  readonly onQueued?: (position: number) => void;
+  /**
+   * Called when the call has to wait for upstream capacity, and when its position improves; `queue`
+   * names the upstream account's queue and its wait budget (for quota.updated).
+   */
+  readonly onQueued?: (position: number, queue: { readonly name: string; readonly maxQueueWaitSeconds: number }) => void;
   /** Called when an upstream attempt of the call starts (the work has reached the upstream). */
   readonly onStart?: () => void;
 }

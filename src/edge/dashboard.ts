@@ -1,0 +1,100 @@
+/**
+ * The operator live view (`server.dashboard`): the page at `GET /dashboard`, and its data behind an
+ * API key (`Authorization: Bearer`, the same guard and `rest` quota as `/v1/*`):
+ *
+ * - `GET /dashboard/events`: server-sent events, one `figures` event a second with every replica's
+ *   figures summed (`ClusterFigures`), the first at once;
+ * - `GET /dashboard/stats`: the same figures once, as JSON.
+ *
+ * The figures are aggregate (counts and rates per replica and upstream; no account, key, session or
+ * learner ids), so any account's key may read them.
+ */
+import { randomBytes } from 'node:crypto';
+import type { FastifyInstance } from 'fastify';
+import type { ServerResponse } from 'node:http';
+import type { ClusterFigures, LiveTelemetry } from '../telemetry/live.js';
+import { dashboardPage } from './dashboard-page.js';
+import type { Gateway } from './gateway.js';
+import { restAuthenticator, sendError } from './rest.js';
+
+/** Streams one replica serves at once (each costs a socket and ~1 KB a second). */
+export const MAX_DASHBOARD_STREAMS = 32;
+/** A stream whose reader stopped reading is dropped past this many unsent bytes. */
+const MAX_STREAM_BUFFER_BYTES = 256 * 1024;
+
+function sseEvent(figures: ClusterFigures): string {
+  return `event: figures\ndata: ${JSON.stringify(figures)}\n\n`;
+}
+
+export function registerDashboard(app: FastifyInstance, gateway: Gateway, live: LiveTelemetry): void {
+  const authenticate = restAuthenticator(gateway);
+  /** Open streams and how to stop feeding each. */
+  const streams = new Map<ServerResponse, () => void>();
+
+  app.get('/dashboard', async (_req, reply) => {
+    const nonce = randomBytes(16).toString('base64');
+    reply.header('Content-Type', 'text/html; charset=utf-8');
+    reply.header('Cache-Control', 'no-store');
+    reply.header('Referrer-Policy', 'no-referrer');
+    reply.header('X-Content-Type-Options', 'nosniff');
+    reply.header(
+      'Content-Security-Policy',
+      `default-src 'none'; script-src 'nonce-${nonce}'; style-src 'nonce-${nonce}'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'`,
+    );
+    return reply.send(dashboardPage(nonce));
+  });
+
+  app.get('/dashboard/stats', { preHandler: authenticate }, async (_req, reply) => {
+    reply.header('Cache-Control', 'no-store');
+    return reply.send(await live.cluster());
+  });
+
+  app.get('/dashboard/events', { preHandler: authenticate }, async (req, reply) => {
+    if (streams.size >= MAX_DASHBOARD_STREAMS) {
+      reply.header('Retry-After', 5);
+      return sendError(reply, 'server_full', `at most ${MAX_DASHBOARD_STREAMS} dashboard streams per replica`, { retry_after: 5 });
+    }
+    const first = await live.cluster().catch(() => undefined);
+    // The rate-limit headers set by the guard go out with the stream's head.
+    const headers: Record<string, string> = {};
+    for (const [k, v] of Object.entries(reply.getHeaders())) if (v !== undefined) headers[k] = String(v);
+    reply.hijack();
+    const res = reply.raw;
+    res.writeHead(200, {
+      ...headers,
+      'Content-Type': 'text/event-stream; charset=utf-8',
+      'Cache-Control': 'no-store',
+      // nginx and similar proxies buffer responses unless told not to.
+      'X-Accel-Buffering': 'no',
+      Connection: 'keep-alive',
+    });
+    res.write('retry: 2000\n\n');
+    if (first) res.write(sseEvent(first));
+    const stop = live.listen((figures) => {
+      // Ended or gone: a write now would raise an unhandled 'error' on the response.
+      if (res.writableEnded || res.destroyed) return;
+      if (res.writableLength > MAX_STREAM_BUFFER_BYTES) {
+        res.destroy();
+        return;
+      }
+      res.write(sseEvent(figures));
+    });
+    const done = (): void => {
+      stop();
+      streams.delete(res);
+    };
+    streams.set(res, done);
+    req.raw.on('close', done);
+    res.on('close', done);
+    req.log.debug({ streams: streams.size }, 'dashboard stream opened');
+  });
+
+  // Open streams never end by themselves: end them so `close()` does not wait for them.
+  app.addHook('preClose', async () => {
+    for (const [res, done] of [...streams]) {
+      done();
+      // Destroyed, not ended: an ended stream leaves a keep-alive socket the close then waits for.
+      res.destroy();
+    }
+  });
+}
