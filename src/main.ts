@@ -31,6 +31,7 @@ async function main(): Promise<void> {
         '',
         `  Parley is running on ${url} with the embedded default configuration.`,
         `  Demo page:     ${url}/demo/`,
+        `  Dashboard:     ${url}/dashboard#key=${encodeURIComponent(account.keys[0]!.secret)}`,
         `  Demo account:  ${account.id}`,
         `  Demo API key:  ${account.keys[0]!.secret}   (new at every start; set PARLEY_CONFIG for your own)`,
         `  Try:           curl -s -X POST ${url}/v1/tokens -H "Authorization: Bearer ${account.keys[0]!.secret}"`,

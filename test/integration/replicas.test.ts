@@ -196,6 +196,10 @@ describe('Redis killed and restarted mid-test', () => {
     const s3 = await a!.session();
     expect(s3.of('session.created')).toHaveLength(1);
     expect(a!.logs.find((l) => typeof l.msg === 'string' && l.msg.startsWith('store unreachable'))).toBeDefined();
+    // Every decision the fallback took is counted.
+    const metrics = await (await a!.rest('GET', '/metrics')).text();
+    const consumed = /^parley_store_fallback_total\{operation="consume"\} (\d+)/m.exec(metrics);
+    expect(Number(consumed?.[1])).toBeGreaterThanOrEqual(1);
 
     const restarted = await startRedis(own.port);
     extra.push({ close: () => restarted.stop() });
