@@ -115,6 +115,10 @@ export class RedisStore implements Store {
     this.redis = redis as WithAdmit;
   }
 
+  async ping(): Promise<void> {
+    await this.redis.ping();
+  }
+
   /** Called with `true` when the connection becomes ready, `false` when it is lost. */
   onStateChange(handler: (ready: boolean) => void): () => void {
     this.stateHandlers.add(handler);

@@ -18,7 +18,12 @@ import type { LeaseSpec, LimitSpec, ReplicaCommand, ReplicaStats, SessionRecord,
 /** A shared store that can say when its connection comes and goes (RedisStore). */
 export interface SharedStore extends Store {
   onStateChange(handler: (ready: boolean) => void): () => void;
+  /** Resolves if the store answers a trivial command (probe while degraded). */
+  ping(): Promise<void>;
 }
+
+/** While degraded with the connection still up (a hung Redis), probe this often. */
+const PROBE_MS = 1000;
 
 export interface ResilientStoreOptions {
   readonly primary: SharedStore;
@@ -58,6 +63,7 @@ export class ResilientStore implements Store {
   private readonly recoveredHandlers = new Set<() => void>();
   private readonly unsubscribeState: () => void;
   private degraded = false;
+  private probe: NodeJS.Timeout | undefined;
 
   constructor(opts: ResilientStoreOptions) {
     this.primary = opts.primary;
@@ -86,6 +92,16 @@ export class ResilientStore implements Store {
   private enterDegraded(why: string, err?: unknown): void {
     if (this.degraded) return;
     this.degraded = true;
+    // A connection that stays up but stops answering (a hung Redis) never emits "ready" again:
+    // probe it, so recovery does not depend on a reconnect.
+    this.probe = setInterval(() => {
+      if (!this.primary.healthy()) return;
+      this.primary.ping().then(
+        () => this.recover(),
+        () => undefined,
+      );
+    }, PROBE_MS);
+    this.probe.unref();
     this.log.warn(
       { err, replicas: this.replicas },
       `store unreachable (${why}); shared limits fall back to in-process limiters sized at limit / ${this.replicas}`,
@@ -95,6 +111,8 @@ export class ResilientStore implements Store {
   private recover(): void {
     if (!this.degraded) return;
     this.degraded = false;
+    clearInterval(this.probe);
+    this.probe = undefined;
     this.log.info('store reachable again; re-registering leases and sessions');
     for (const h of [...this.recoveredHandlers]) {
       try {
@@ -107,7 +125,8 @@ export class ResilientStore implements Store {
 
   /** Runs `shared` on the primary, or `local` on the fallback when the primary is away or fails. */
   private async either<T>(operation: string, shared: () => Promise<T>, local: () => Promise<T>): Promise<T> {
-    if (this.primary.healthy()) {
+    // While degraded, go straight to the fallback: no decision waits for a command timeout.
+    if (this.primary.healthy() && !this.degraded) {
       try {
         return await shared();
       } catch (err) {
@@ -122,7 +141,7 @@ export class ResilientStore implements Store {
 
   /** Best effort on the primary (a lost write there expires by its TTL). */
   private async quietly(work: () => Promise<void>): Promise<void> {
-    if (!this.primary.healthy()) return;
+    if (!this.primary.healthy() || this.degraded) return;
     try {
       await work();
     } catch (err) {
@@ -227,11 +246,13 @@ export class ResilientStore implements Store {
     return this.either('stats', () => this.primary.listReplicaStats(), () => this.fallback.listReplicaStats());
   }
 
+  /** Ready for traffic: the shared store is connected and answering. */
   healthy(): boolean {
-    return this.primary.healthy();
+    return this.primary.healthy() && !this.degraded;
   }
 
   async close(): Promise<void> {
+    clearInterval(this.probe);
     this.unsubscribeState();
     this.recoveredHandlers.clear();
     await this.primary.close();

@@ -12,6 +12,8 @@ export interface RedisHandle {
   stop(): Promise<void>;
   /** SIGKILL: the server vanishes mid-conversation, like a crash. */
   kill(): Promise<void>;
+  /** Sends a signal (SIGSTOP / SIGCONT: a server that hangs with its connections open). */
+  signal(sig: NodeJS.Signals): void;
 }
 
 export async function freePort(): Promise<number> {
@@ -64,6 +66,9 @@ export async function startRedis(port?: number): Promise<RedisHandle> {
   return {
     url,
     port,
+    signal(sig) {
+      child.kill(sig);
+    },
     async kill() {
       if (exited) return;
       child.kill('SIGKILL');

@@ -276,3 +276,26 @@ describe('drain (SIGTERM) with a second replica', () => {
     expect((await r.waitFor('reply.text', (e) => e.request_id === 'next', 10_000)).request_id).toBe('next');
   }, 40_000);
 });
+
+describe('Redis that hangs (SIGSTOP) with its connections open', () => {
+  it('decisions fall back after the command timeout, /readyz says 503, and the replica rejoins when Redis answers again', async () => {
+    const own = await startRedis();
+    extra.push({ close: async () => (own.signal('SIGCONT'), own.stop()) });
+    const [a] = await replicas(1, {}, own);
+    const s = await a!.session();
+    own.signal('SIGSTOP');
+    const sentAt = Date.now();
+    s.send({ type: 'turn.text', id: 'hung', text: 'Hola' });
+    expect((await s.waitFor('reply.text', (e) => e.request_id === 'hung', 10_000)).request_id).toBe('hung');
+    expect((await a!.rest('GET', '/readyz')).status).toBe(503);
+    // Later decisions do not wait for a timeout each.
+    s.send({ type: 'turn.text', id: 'next', text: 'Otra vez' });
+    await s.waitFor('reply.text', (e) => e.request_id === 'next', 10_000);
+    expect(Date.now() - sentAt).toBeGreaterThanOrEqual(500);
+    own.signal('SIGCONT');
+    const back = Date.now();
+    while ((await a!.rest('GET', '/readyz')).status !== 200 && Date.now() - back < 5000) await new Promise((r) => setTimeout(r, 50));
+    expect((await a!.rest('GET', '/readyz')).status).toBe(200);
+    expect(a!.logs.find((l) => l.msg === 'store reachable again; re-registering leases and sessions')).toBeDefined();
+  }, 30_000);
+});

@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { MemoryStore } from '../../../src/store/memory.js';
 import { ResilientStore, scaleLimit, shareOf, type SharedStore } from '../../../src/store/resilient.js';
 import type { LimitSpec } from '../../../src/store/store.js';
@@ -19,6 +19,9 @@ class FlakyPrimary extends MemoryStore implements SharedStore {
   }
   override healthy(): boolean {
     return this.up;
+  }
+  async ping(): Promise<void> {
+    if (this.throwing) throw new Error('Command timed out');
   }
   override async consume(...args: Parameters<MemoryStore['consume']>) {
     if (this.throwing) throw new Error('Command timed out');
@@ -73,6 +76,32 @@ describe('ResilientStore', () => {
     expect((await store.consume([window10], 'x')).allowed).toBe(true);
     expect(counted).toEqual(['consume']);
     expect(store.isDegraded).toBe(true);
+  });
+
+  it('a store that stays connected but stops answering is probed and rejoined once it answers', async () => {
+    vi.useFakeTimers();
+    try {
+      const { primary, store, counted } = make(2);
+      let reregistered = 0;
+      store.onRecovered(() => reregistered++);
+      primary.throwing = true;
+      await store.consume([window10], 'a');
+      expect(store.healthy()).toBe(false);
+      // Degraded: the next decision goes straight to the fallback, without trying the primary.
+      await store.consume([window10], 'b');
+      expect(counted).toEqual(['consume', 'consume']);
+      await vi.advanceTimersByTimeAsync(1000);
+      expect(store.healthy()).toBe(false);
+      primary.throwing = false;
+      await vi.advanceTimersByTimeAsync(1000);
+      expect(store.healthy()).toBe(true);
+      expect(reregistered).toBe(1);
+      await store.consume([window10], 'c');
+      expect(counted).toHaveLength(2);
+      await store.close();
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('on recovery runs the re-registration handlers once and decides on the shared store again', async () => {
