@@ -31,11 +31,9 @@ export interface UpstreamFigures {
   readonly concurrency: number | null;
 }
 
-/** One replica's figures, as published (JSON) every tick. */
-export interface ReplicaFigures {
-  readonly replicaId: string;
+/** What one replica publishes and what the dashboard shows summed over replicas. */
+interface Figures {
   readonly at: number;
-  readonly draining: boolean;
   readonly connections: number;
   readonly sessions: number;
   readonly messagesInPerSecond: number;
@@ -44,28 +42,23 @@ export interface ReplicaFigures {
   readonly bytesOutPerSecond: number;
   /** Closes by close code over the last tick. */
   readonly closesPerSecond: Readonly<Record<string, number>>;
-  /** Closes by close code since the replica started. */
+  /** Closes by close code since the replica(s) started. */
   readonly closesTotal: Readonly<Record<string, number>>;
   readonly upstreams: readonly UpstreamFigures[];
-  /** Event-loop delay p99 of the last window, ms. */
+  /** Event-loop delay p99 of the last window, ms (the worst replica's when summed). */
   readonly eventLoopLagMs: number;
 }
 
+/** One replica's figures, as published (JSON) every tick. */
+export interface ReplicaFigures extends Figures {
+  readonly replicaId: string;
+  readonly draining: boolean;
+}
+
 /** Every replica's figures summed: what `/dashboard/events` streams once a second. */
-export interface ClusterFigures {
-  readonly at: number;
+export interface ClusterFigures extends Figures {
   readonly replicas: readonly { id: string; connections: number; sessions: number; draining: boolean; eventLoopLagMs: number; ageMs: number }[];
-  readonly connections: number;
-  readonly sessions: number;
-  readonly messagesInPerSecond: number;
-  readonly bytesInPerSecond: number;
-  readonly messagesOutPerSecond: number;
-  readonly bytesOutPerSecond: number;
-  readonly closesPerSecond: Readonly<Record<string, number>>;
-  readonly closesTotal: Readonly<Record<string, number>>;
   readonly queueDepth: number;
-  readonly upstreams: readonly UpstreamFigures[];
-  readonly eventLoopLagMs: number;
 }
 
 /** What the live view reads from the running replica (implemented by `Gateway`). */
@@ -105,7 +98,7 @@ function addInto(target: Record<string, number>, from: unknown): void {
 export function aggregate(entries: readonly ReplicaStats[], now: number): ClusterFigures {
   const closesPerSecond: Record<string, number> = {};
   const closesTotal: Record<string, number> = {};
-  const upstreams = new Map<string, { name: string; queued: number; inFlight: number; requestsPerSecond: number; allowancePerSecond: number | null; concurrency: number | null }>();
+  const upstreams = new Map<string, { -readonly [K in keyof UpstreamFigures]: UpstreamFigures[K] }>();
   let connections = 0;
   let sessions = 0;
   let messagesIn = 0;
