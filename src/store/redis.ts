@@ -256,7 +256,27 @@ export class RedisStore implements Store {
     return record.expiresAt > this.clock() ? record : undefined;
   }
 
-  async saveSession(record: SessionRecord, ttlMs: number): Promise<void> {
+  saveSession(record: SessionRecord, ttlMs: number): Promise<void> {
+    return this.track(this.writeSession(record, ttlMs));
+  }
+
+  deleteSession(sessionId: string): Promise<void> {
+    return this.track(this.removeSession(sessionId));
+  }
+
+  /**
+   * Session writes take several round trips; `close()` lets those already started finish, so a
+   * session ended just before shutdown is still deleted.
+   */
+  private readonly writes = new Set<Promise<unknown>>();
+  private track<T>(p: Promise<T>): Promise<T> {
+    this.writes.add(p);
+    const done = (): void => void this.writes.delete(p);
+    p.then(done, done);
+    return p;
+  }
+
+  private async writeSession(record: SessionRecord, ttlMs: number): Promise<void> {
     const now = this.clock();
     const expiresAt = now + ttlMs;
     const sKey = this.k(`sess:${record.sessionId}`);
@@ -292,7 +312,7 @@ export class RedisStore implements Store {
     return rec && rec.resumeToken === resumeToken ? rec : undefined;
   }
 
-  async deleteSession(sessionId: string): Promise<void> {
+  private async removeSession(sessionId: string): Promise<void> {
     const sKey = this.k(`sess:${sessionId}`);
     const raw = await this.redis.get(sKey);
     if (raw === null) return;
@@ -376,6 +396,7 @@ export class RedisStore implements Store {
   }
 
   async close(): Promise<void> {
+    if (this.writes.size > 0) await Promise.race([Promise.allSettled([...this.writes]), new Promise((r) => setTimeout(r, 1000).unref())]);
     this.handlers.clear();
     this.subscriber?.disconnect();
     this.subscriber = undefined;

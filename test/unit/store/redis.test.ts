@@ -71,3 +71,23 @@ describe('redis store specifics', () => {
     await s.close();
   });
 });
+
+describe('redis store shutdown', () => {
+  it('finishes a session delete already started when close() is called', async () => {
+    const prefix = 'test:' + randomUUID() + ':';
+    const s = await connect({ prefix });
+    const rec = {
+      sessionId: 'sx', resumeToken: 'rtx', accountId: 'a', keyId: 'k', language: 'es',
+      audio: { format: 'pcm16', sampleRate: 16000 }, createdAt: Date.now(), expiresAt: Date.now() + 60_000,
+      history: [], pending: [], replicaId: 'r', connected: true,
+      counters: { turns: 0, assessments: 0, translations: 0, audioSeconds: 0 },
+    } as const;
+    await s.saveSession(rec, 60_000);
+    const deleting = s.deleteSession('sx');
+    await s.close();
+    await expect(deleting).resolves.toBeUndefined();
+    const r = new Redis(server.url);
+    expect(await r.exists(`${prefix}sess:sx`, `${prefix}resume:rtx`)).toBe(0);
+    await r.quit();
+  });
+});
