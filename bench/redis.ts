@@ -12,6 +12,8 @@
  *          the call ends; an admission cycle is two round trips (for information);
  *        - rate-limiter-flexible `RateLimiterRedis.consume` (ioredis, one fixed-window limit), the
  *          same accounts;
+ *        - both again on ioredis clients with `enableAutoPipelining` (the same client options on
+ *          both sides; the store itself does not enable it: measured slower for its decisions);
  *      every limit set high enough that nothing is refused (the allowed/refused counts are shown);
  *   2. the latency the Redis store adds to the real app (buildApp, real asyncScheduler, simulated
  *      upstream with 0 ms latency behind a governor with rate and concurrency limits), once with the
@@ -21,7 +23,8 @@
  *
  * Knobs (environment): BENCH_REDIS_SECONDS (3), BENCH_REDIS_WARMUP_SECONDS (1),
  * BENCH_REDIS_CALLERS (50), BENCH_REDIS_ACCOUNTS (1000), BENCH_REDIS_ROUNDS (2),
- * BENCH_REDIS_REQUESTS (1000 per latency figure, after 100 warm-up).
+ * BENCH_REDIS_REQUESTS (1000 per latency figure, after 100 warm-up), BENCH_REDIS_CLIENTS (a comma
+ * list of parleyConsume, rlf, rlfAp, parleyConsumeAp, parleyOne, parleyAdmit; default all).
  * Runs alone with `npx tsx bench/redis.ts` (or `BENCH_ONLY=redis npm run bench`).
  */
 import { pathToFileURL } from 'node:url';
