@@ -12,9 +12,9 @@
 --
 -- Cost matters here (every request decision runs it; bench/redis.ts measures it): each redis.call
 -- costs ~2 µs of Redis CPU, about as much as all the Lua around it, so the common path makes as few
--- as it can: TIME, one SET NX for the op record, 3 per window (count, newest, add), 2 per bucket and
--- 2 per daily counter. Expired window entries are trimmed, and TTLs refreshed, once per quarter of
--- the key's period rather than on every decision (the count excludes expired entries anyway).
+-- as it can: TIME, one SET NX for the op record, 4 per window (count, newest, add, TTL), 3 per
+-- bucket and 2 per daily counter. Expired window entries are trimmed once per quarter window rather
+-- than on every decision (the count excludes them anyway).
 local DAY_MS = 86400000
 local SLACK = 1e-9
 -- ioredis resends an unanswered command right after a reconnect; 30 s covers that many times over.
@@ -122,7 +122,7 @@ for i = 1, nSpecs do
   elseif s.kind == 'b' then
     local v = redis.call('HMGET', key, 'tokens', 'last')
     if v[1] and v[2] then
-      s.tokens = tonumber(v[1]); s.last = tonumber(v[2]); s.existed = true
+      s.tokens = tonumber(v[1]); s.last = tonumber(v[2])
     else
       s.tokens = s.b; s.last = now
     end
@@ -221,29 +221,23 @@ if refused == 0 and not peek then
         local added = 0
         if n >= 1 then added = floor(n) end
         if s.size + added > limit then redis.call('ZREMRANGEBYRANK', key, 0, -(limit + 1)) end
-        -- Housekeeping once per quarter window: entries written since the last refresh lie within a
-        -- quarter window of it, so a TTL of window + quarter outlives every one of them.
-        if added > 0 and (s.size == 0 or newQuarter(t, s.newest, s.b)) then
-          if not s.trimmed then redis.call('ZREMRANGEBYSCORE', key, '-inf', now - s.b) end
-          redis.call('PEXPIRE', key, ceil(s.b * 1.25) + 1000)
+        -- Expired entries go once per quarter window (the count skips them meanwhile). The TTL is
+        -- set on every write: a key last written by an older script has only window + 1 s left.
+        if added > 0 and not s.trimmed and (s.size == 0 or newQuarter(t, s.newest, s.b)) then
+          redis.call('ZREMRANGEBYSCORE', key, '-inf', now - s.b)
         end
+        redis.call('PEXPIRE', key, ceil(s.b) + 1000)
         if added > 0 then s.newest = t end
         s.size = s.size + added
       end
     elseif s.kind == 'b' then
-      local last0 = s.last
       refill(s)
       local cost = s.cost
       if cost <= s.b and s.tokens + s.b * SLACK >= cost then
         local left = s.tokens - cost
         if left > 0 then s.tokens = left else s.tokens = 0 end
         redis.call('HSET', key, 'tokens', str(s.tokens), 'last', str(s.last))
-        -- Full again `fill` ms after the last write, when forgetting it changes nothing; refreshed
-        -- once per quarter `fill` (writes since the refresh lie within a quarter of it).
-        local fill = (s.b * 1000) / s.a
-        if not s.existed or newQuarter(s.last, last0, fill) then
-          redis.call('PEXPIRE', key, ceil(fill * 1.25) + 1000)
-        end
+        redis.call('PEXPIRE', key, ceil((s.b * 1000) / s.a) + 1000)
       end
     else
       -- Added in Lua (a double, like MemoryStore) rather than INCRBYFLOAT (long double, and dearer).
