@@ -12,6 +12,8 @@
  *          the call ends; an admission cycle is two round trips (for information);
  *        - rate-limiter-flexible `RateLimiterRedis.consume` (ioredis, one fixed-window limit), the
  *          same accounts;
+ *        - both again on ioredis clients with `enableAutoPipelining` (the same client options on
+ *          both sides; the store itself does not enable it: measured slower for its decisions);
  *      every limit set high enough that nothing is refused (the allowed/refused counts are shown);
  *   2. the latency the Redis store adds to the real app (buildApp, real asyncScheduler, simulated
  *      upstream with 0 ms latency behind a governor with rate and concurrency limits), once with the
@@ -21,7 +23,8 @@
  *
  * Knobs (environment): BENCH_REDIS_SECONDS (3), BENCH_REDIS_WARMUP_SECONDS (1),
  * BENCH_REDIS_CALLERS (50), BENCH_REDIS_ACCOUNTS (1000), BENCH_REDIS_ROUNDS (2),
- * BENCH_REDIS_REQUESTS (1000 per latency figure, after 100 warm-up).
+ * BENCH_REDIS_REQUESTS (1000 per latency figure, after 100 warm-up), BENCH_REDIS_CLIENTS (a comma
+ * list of parleyConsume, rlf, rlfAp, parleyConsumeAp, parleyOne, parleyAdmit; default all).
  * Runs alone with `npx tsx bench/redis.ts` (or `BENCH_ONLY=redis npm run bench`).
  */
 import { pathToFileURL } from 'node:url';
@@ -49,6 +52,8 @@ export interface RedisSettings {
   readonly accounts: number;
   readonly rounds: number;
   readonly requests: number;
+  /** The contestants, BENCH_REDIS_CLIENTS=a,b (default all); parleyConsume and rlf make the ratio. */
+  readonly clients: DecisionClient[];
 }
 
 export function redisSettings(): RedisSettings {
@@ -59,17 +64,28 @@ export function redisSettings(): RedisSettings {
     accounts: envNumber('BENCH_REDIS_ACCOUNTS', 1000),
     rounds: envNumber('BENCH_REDIS_ROUNDS', 2),
     requests: envNumber('BENCH_REDIS_REQUESTS', 1000),
+    clients: clientList(process.env.BENCH_REDIS_CLIENTS),
   };
 }
 
-export type DecisionClient = 'parleyConsume' | 'parleyOne' | 'parleyAdmit' | 'rlf';
+function clientList(raw: string | undefined): DecisionClient[] {
+  if (!raw) return ALL_CLIENTS;
+  const picked = raw.split(',').map((c) => c.trim()) as DecisionClient[];
+  for (const c of picked) if (!ALL_CLIENTS.includes(c)) throw new Error(`BENCH_REDIS_CLIENTS: unknown client ${c} (known: ${ALL_CLIENTS.join(', ')})`);
+  return picked;
+}
+
+export type DecisionClient = 'parleyConsume' | 'parleyConsumeAp' | 'parleyOne' | 'parleyAdmit' | 'rlf' | 'rlfAp';
 
 const LABELS: Record<DecisionClient, string> = {
   parleyConsume: 'Parley consume, 3 limits',
+  parleyConsumeAp: 'Parley consume, 3 limits, autopipe',
   parleyOne: 'Parley consume, 1 limit (window)',
   parleyAdmit: 'Parley admit+release, 2 limits + lease',
   rlf: 'rate-limiter-flexible, 1 limit',
+  rlfAp: 'rate-limiter-flexible, 1 limit, autopipe',
 };
+const ALL_CLIENTS: DecisionClient[] = ['parleyConsume', 'rlf', 'rlfAp', 'parleyConsumeAp', 'parleyOne', 'parleyAdmit'];
 
 export interface DecisionRun {
   readonly client: DecisionClient;
@@ -150,9 +166,10 @@ interface Contestant {
 }
 
 async function contestant(client: DecisionClient, url: string, prefix: string): Promise<Contestant> {
-  if (client === 'rlf') {
-    // rate-limiter-flexible's documented ioredis setup: its own connection, offline queue off.
-    const redis = new Redis(url, { enableOfflineQueue: false });
+  if (client === 'rlf' || client === 'rlfAp') {
+    // rate-limiter-flexible's documented ioredis setup: its own connection, offline queue off; and
+    // the same with the auto-pipelining the Parley store enables, for a like-for-like client.
+    const redis = new Redis(url, { enableOfflineQueue: false, enableAutoPipelining: client === 'rlfAp' });
     redis.on('error', () => undefined);
     await new Promise<void>((resolve, reject) => {
       redis.once('ready', resolve);
@@ -174,10 +191,14 @@ async function contestant(client: DecisionClient, url: string, prefix: string): 
       },
     };
   }
-  const store = new RedisStore({ url, prefix });
+  // The store's own client, or (parleyConsumeAp) an injected one with auto-pipelining, like rlfAp.
+  const store =
+    client === 'parleyConsumeAp'
+      ? new RedisStore({ redis: new Redis(url, { enableOfflineQueue: false, enableAutoPipelining: true }), prefix })
+      : new RedisStore({ url, prefix });
   await store.ready();
   const specsByAcct = new Map<string, LimitSpec[]>();
-  if (client === 'parleyConsume' || client === 'parleyOne') {
+  if (client === 'parleyConsume' || client === 'parleyConsumeAp' || client === 'parleyOne') {
     return {
       async decide(caller, seq, acct) {
         let specs = specsByAcct.get(acct);
@@ -405,7 +426,7 @@ export async function redisPhase(s: RedisSettings = redisSettings(), say: (line:
   admin.on('error', () => undefined);
   try {
     const runs: DecisionRun[] = [];
-    const clients: DecisionClient[] = ['parleyConsume', 'rlf', 'parleyOne', 'parleyAdmit'];
+    const clients = s.clients;
     for (let round = 1; round <= s.rounds; round++) {
       for (const callers of [1, s.callers]) {
         // Alternate the order, so neither library always runs on a machine the other just warmed.
@@ -417,8 +438,12 @@ export async function redisPhase(s: RedisSettings = redisSettings(), say: (line:
         }
       }
     }
-    const bestOf = (client: DecisionClient, callers: number): number => Math.max(...runs.filter((r) => r.client === client && r.callers === callers).map((r) => r.perSec));
-    const best = Object.fromEntries(clients.map((c) => [c, { one: bestOf(c, 1), many: bestOf(c, s.callers) }])) as RedisPhaseResult['best'];
+    // A client left out of the run reads NaN.
+    const bestOf = (client: DecisionClient, callers: number): number => {
+      const rates = runs.filter((r) => r.client === client && r.callers === callers).map((r) => r.perSec);
+      return rates.length > 0 ? Math.max(...rates) : Number.NaN;
+    };
+    const best = Object.fromEntries(ALL_CLIENTS.map((c) => [c, { one: bestOf(c, 1), many: bestOf(c, s.callers) }])) as RedisPhaseResult['best'];
     const ratio = { one: best.parleyConsume.one / best.rlf.one, many: best.parleyConsume.many / best.rlf.many };
 
     await admin.flushall();
@@ -452,6 +477,8 @@ export function redisRows(r: RedisPhaseResult): string[][] {
   return [
     ['decisions/s, 1 caller (Parley: 3 limits atomically)', fmtInt(r.best.parleyConsume.one), fmtInt(r.best.rlf.one), fmt(r.ratio.one), `≥ ${TARGET_REDIS_RATIO}`, verdict(r.ratio.one, TARGET_REDIS_RATIO, 'atLeast')],
     [`decisions/s, ${n} callers (Parley: 3 limits atomically)`, fmtInt(r.best.parleyConsume.many), fmtInt(r.best.rlf.many), fmt(r.ratio.many), `≥ ${TARGET_REDIS_RATIO}`, verdict(r.ratio.many, TARGET_REDIS_RATIO, 'atLeast')],
+    ['  both with ioredis auto-pipelining, 1 caller', fmtInt(r.best.parleyConsumeAp.one), fmtInt(r.best.rlfAp.one), fmt(r.best.parleyConsumeAp.one / r.best.rlfAp.one), '', ''],
+    [`  both with ioredis auto-pipelining, ${n} callers`, fmtInt(r.best.parleyConsumeAp.many), fmtInt(r.best.rlfAp.many), fmt(r.best.parleyConsumeAp.many / r.best.rlfAp.many), '', ''],
     ['  Parley consume, 1 limit (window), 1 caller', fmtInt(r.best.parleyOne.one), '', fmt(r.best.parleyOne.one / r.best.rlf.one), '', ''],
     [`  Parley consume, 1 limit (window), ${n} callers`, fmtInt(r.best.parleyOne.many), '', fmt(r.best.parleyOne.many / r.best.rlf.many), '', ''],
     ['  upstream admit+release cycles/s, 1 caller', fmtInt(r.best.parleyAdmit.one), '', '', '', ''],

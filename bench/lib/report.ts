@@ -1,6 +1,6 @@
 /** Plain-text table rendering and number formatting for the bench's stdout report. */
 
-export const fmtInt = (n: number): string => Math.round(n).toLocaleString('en-US');
+export const fmtInt = (n: number): string => (Number.isFinite(n) ? Math.round(n).toLocaleString('en-US') : 'n/a');
 export const fmt = (n: number, digits = 2): string =>
   Number.isFinite(n) ? n.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits }) : 'n/a';
 export const pct = (share: number): string => `${Math.round(share * 100)}%`;

@@ -37,17 +37,47 @@ describe('redis store specifics', () => {
     expect(s.healthy()).toBe(false);
   });
 
-  it('returns the stored decision for a replayed opId after a reconnect', async () => {
+  it('returns the stored outcome for a replayed opId after a reconnect, with the states as they are now', async () => {
     const prefix = 'test:' + randomUUID() + ':';
     const w = { kind: 'window', key: 'w:{a}', name: 'w', limit: 1, windowMs: 60_000 } as const;
     const a = await connect({ prefix });
     const first = await a.consume([w], 'same');
-    expect(first.allowed).toBe(true);
+    expect(first).toMatchObject({ allowed: true, states: [{ name: 'w', limit: 1, remaining: 0 }] });
     await a.close();
     const b = await connect({ prefix });
-    expect(await b.consume([w], 'same')).toEqual(first);
+    // The record keeps the outcome only; the states of a replay are a peek (Redis TIME has moved on).
+    const replay = await b.consume([w], 'same');
+    expect(replay).toMatchObject({ allowed: true, states: [{ name: 'w', limit: 1, remaining: 0 }] });
+    expect(replay.states[0]!.resetMs).toBeLessThanOrEqual(first.states[0]!.resetMs);
+    expect(replay.states[0]!.resetMs).toBeGreaterThan(0);
     expect((await b.consume([w], 'other')).allowed).toBe(false);
     await b.close();
+  });
+
+  it('replays a refusal with its retry time and limit, consuming nothing', async () => {
+    const c = { t: Date.UTC(2026, 10, 23, 12, 0, 0) };
+    const s = await connect({ prefix: 'test:' + randomUUID() + ':', now: () => c.t });
+    const w = { kind: 'window', key: 'w:{a}', name: 'w', limit: 1, windowMs: 60_000 } as const;
+    const d = { kind: 'daily', key: 'd:{a}', name: 'd', limit: 5, cost: 1 } as const;
+    expect((await s.consume([d, w], 'o1')).allowed).toBe(true);
+    c.t += 10_000;
+    const refused = await s.consume([d, w], 'o2');
+    expect(refused).toMatchObject({ allowed: false, retryAfterMs: 50_000, limitName: 'w', states: [{ name: 'd', remaining: 4 }, { name: 'w', remaining: 0 }] });
+    c.t += 20_000;
+    // Replayed later: the same outcome; states read now (the window slid by 20 s).
+    expect(await s.consume([d, w], 'o2')).toEqual({
+      allowed: false,
+      retryAfterMs: 50_000,
+      limitName: 'w',
+      states: [
+        { name: 'd', limit: 5, remaining: 4, resetMs: 12 * 3600_000 - 30_000 },
+        { name: 'w', limit: 1, remaining: 0, resetMs: 30_000 },
+      ],
+    });
+    // An allowed replay consumes nothing either.
+    expect((await s.consume([d, w], 'o1')).allowed).toBe(true);
+    expect((await s.peek([d]))[0]!.remaining).toBe(4);
+    await s.close();
   });
 
   it('puts a TTL on every key it writes', async () => {
