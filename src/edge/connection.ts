@@ -14,7 +14,7 @@ import { StrikeCounter } from '../limits/strikes.js';
 import { throttleByBucket } from '../limits/throttle.js';
 import { TokenBucket } from '../limits/token-bucket.js';
 import { CloseCode, ParleyError, closeReason } from '../protocol/codes.js';
-import { decodeClientMessage, type ClientMessage, type ClientMessageOf, type RequestId, type ServerEvent } from '../protocol/messages.js';
+import { decodeClientMessage, errorEvent, type ClientMessage, type ClientMessageOf, type RequestId, type ServerEvent } from '../protocol/messages.js';
 import type { Session, SessionSink } from '../sessions/session.js';
 import type { SessionRegistry } from '../sessions/registry.js';
 import type { LeaseSpec, Store } from '../store/store.js';
@@ -190,14 +190,7 @@ export class Connection implements SessionSink {
     this.closing = true;
     const code = error.closeCode ?? CloseCode.internalError;
     this.sentCloseCode = code;
-    const event: ServerEvent = {
-      type: 'error',
-      code: error.code,
-      message: error.message,
-      close_code: code,
-      ...(error.requestId !== undefined ? { request_id: error.requestId } : {}),
-      ...(error.retryAfterMs !== undefined ? { retry_after_ms: Math.max(0, Math.ceil(error.retryAfterMs)) } : {}),
-    };
+    const event = errorEvent(error.code, error.message, { requestId: error.requestId, retryAfterMs: error.retryAfterMs, closeCode: code });
     if (code !== CloseCode.serviceRestart && code !== CloseCode.sessionTakenOver) {
       this.log.info({ code: error.code, close_code: code }, 'closing connection');
     }
@@ -395,13 +388,7 @@ export class Connection implements SessionSink {
   }
 
   private sendError(code: ParleyError['code'], message: string, requestId?: RequestId, retryAfterMs?: number): void {
-    this.sendEvent({
-      type: 'error',
-      code,
-      message,
-      ...(requestId !== undefined ? { request_id: requestId } : {}),
-      ...(retryAfterMs !== undefined ? { retry_after_ms: Math.max(0, Math.ceil(retryAfterMs)) } : {}),
-    });
+    this.sendEvent(errorEvent(code, message, { requestId, retryAfterMs }));
   }
 
   // ---- outgoing bound ----------------------------------------------------------------------------

@@ -10,6 +10,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { WebSocket } from 'ws';
 import { connectionLeases } from '../limits/account-limits.js';
 import { CloseCode, ParleyError, closeReason } from '../protocol/codes.js';
+import { errorEvent } from '../protocol/messages.js';
 import type { LeaseSpec } from '../store/store.js';
 import { redactUrl } from '../telemetry/logger.js';
 import { bearer, originAllowed, tokenKey, TOKEN_PATTERN, type Principal } from './auth.js';
@@ -151,15 +152,7 @@ function refuse(socket: WebSocket, error: ParleyError, gateway: Gateway): void {
   const code = error.closeCode ?? CloseCode.internalError;
   gateway.logger.info({ code: error.code, close_code: code }, 'connection refused');
   gateway.metrics.closed(code);
-  socket.send(
-    JSON.stringify({
-      type: 'error',
-      code: error.code,
-      message: error.message,
-      close_code: code,
-      ...(error.retryAfterMs !== undefined ? { retry_after_ms: Math.ceil(error.retryAfterMs) } : {}),
-    }),
-  );
+  socket.send(JSON.stringify(errorEvent(error.code, error.message, { retryAfterMs: error.retryAfterMs, closeCode: code })));
   socket.close(code, closeReason(error.code));
 }
 

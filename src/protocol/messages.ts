@@ -164,6 +164,26 @@ export type ServerEventType = keyof typeof ServerEvents;
 export type ServerEventOf<K extends ServerEventType> = Static<(typeof ServerEvents)[K]>;
 export type ServerEvent = { [K in ServerEventType]: ServerEventOf<K> }[ServerEventType];
 export type SessionLimits = Static<typeof SessionLimitsSchema>;
+export type ErrorEvent = ServerEventOf<'error'>;
+
+/**
+ * The `error` event: `request_id`, `retry_after_ms` (whole ms, never negative) and `close_code`
+ * only when given.
+ */
+export function errorEvent(
+  code: ErrorEvent['code'],
+  message: string,
+  opts: { requestId?: RequestId | undefined; retryAfterMs?: number | undefined; closeCode?: number | undefined } = {},
+): ErrorEvent {
+  return {
+    type: 'error',
+    code,
+    message,
+    ...(opts.requestId !== undefined ? { request_id: opts.requestId } : {}),
+    ...(opts.retryAfterMs !== undefined ? { retry_after_ms: Math.max(0, Math.ceil(opts.retryAfterMs)) } : {}),
+    ...(opts.closeCode !== undefined ? { close_code: opts.closeCode } : {}),
+  } as ErrorEvent;
+}
 export type LimitStateWire = Static<typeof LimitStateSchema>;
 
 function compileAll<T extends Record<string, TSchema>>(schemas: T): { [K in keyof T]: TypeCheck<T[K]> } {

@@ -12,7 +12,7 @@ import type { Principal } from '../edge/auth.js';
 import { audioMinutesLimit, accountLimits, requestLimit } from '../limits/account-limits.js';
 import type { LimitState } from '../limits/decision.js';
 import { ParleyError } from '../protocol/codes.js';
-import type { ClientMessageOf, LimitStateWire, RequestId, ServerEvent, SessionLimits } from '../protocol/messages.js';
+import { errorEvent, type ClientMessageOf, type LimitStateWire, type RequestId, type ServerEvent, type SessionLimits } from '../protocol/messages.js';
 import type { LimitSpec, SessionRecord, Store } from '../store/store.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
@@ -589,13 +589,7 @@ export class Session {
   }
 
   sendError(code: ParleyError['code'], message: string, requestId?: RequestId, retryAfterMs?: number): void {
-    this.send({
-      type: 'error',
-      code,
-      message,
-      ...(requestId !== undefined ? { request_id: requestId } : {}),
-      ...(retryAfterMs !== undefined ? { retry_after_ms: Math.max(0, Math.ceil(retryAfterMs)) } : {}),
-    });
+    this.send(errorEvent(code, message, { requestId, retryAfterMs }));
   }
 
   // ---- quota.updated -----------------------------------------------------------------------------
