@@ -163,9 +163,10 @@ export class Connection implements SessionSink {
   sendEvent(event: ServerEvent): void {
     if (this.closing) return;
     if (this.overBuffered()) return;
-    const text = JSON.stringify(event);
-    this.deps.metrics.frameOut(Buffer.byteLength(text));
-    this.ws.send(text);
+    // Encoded once: the byte count for the metrics and the frame ws sends are the same buffer.
+    const frame = Buffer.from(JSON.stringify(event));
+    this.deps.metrics.frameOut(frame.length);
+    this.ws.send(frame, { binary: false });
   }
 
   sendAudio(chunk: Buffer): void {
