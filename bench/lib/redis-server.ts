@@ -3,11 +3,9 @@
  * 6379), no persistence, killed when the bench exits however it exits. Its pid lets the bench read
  * the server's own CPU time (/proc), so a reader can tell whether Redis or the client was the limit.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import { createServer } from 'node:net';
 import os from 'node:os';
-import { Redis } from 'ioredis';
+import { startRedis } from '../../test/helpers/redis.js';
 
 export interface BenchRedis {
   readonly url: string;
@@ -18,38 +16,18 @@ export interface BenchRedis {
   stop(): Promise<void>;
 }
 
-const live = new Set<ChildProcess>();
+const live = new Set<number>();
 
 /** Kills every redis-server this process started (SIGKILL: synchronous, fine in an 'exit' handler). */
 export function killAllRedis(): void {
-  for (const child of live) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-  live.clear();
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      const port = typeof addr === 'object' && addr ? addr.port : 0;
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-async function answers(url: string): Promise<boolean> {
-  const r = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, enableOfflineQueue: false, retryStrategy: () => null });
-  r.on('error', () => undefined);
-  try {
-    await r.connect();
-    return (await r.ping()) === 'PONG';
-  } catch {
-    return false;
-  } finally {
-    r.disconnect();
+  for (const pid of live) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      /* already gone */
+    }
   }
+  live.clear();
 }
 
 // Clock ticks per second of /proc/<pid>/stat's utime and stime; 100 on every Linux this runs on.
@@ -68,45 +46,19 @@ function procCpuUs(pid: number): number {
 
 export async function startBenchRedis(): Promise<BenchRedis> {
   if (os.platform() === 'win32') throw new Error('the Redis phase needs redis-server (Linux or macOS)');
-  const port = await freePort();
-  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  live.add(child);
-  let spawnError: Error | undefined;
-  child.once('error', (err) => (spawnError = err));
-  const exited = new Promise<void>((resolve) =>
-    child.once('exit', () => {
-      live.delete(child);
-      resolve();
-    }),
-  );
-  child.stdout?.resume();
-  child.stderr?.resume();
-  const url = `redis://127.0.0.1:${port}`;
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    if (spawnError) throw new Error(`could not start redis-server: ${spawnError.message}`);
-    if (child.exitCode !== null) throw new Error(`redis-server exited before answering on port ${port}`);
-    if (await answers(url)) break;
-    if (Date.now() > deadline) {
-      child.kill('SIGKILL');
-      throw new Error(`redis-server did not answer PING on port ${port} within 10 s`);
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  const pid = child.pid!;
+  // The same throwaway server the tests use (free port, no persistence); the bench adds its CPU
+  // reading and the kill on exit.
+  const server = await startRedis();
+  const pid = server.pid;
+  live.add(pid);
   return {
-    url,
-    port,
+    url: server.url,
+    port: server.port,
     pid,
     cpuUs: () => procCpuUs(pid),
     async stop() {
-      if (child.exitCode !== null || child.signalCode !== null) return;
-      child.kill('SIGTERM');
-      const t = setTimeout(() => child.kill('SIGKILL'), 3000);
-      await exited;
-      clearTimeout(t);
+      live.delete(pid);
+      await server.stop();
     },
   };
 }

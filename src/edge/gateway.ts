@@ -14,7 +14,7 @@ import { KeyRing } from './auth.js';
 import type { Connection } from './connection.js';
 
 /** Connection leases live this long unless renewed (default; `store.leaseSeconds` on Redis). */
-export const LEASE_MS = 30_000;
+const LEASE_MS = 30_000;
 
 export interface GatewayDeps {
   readonly config: Config;

@@ -9,6 +9,7 @@ import { Redis } from 'ioredis';
 export interface RedisHandle {
   readonly url: string;
   readonly port: number;
+  readonly pid: number;
   stop(): Promise<void>;
   /** SIGKILL: the server vanishes mid-conversation, like a crash. */
   kill(): Promise<void>;
@@ -66,6 +67,7 @@ export async function startRedis(port?: number): Promise<RedisHandle> {
   return {
     url,
     port,
+    pid: child.pid!,
     signal(sig) {
       child.kill(sig);
     },

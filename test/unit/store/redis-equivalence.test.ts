@@ -13,6 +13,7 @@ import type { Decision, LimitState } from '../../../src/limits/decision.js';
 import { RedisStore } from '../../../src/store/redis.js';
 import type { LeaseSpec, LimitSpec } from '../../../src/store/store.js';
 import { startRedis, type RedisHandle } from '../../helpers/redis.js';
+import { mulberry32 } from '../limits/virtual-time.js';
 
 const V0 = readFileSync(new URL('./fixtures/admit-v0.lua', import.meta.url), 'utf8');
 
@@ -52,18 +53,6 @@ class V0Store {
   }
 }
 
-/** Deterministic PRNG (mulberry32), so a failure names a reproducible sequence. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 const SPECS: LimitSpec[] = [
   { kind: 'window', key: 'w1:{a}', name: 'w1', limit: 3, windowMs: 10_000 },
   { kind: 'window', key: 'w2:{a}', name: 'w2', limit: 5, windowMs: 2_500, cost: 2 },
@@ -97,7 +86,7 @@ function expectSameOutcome(actual: Decision, expected: Decision, at: string): vo
 
 describe('admit.lua against its predecessor', () => {
   it.each([1, 2, 3])('gives the same decisions for seeded random sequence %i', async (seed) => {
-    const rand = rng(seed);
+    const rand = mulberry32(seed);
     let t = Date.UTC(2026, 10, 23, 23, 59, 0); // crosses a UTC midnight on the way
     const now = (): number => t;
     const redis = new Redis(server.url);
