@@ -42,6 +42,13 @@ export class TokenBucket {
     this.lastMs = nowMs;
   }
 
+  /** A bucket with a stored state (tokens as of lastMs), e.g. one read back from Redis. */
+  static restore(opts: TokenBucketOptions, tokens: number, lastMs: number): TokenBucket {
+    const b = new TokenBucket(opts, lastMs);
+    b.tokens = tokens;
+    return b;
+  }
+
   /** Tokens available at nowMs (refilled, capped at burst). */
   available(nowMs: number): number {
     this.refill(nowMs);
