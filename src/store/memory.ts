@@ -1,22 +1,21 @@
 /**
- * The in-memory `Store`: the embedded default for a single replica. Same semantics as the Redis
- * store (the shared behaviour suite runs on both); the clock is injected so tests control it.
+ * The in-memory `Store`: the embedded default for a single replica, and the fallback while Redis is
+ * away. Same semantics as the Redis store (the shared behaviour suite runs on both, and a seeded
+ * test compares them); windows are `WindowCounter`s; the clock is injected so tests control it.
  */
 import type { Decision, LimitState } from '../limits/decision.js';
-import { SlidingWindowLog } from '../limits/sliding-window.js';
+import { WindowCounter } from '../limits/window-counter.js';
 import { TokenBucket } from '../limits/token-bucket.js';
 import type { LeaseSpec, LimitSpec, ReplicaCommand, ReplicaStats, SessionRecord, Store, TokenRecord } from './store.js';
 
 const DAY_MS = 86_400_000;
-/** How long a consume's outcome is remembered for idempotent replays. */
-const OP_MEMORY_MS = 120_000;
 
 interface Daily {
   day: number;
   used: number;
 }
 
-type LimitStateful = SlidingWindowLog | TokenBucket | Daily;
+type LimitStateful = WindowCounter | TokenBucket | Daily;
 
 export interface MemoryStoreOptions {
   /** Epoch ms. */
@@ -32,7 +31,6 @@ export class MemoryStore implements Store {
   readonly kind = 'memory' as const;
   private readonly now: () => number;
   private readonly limits = new Map<string, LimitStateful>();
-  private readonly ops = new Map<string, { at: number; decision: Decision }>();
   private readonly leases = new Map<string, Map<string, number>>();
   private readonly tokens = new Map<string, TokenRecord>();
   private readonly sessions = new Map<string, { record: SessionRecord; expiresAt: number }>();
@@ -45,16 +43,14 @@ export class MemoryStore implements Store {
     this.now = opts.now ?? Date.now;
   }
 
-  async consume(specs: readonly LimitSpec[], opId: string): Promise<Decision> {
+  async consume(specs: readonly LimitSpec[], _opId: string): Promise<Decision> {
     // A rate decision is an admission that takes no lease.
-    return this.admit(specs, [], '', 0, opId);
+    return this.admit(specs, [], '', 0, _opId);
   }
 
-  async admit(specs: readonly LimitSpec[], leases: readonly LeaseSpec[], holderId: string, ttlMs: number, opId: string): Promise<Decision> {
+  async admit(specs: readonly LimitSpec[], leases: readonly LeaseSpec[], holderId: string, ttlMs: number, _opId: string): Promise<Decision> {
     const now = this.now();
     this.sweep(now);
-    const seen = this.ops.get(opId);
-    if (seen) return seen.decision;
     let refusal: { retryAfterMs: number; limitName: string } | undefined;
     for (const spec of specs) {
       const wait = this.msUntil(spec, now);
@@ -71,7 +67,6 @@ export class MemoryStore implements Store {
     }
     const states = [...specs.map((s) => this.state(s, now)), ...leases.map((l) => this.leaseState(l, now))];
     const decision: Decision = refusal ? { allowed: false, ...refusal, states } : { allowed: true, states };
-    this.ops.set(opId, { at: now, decision });
     return decision;
   }
 
@@ -220,7 +215,6 @@ export class MemoryStore implements Store {
   private sweep(now: number): void {
     if (now - this.lastSweep < 1000) return;
     this.lastSweep = now;
-    for (const [id, op] of this.ops) if (now - op.at > OP_MEMORY_MS) this.ops.delete(id);
     for (const [t, r] of this.tokens) if (r.expiresAt <= now) this.tokens.delete(t);
     for (const [id, s] of this.sessions) if (s.expiresAt <= now) this.dropSession(id);
   }
@@ -252,7 +246,7 @@ export class MemoryStore implements Store {
     if (s === undefined) {
       s =
         spec.kind === 'window'
-          ? new SlidingWindowLog(spec.limit, spec.windowMs)
+          ? new WindowCounter(spec.limit, spec.windowMs, now)
           : spec.kind === 'bucket'
             ? new TokenBucket({ ratePerSec: spec.ratePerSec, burst: spec.burst }, now)
             : { day: Math.floor(now / DAY_MS), used: 0 };
@@ -275,7 +269,7 @@ export class MemoryStore implements Store {
     const cost = spec.cost ?? 1;
     switch (spec.kind) {
       case 'window':
-        return (this.stateful(spec, now) as SlidingWindowLog).msUntil(cost, now);
+        return (this.stateful(spec, now) as WindowCounter).msUntil(cost, now);
       case 'bucket':
         return (this.stateful(spec, now) as TokenBucket).msUntil(cost, now);
       case 'daily': {
@@ -289,7 +283,7 @@ export class MemoryStore implements Store {
     const cost = spec.cost ?? 1;
     switch (spec.kind) {
       case 'window':
-        (this.stateful(spec, now) as SlidingWindowLog).consume(cost, now);
+        (this.stateful(spec, now) as WindowCounter).consume(cost, now);
         return;
       case 'bucket':
         (this.stateful(spec, now) as TokenBucket).tryTake(cost, now);
@@ -303,7 +297,7 @@ export class MemoryStore implements Store {
   private state(spec: LimitSpec, now: number): LimitState {
     switch (spec.kind) {
       case 'window': {
-        const w = this.stateful(spec, now) as SlidingWindowLog;
+        const w = this.stateful(spec, now) as WindowCounter;
         return { name: spec.name, limit: spec.limit, remaining: w.remaining(now), resetMs: w.msUntilEmpty(now) };
       }
       case 'bucket': {

@@ -1,11 +1,21 @@
 /**
- * The Redis `Store`: every decision is one Lua script (`lua/admit.lua`), atomic across all limits and
- * leases; Redis owns the clock (`TIME`) unless a test injects one. Same semantics as MemoryStore (the
- * shared behaviour suite runs on both). Every key carries the configured prefix and a TTL.
+ * The Redis `Store`. Every decision is decided by the Lua script (`lua/admit.lua`), atomically across
+ * all its limits and leases; Redis owns the clock (`TIME`) unless a test injects one. Same semantics
+ * as MemoryStore: the shared behaviour suite runs on both, and a seeded test compares them decision
+ * by decision. Every key carries the configured prefix and a TTL.
+ *
+ * Decisions made in one event-loop tick travel together: one script call decides up to MAX_BATCH of
+ * them, grouped by hash tag (one call per tag on a Cluster), each still all or nothing. A tag has at
+ * most one batch in flight, so a batch that ioredis replays after a reconnect is recognised by its
+ * sequence number and applied once. With nothing in flight a decision goes at once. The limits of
+ * one tag live in one hash: one HMGET and one HSET per tag per batch (bench/redis.ts measures it).
  */
+import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { Cluster, Redis, type ChainableCommander } from 'ioredis';
 import type { Decision, LimitState } from '../limits/decision.js';
+import { TokenBucket } from '../limits/token-bucket.js';
+import { windowBucketMs, windowState } from '../limits/window-counter.js';
 import type { LeaseSpec, LimitSpec, ReplicaCommand, ReplicaStats, SessionRecord, Store, TokenRecord } from './store.js';
 
 const ADMIT_LUA = readFileSync(new URL('./lua/admit.lua', import.meta.url), 'utf8');
@@ -22,41 +32,67 @@ export interface RedisStoreOptions {
   readonly now?: () => number;
 }
 
-type Mode = 'admit' | 'acquire' | 'peek';
+/** Script modes: admit (limits + leases), acquire (leases only), peek (read only). */
+type Mode = 'a' | 'q' | 'p';
+
+interface Job {
+  readonly mode: Mode;
+  readonly specs: readonly LimitSpec[];
+  readonly leases: readonly LeaseSpec[];
+  readonly holderId: string;
+  readonly ttlMs: number;
+  readonly tag: string;
+  readonly resolve: (d: Decision) => void;
+  readonly reject: (err: unknown) => void;
+}
 
 type Client = Redis | Cluster;
 type WithAdmit = Client & {
-  parleyAdmit(...args: (string | number)[]): Promise<string>;
+  parleyAdmitBuffer(...args: (string | number | Buffer)[]): Promise<Buffer>;
 };
+
+/** Decisions per script call at most (a hot tag's burst may exceed it: a tag is never split). */
+const MAX_BATCH = 32;
+const MODE_CODE: Record<Mode, number> = { a: 1, q: 2, p: 3 };
+const DAY_MS = 86_400_000;
 
 function nodeOf(url: string): { host: string; port: number } {
   const u = new URL(url);
   return { host: u.hostname, port: Number(u.port || 6379) };
 }
 
-/** A number of the script's reply (`%.14g`, or "inf"). */
-const num = (v: string | undefined): number => (v === 'inf' ? Infinity : Number(v));
-
 /**
- * The script's reply: "allowed,retryAfterMs,refusedIndex" then "remaining,resetMs" per spec and per
- * lease, in order (see lua/admit.lua). Names and limits come from the specs, not the wire.
+ * The script's reply (lua/admit.lua): doubles; now, then per decision the outcome and the stored
+ * numbers of each limit and lease, from which remaining and reset are derived here exactly as the
+ * memory store derives them.
  */
-function parseDecision(reply: string, specs: readonly LimitSpec[], leases: readonly LeaseSpec[]): Decision {
-  const f = reply.split(',');
-  const states: LimitState[] = new Array<LimitState>(specs.length + leases.length);
-  let j = 3;
-  for (let i = 0; i < specs.length; i++, j += 2) {
-    const s = specs[i]!;
-    states[i] = { name: s.name, limit: s.kind === 'bucket' ? s.burst : s.limit, remaining: num(f[j]), resetMs: num(f[j + 1]) };
-  }
-  for (let i = 0; i < leases.length; i++, j += 2) {
-    const l = leases[i]!;
-    states[specs.length + i] = { name: l.name, limit: l.limit, remaining: num(f[j]), resetMs: num(f[j + 1]) };
-  }
-  if (f[0] === '1') return { allowed: true, states };
-  const at = Number(f[2]) - 1;
-  const limitName = at < specs.length ? (specs[at]?.name ?? '') : (leases[at - specs.length]?.name ?? '');
-  return { allowed: false, retryAfterMs: num(f[1]), limitName, states };
+function readReply(reply: Buffer, jobs: readonly Job[]): Decision[] {
+  let o = 0;
+  const next = (): number => {
+    const x = reply.readDoubleLE(o);
+    o += 8;
+    return x;
+  };
+  const now = next();
+  return jobs.map((job) => {
+    const allowed = next() === 1;
+    const retryAfterMs = next();
+    const at = next() - 1;
+    const states: LimitState[] = [];
+    for (const sp of job.specs) {
+      const x = next();
+      const y = next();
+      if (sp.kind === 'window') states.push({ name: sp.name, limit: sp.limit, ...windowState(sp.limit, sp.windowMs, x, y, now) });
+      else if (sp.kind === 'bucket') {
+        const b = TokenBucket.restore({ ratePerSec: sp.ratePerSec, burst: sp.burst }, x, y);
+        states.push({ name: sp.name, limit: sp.burst, remaining: Math.floor(b.available(now)), resetMs: b.msUntilFull(now) });
+      } else states.push({ name: sp.name, limit: sp.limit, remaining: Math.max(0, sp.limit - x), resetMs: DAY_MS - (now % DAY_MS) });
+    }
+    for (const l of job.leases) states.push({ name: l.name, limit: l.limit, remaining: Math.max(0, l.limit - next()), resetMs: 0 });
+    if (allowed) return { allowed: true, states };
+    const limitName = at < job.specs.length ? (job.specs[at]?.name ?? '') : (job.leases[at - job.specs.length]?.name ?? '');
+    return { allowed: false, retryAfterMs, limitName, states };
+  });
 }
 
 /** The `{hash-tag}` of a key, so an auxiliary key lands in the same cluster slot. */
@@ -188,39 +224,157 @@ export class RedisStore implements Store {
     return this.nowFn ? this.nowFn() : Date.now();
   }
 
-  private run(mode: Mode, specs: readonly LimitSpec[], leases: readonly LeaseSpec[], holderId: string, ttlMs: number, opId: string): Promise<string> {
-    // One flat argument list: numkeys, KEYS, then ARGV (layout in lua/admit.lua). Numbers go as
-    // numbers; ioredis writes them without an intermediate string array.
-    const nKeys = 1 + specs.length + leases.length;
-    const firstKey = specs[0]?.key ?? leases[0]?.key;
-    const args: (string | number)[] = [nKeys, this.prefix + 'op:' + tagOf(firstKey) + ':' + opId];
-    for (const s of specs) args.push(this.prefix + s.key);
-    for (const l of leases) args.push(this.prefix + l.key);
-    args.push(mode, this.nowFn ? this.nowFn() : '', opId, holderId, ttlMs, specs.length, leases.length);
-    for (const s of specs) {
-      const cost = s.cost ?? 1;
-      if (s.kind === 'window') args.push('w', s.limit, s.windowMs, cost);
-      else if (s.kind === 'bucket') args.push('b', s.ratePerSec, s.burst, cost);
-      else args.push('d', s.limit, 0, cost);
+  // ---- Decisions: coalesced per tick, one script call per batch --------------------------------
+
+  /** Decisions waiting for the next flush (or for their tag's batch in flight to answer). */
+  private pending: Job[] = [];
+  /** Tags with a batch in flight: at most one per tag, so a replay is always of the latest (lua/admit.lua). */
+  private readonly inFlight = new Set<string>();
+  private flushScheduled = false;
+  private seq = 0;
+  private readonly clientId = randomBytes(6).toString('base64url');
+
+  private decide(mode: Mode, specs: readonly LimitSpec[], leases: readonly LeaseSpec[], holderId: string, ttlMs: number): Promise<Decision> {
+    if (specs.length === 0 && leases.length === 0) return Promise.resolve({ allowed: true, states: [] });
+    if (this.redis.status !== 'ready') return Promise.reject(new Error(`redis not ready (${this.redis.status})`));
+    return new Promise<Decision>((resolve, reject) => {
+      this.pending.push({ mode, specs, leases, holderId, ttlMs, tag: tagOf(specs[0]?.key ?? leases[0]?.key), resolve, reject });
+      // Nothing in flight: no one to coalesce with, so no reason to wait for the next tick.
+      if (this.inFlight.size === 0 && this.pending.length === 1 && !this.flushScheduled) this.flush();
+      else this.scheduleFlush();
+    });
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    // setImmediate, not a microtask: callers answered by one batch reply decide again in the
+    // microtasks that follow it, and all of those should ride the next batch together.
+    setImmediate(() => {
+      this.flushScheduled = false;
+      this.flush();
+    });
+  }
+
+  private flush(): void {
+    // Batches of at most MAX_BATCH decisions, so that under load several are in flight and the
+    // client's work overlaps Redis'. A tag with a batch in flight waits (see `inFlight`).
+    const waiting: Job[] = [];
+    let groups = new Map<string, Job[]>();
+    let size = 0;
+    const ship = (): void => {
+      if (size === 0) return;
+      // A Cluster routes a script by its keys' slot: one call per tag there.
+      if (this.isCluster) for (const [tag, jobs] of groups) this.send(new Map([[tag, jobs]]));
+      else this.send(groups);
+      groups = new Map();
+      size = 0;
+    };
+    for (const job of this.pending) {
+      const g = groups.get(job.tag);
+      if (g) {
+        g.push(job);
+        size++;
+      } else if (this.inFlight.has(job.tag)) waiting.push(job);
+      else {
+        if (size >= MAX_BATCH) ship();
+        groups.set(job.tag, [job]);
+        size++;
+      }
     }
-    for (const l of leases) args.push(l.limit);
-    return this.redis.parleyAdmit(...args);
+    this.pending = waiting;
+    ship();
   }
 
-  async consume(specs: readonly LimitSpec[], opId: string): Promise<Decision> {
-    return parseDecision(await this.run('admit', specs, NO_LEASES, '', 0, opId), specs, NO_LEASES);
+  private send(groups: Map<string, Job[]>): void {
+    const seq = ++this.seq;
+    const keys: string[] = [];
+    const keyIndex = new Map<string, number>();
+    const key = (k: string): number => {
+      let i = keyIndex.get(k);
+      if (i === undefined) {
+        keys.push(k);
+        keyIndex.set(k, (i = keys.length));
+      }
+      return i;
+    };
+    // Layout: lua/admit.lua. Every number goes in one buffer of doubles (one struct.unpack there),
+    // the strings (field names, holders) as arguments after it.
+    const nums: number[] = [groups.size];
+    const strs: string[] = [];
+    const jobs: Job[] = [];
+    for (const [tag, group] of groups) {
+      this.inFlight.add(tag);
+      const fields = new Map<string, number>();
+      const slots: number[] = [];
+      let writes = 0;
+      for (const job of group) {
+        if (job.mode !== 'p') writes = 1;
+        for (const sp of job.specs) {
+          if (!fields.has(sp.key)) {
+            strs.push(sp.key);
+            fields.set(sp.key, fields.size + 1);
+            // A window's bucket width and slot count (the script reads the current slot with it).
+            if (sp.kind === 'window') {
+              const g = windowBucketMs(sp.windowMs);
+              slots.push(g, Math.ceil(sp.windowMs / g) + 1);
+            } else slots.push(0, 0);
+          }
+        }
+      }
+      nums.push(key(this.prefix + 'lim:' + tag), fields.size, group.length, writes, ...slots);
+      for (const job of group) {
+        jobs.push(job);
+        nums.push(MODE_CODE[job.mode], job.ttlMs, job.specs.length, job.leases.length);
+        for (const sp of job.specs) {
+          const f = fields.get(sp.key)!;
+          const cost = sp.cost ?? 1;
+          if (sp.kind === 'window') nums.push(1, f, sp.limit, sp.windowMs, cost);
+          else if (sp.kind === 'bucket') nums.push(2, f, sp.ratePerSec, sp.burst, cost);
+          else nums.push(3, f, sp.limit, 0, cost);
+        }
+        for (const l of job.leases) nums.push(key(this.prefix + l.key), l.limit);
+        if (job.leases.length > 0) strs.push(job.holderId);
+      }
+    }
+    const blob = Buffer.from(new Float64Array(nums).buffer);
+    const done = (): void => {
+      for (const tag of groups.keys()) this.inFlight.delete(tag);
+      if (this.pending.length > 0) this.scheduleFlush();
+    };
+    this.redis.parleyAdmitBuffer(keys.length, ...keys, this.nowFn ? this.nowFn() : '', this.clientId, seq, blob, ...strs).then(
+      (reply) => {
+        done();
+        let decisions: Decision[];
+        try {
+          decisions = readReply(reply, jobs);
+        } catch (err) {
+          for (const job of jobs) job.reject(err);
+          return;
+        }
+        for (let i = 0; i < jobs.length; i++) jobs[i]!.resolve(decisions[i]!);
+      },
+      (err: unknown) => {
+        done();
+        for (const job of jobs) job.reject(err);
+      },
+    );
   }
 
-  async admit(specs: readonly LimitSpec[], leases: readonly LeaseSpec[], holderId: string, ttlMs: number, opId: string): Promise<Decision> {
-    return parseDecision(await this.run('admit', specs, leases, holderId, ttlMs, opId), specs, leases);
+  consume(specs: readonly LimitSpec[], _opId: string): Promise<Decision> {
+    return this.decide('a', specs, NO_LEASES, '', 0);
+  }
+
+  admit(specs: readonly LimitSpec[], leases: readonly LeaseSpec[], holderId: string, ttlMs: number, _opId: string): Promise<Decision> {
+    return this.decide('a', specs, leases, holderId, ttlMs);
   }
 
   async peek(specs: readonly LimitSpec[]): Promise<readonly LimitState[]> {
-    return parseDecision(await this.run('peek', specs, NO_LEASES, '', 0, ''), specs, NO_LEASES).states;
+    return (await this.decide('p', specs, NO_LEASES, '', 0)).states;
   }
 
-  async acquire(leases: readonly LeaseSpec[], holderId: string, ttlMs: number): Promise<Decision> {
-    return parseDecision(await this.run('acquire', NO_SPECS, leases, holderId, ttlMs, ''), NO_SPECS, leases);
+  acquire(leases: readonly LeaseSpec[], holderId: string, ttlMs: number): Promise<Decision> {
+    return this.decide('q', NO_SPECS, leases, holderId, ttlMs);
   }
 
   async renew(leases: readonly LeaseSpec[], holderId: string, ttlMs: number, mode: 'extend' | 'restore' = 'extend'): Promise<void> {

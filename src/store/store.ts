@@ -105,14 +105,18 @@ export interface ReplicaStats {
 export interface Store {
   readonly kind: 'memory' | 'redis';
 
-  /** Checks every limit, then consumes all or none. `opId` makes a replayed call idempotent. */
+  /**
+   * Checks every limit, then consumes all or none. `opId` names the decision (unique per call, for
+   * traces); it is not a dedupe key: a store that can see its own transport replay a command (Redis,
+   * after a reconnect) recognises the replay itself and applies the decision once.
+   */
   consume(limits: readonly LimitSpec[], opId: string): Promise<Decision>;
   /** Reads the limits without consuming (for /v1/usage and quota.updated). */
   peek(limits: readonly LimitSpec[]): Promise<readonly LimitState[]>;
 
   /**
    * Upstream admission: checks every rate limit and every lease, then consumes the limits and
-   * takes one slot of each lease, all or nothing. `opId` makes a replay idempotent.
+   * takes one slot of each lease, all or nothing. `opId` as for `consume`.
    */
   admit(limits: readonly LimitSpec[], leases: readonly LeaseSpec[], holderId: string, ttlMs: number, opId: string): Promise<Decision>;
 

@@ -65,17 +65,18 @@ describe('rest quota and rate-limit headers', () => {
     expect(first.status).toBe(200);
     expect(first.headers.get('x-ratelimit-limit')).toBe('3');
     expect(first.headers.get('x-ratelimit-remaining')).toBe('2');
-    expect(Number(first.headers.get('x-ratelimit-reset'))).toBe(Math.ceil((t.scheduler!.now() + 60_000) / 1000));
+    expect(Number(first.headers.get('x-ratelimit-reset'))).toBe(Math.ceil((t.scheduler!.now() + 61_000) / 1000));
     expect(first.headers.get('ratelimit-policy')).toBe('"rest";q=3;w=60');
-    expect(first.headers.get('ratelimit')).toBe('"rest";r=2;t=60');
+    // Frees when the first call's 1 s bucket has left the 60 s window: 61 s.
+    expect(first.headers.get('ratelimit')).toBe('"rest";r=2;t=61');
     await t.rest('GET', '/v1/usage');
     await t.rest('POST', '/v1/tokens');
     const over = await t.rest('GET', '/v1/usage');
     expect(over.status).toBe(429);
-    expect(over.headers.get('retry-after')).toBe('60');
+    expect(over.headers.get('retry-after')).toBe('61');
     expect(over.headers.get('x-ratelimit-remaining')).toBe('0');
-    expect(await over.json()).toEqual({ error: { code: 'rate_limited', message: expect.stringContaining('rest'), retry_after: 60 } });
-    t.scheduler!.advanceBy(60_000);
+    expect(await over.json()).toEqual({ error: { code: 'rate_limited', message: expect.stringContaining('rest'), retry_after: 61 } });
+    t.scheduler!.advanceBy(61_000);
     expect((await t.rest('GET', '/v1/usage')).status).toBe(200);
   });
 

@@ -40,7 +40,7 @@ describe('handshake and auth', () => {
       'account.translate',
       'account.audio_minutes',
     ]);
-    expect(quota.limits.find((l) => l.name === 'account.conversation.start')).toEqual({ name: 'account.conversation.start', limit: 20, remaining: 19, reset_seconds: 60 });
+    expect(quota.limits.find((l) => l.name === 'account.conversation.start')).toEqual({ name: 'account.conversation.start', limit: 20, remaining: 19, reset_seconds: 61 });
     expect(c.invalid).toEqual([]);
   });
 

@@ -60,9 +60,10 @@ describe('GET /v1/usage and the rate-limit headers', () => {
     t = await startApp({ plan: { requestsPerMinute: { rest: 30 } } });
     const first = await usage();
     expect(first.body).toMatchObject({ account_id: 'acct_a', requests_used: 1, requests_limit: 30, connections_used: 0, connections_limit: 50, daily_minutes_used: 0, daily_minutes_limit: 500 });
-    expect(Date.parse(first.body.requests_reset)).toBe(t.scheduler!.now() + 60_000);
+    // The call's 1 s bucket leaves the 60 s window at 61 s.
+    expect(Date.parse(first.body.requests_reset)).toBe(t.scheduler!.now() + 61_000);
     expect(first.headers.get('x-ratelimit-remaining')).toBe('29');
-    expect(limitOf(first.body, 'key.rest')).toEqual({ name: 'key.rest', limit: 30, remaining: 29, reset_seconds: 60 });
+    expect(limitOf(first.body, 'key.rest')).toEqual({ name: 'key.rest', limit: 30, remaining: 29, reset_seconds: 61 });
 
     const c = await t.session(); // one token mint (rest) and one conversation.start
     c.send({ type: 'turn.text', id: 'hola', text: 'Hola' });
@@ -70,7 +71,7 @@ describe('GET /v1/usage and the rate-limit headers', () => {
     const during = await usage();
     expect(during.body.requests_used).toBe(3);
     expect(during.headers.get('x-ratelimit-remaining')).toBe('27');
-    expect(during.headers.get('ratelimit')).toBe('"rest";r=27;t=60');
+    expect(during.headers.get('ratelimit')).toBe('"rest";r=27;t=61');
     expect(during.body.connections_used).toBe(1);
     expect(limitOf(during.body, 'account.connections')).toMatchObject({ limit: 50, remaining: 49 });
     expect(limitOf(during.body, 'account.conversation.start')).toMatchObject({ limit: 20, remaining: 19 });
@@ -102,8 +103,8 @@ describe('GET /v1/usage and the rate-limit headers', () => {
     expect(gone.headers.get('x-ratelimit-remaining')).toBe('0');
     const over = await t.rest('GET', '/v1/no-such-route');
     expect(over.status).toBe(429);
-    expect(over.headers.get('retry-after')).toBe('60');
-    expect(((await over.json()) as { error: { code: string; retry_after: number } }).error).toMatchObject({ code: 'rate_limited', retry_after: 60 });
+    expect(over.headers.get('retry-after')).toBe('61');
+    expect(((await over.json()) as { error: { code: string; retry_after: number } }).error).toMatchObject({ code: 'rate_limited', retry_after: 61 });
     const unauth = await t.rest('GET', '/v1/usage', undefined, 'sk_unknown_key_123456');
     expect(unauth.status).toBe(401);
     expect(unauth.headers.get('x-ratelimit-limit')).toBeNull();

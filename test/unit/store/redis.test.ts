@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RedisStore } from '../../../src/store/redis.js';
@@ -29,54 +30,79 @@ describe('redis store specifics', () => {
     const refused = await s.consume([w], 'o2');
     expect(refused.allowed).toBe(false);
     if (!refused.allowed) {
-      expect(refused.retryAfterMs).toBeGreaterThan(59_000);
-      expect(refused.retryAfterMs).toBeLessThanOrEqual(60_000);
+      // Until the 1 s bucket of the first has left the 60 s window: 60-61 s on Redis' clock.
+      expect(refused.retryAfterMs).toBeGreaterThan(60_000);
+      expect(refused.retryAfterMs).toBeLessThanOrEqual(61_000);
     }
     expect(s.healthy()).toBe(true);
     await s.close();
     expect(s.healthy()).toBe(false);
   });
 
-  it('returns the stored outcome for a replayed opId after a reconnect, with the states as they are now', async () => {
+  /**
+   * What ioredis does after a reconnect: the same script call again, byte for byte (same client id,
+   * same seq). Sent here by hand, one decision per call: a daily limit of 5 and a window of 1 in 60 s.
+   * The reply, decoded: [now, allowed, retryAfterMs, refused index, d used, 0, w sum, w newest bucket].
+   */
+  async function rawDecider(prefix: string, now: () => number): Promise<{ send(seq: number): Promise<number[]>; close(): Promise<void> }> {
+    const r = new Redis(server.url);
+    r.defineCommand('parleyAdmit', { lua: readFileSync(new URL('../../../src/store/lua/admit.lua', import.meta.url), 'utf8') });
+    const call = r as Redis & { parleyAdmitBuffer(...a: (string | number | Buffer)[]): Promise<Buffer> };
+    // 1 group: hash key 1, 2 fields, 1 decision, writes; field 1 not a window (0, 0), field 2 a
+    // window of 1 s buckets in 61 slots; admit, ttl 0, 2 specs, 0 leases; daily (field 1) limit 5
+    // cost 1; window (field 2) limit 1 over 60 s cost 1.
+    const blob = Buffer.from(new Float64Array([1, 1, 2, 1, 1, 0, 0, 1_000, 61, 1, 0, 2, 0, 3, 1, 5, 0, 1, 1, 2, 1, 60_000, 1]).buffer);
+    return {
+      send: async (seq) => {
+        const reply = await call.parleyAdmitBuffer(1, `${prefix}lim:{a}`, now(), 'client1', seq, blob, 'd:{a}', 'w:{a}');
+        return Array.from(new Float64Array(reply.buffer.slice(reply.byteOffset, reply.byteOffset + reply.length)));
+      },
+      close: async () => void (await r.quit()),
+    };
+  }
+
+  it('applies a replayed script call once and answers its recorded outcome, with the states as they are now', async () => {
+    const c = { t: Date.UTC(2026, 10, 23, 12, 0, 0) };
+    const bucket = c.t / 1000; // the window's 1 s bucket of the first call
     const prefix = 'test:' + randomUUID() + ':';
-    const w = { kind: 'window', key: 'w:{a}', name: 'w', limit: 1, windowMs: 60_000 } as const;
-    const a = await connect({ prefix });
-    const first = await a.consume([w], 'same');
-    expect(first).toMatchObject({ allowed: true, states: [{ name: 'w', limit: 1, remaining: 0 }] });
-    await a.close();
-    const b = await connect({ prefix });
-    // The record keeps the outcome only; the states of a replay are a peek (Redis TIME has moved on).
-    const replay = await b.consume([w], 'same');
-    expect(replay).toMatchObject({ allowed: true, states: [{ name: 'w', limit: 1, remaining: 0 }] });
-    expect(replay.states[0]!.resetMs).toBeLessThanOrEqual(first.states[0]!.resetMs);
-    expect(replay.states[0]!.resetMs).toBeGreaterThan(0);
-    expect((await b.consume([w], 'other')).allowed).toBe(false);
-    await b.close();
+    const raw = await rawDecider(prefix, () => c.t);
+    expect(await raw.send(1)).toEqual([c.t, 1, 0, 0, 1, 0, 1, bucket]);
+    c.t += 10_000;
+    // The replay: the same outcome, nothing consumed (d used stays 1, w sum 1).
+    expect(await raw.send(1)).toEqual([c.t, 1, 0, 0, 1, 0, 1, bucket]);
+    // The next call (seq 2) is refused by the window (index 2) until its bucket leaves: 51 s.
+    expect(await raw.send(2)).toEqual([c.t, 0, 51_000, 2, 1, 0, 1, bucket]);
+    c.t += 20_000;
+    // That refusal replayed: the recorded retry time and limit, the states as they are now.
+    expect(await raw.send(2)).toEqual([c.t, 0, 51_000, 2, 1, 0, 1, bucket]);
+    // A call older than the record (a late resend of seq 1) consumes nothing either.
+    expect((await raw.send(1)).slice(4)).toEqual([1, 0, 1, bucket]);
+    const s = await connect({ prefix, now: () => c.t });
+    expect((await s.peek([{ kind: 'daily', key: 'd:{a}', name: 'd', limit: 5, cost: 1 }]))[0]!.remaining).toBe(4);
+    await Promise.all([s.close(), raw.close()]);
   });
 
-  it('replays a refusal with its retry time and limit, consuming nothing', async () => {
+  it('decides a burst of calls together in one script call, in order, each all or nothing', async () => {
     const c = { t: Date.UTC(2026, 10, 23, 12, 0, 0) };
     const s = await connect({ prefix: 'test:' + randomUUID() + ':', now: () => c.t });
-    const w = { kind: 'window', key: 'w:{a}', name: 'w', limit: 1, windowMs: 60_000 } as const;
-    const d = { kind: 'daily', key: 'd:{a}', name: 'd', limit: 5, cost: 1 } as const;
-    expect((await s.consume([d, w], 'o1')).allowed).toBe(true);
-    c.t += 10_000;
-    const refused = await s.consume([d, w], 'o2');
-    expect(refused).toMatchObject({ allowed: false, retryAfterMs: 50_000, limitName: 'w', states: [{ name: 'd', remaining: 4 }, { name: 'w', remaining: 0 }] });
-    c.t += 20_000;
-    // Replayed later: the same outcome; states read now (the window slid by 20 s).
-    expect(await s.consume([d, w], 'o2')).toEqual({
-      allowed: false,
-      retryAfterMs: 50_000,
-      limitName: 'w',
-      states: [
-        { name: 'd', limit: 5, remaining: 4, resetMs: 12 * 3600_000 - 30_000 },
-        { name: 'w', limit: 1, remaining: 0, resetMs: 30_000 },
-      ],
-    });
-    // An allowed replay consumes nothing either.
-    expect((await s.consume([d, w], 'o1')).allowed).toBe(true);
-    expect((await s.peek([d]))[0]!.remaining).toBe(4);
+    const w = { kind: 'window', key: 'w:{a}', name: 'w', limit: 3, windowMs: 60_000 } as const;
+    const d = { kind: 'daily', key: 'd:{a}', name: 'd', limit: 10, cost: 1 } as const;
+    const other = { kind: 'window', key: 'w:{b}', name: 'wb', limit: 1, windowMs: 60_000 } as const;
+    await s.peek([d]); // the script is cached (no EVAL after a NOSCRIPT below)
+    const r = new Redis(server.url);
+    await r.config('RESETSTAT');
+    const burst = await Promise.all([
+      s.consume([d, w], 'o1'), s.consume([d, w], 'o2'), s.consume([other], 'o3'), s.consume([d, w], 'o4'),
+      s.consume([d, w], 'o5'), s.consume([other], 'o6'), s.peek([d, w]),
+    ]);
+    expect(burst.slice(0, 6).map((x) => ('allowed' in x ? x.allowed : undefined))).toEqual([true, true, true, true, false, false]);
+    // The refused fifth consumed nothing from d: 3 taken, 7 left, as the peek after it shows.
+    expect((burst[6] as readonly { remaining: number }[]).map((x) => x.remaining)).toEqual([7, 0]);
+    // Three calls for seven decisions: the first at once (nothing was in flight); the two on {b} on
+    // the next tick; the four others on {a} once the first answered (one batch per tag in flight).
+    const stats = await r.info('commandstats');
+    expect(/cmdstat_evalsha:calls=(\d+)/.exec(stats)?.[1]).toBe('3');
+    await r.quit();
     await s.close();
   });
 
@@ -94,8 +120,9 @@ describe('redis store specifics', () => {
     await s.acquire([{ key: 'l:{a}', name: 'l', limit: 2 }], 'h', 30_000);
     const r = new Redis(server.url);
     const keys = await r.keys(prefix + '*');
-    expect(keys.length).toBeGreaterThanOrEqual(5);
-    expect(await r.pttl(prefix + 'w:{a}')).toBeGreaterThan(0);
+    // One hash for the tag's limits (window, bucket, daily), one sorted set for the lease.
+    expect(keys.sort()).toEqual([prefix + 'l:{a}', prefix + 'lim:{a}']);
+    expect(await r.hlen(prefix + 'lim:{a}')).toBe(6); // 3 limits, the window's bucket slot, the replay record, the expiry mark
     for (const k of keys) expect(await r.pttl(k), k).toBeGreaterThan(0);
     await r.quit();
     await s.close();

@@ -22,7 +22,7 @@ const daily = (limit: number, cost: number, key = 'd:{a}'): LimitSpec => ({ kind
 
 export function storeSuite(name: string, make: StoreFactory): void {
   describe(`${name} store`, () => {
-    it('a window allows exactly `limit` in any 60 s and tells when the next fits', async () => {
+    it('a window allows `limit` in any 60 s; the oldest counts until its 1 s bucket has left', async () => {
       const c = clock();
       const s = await make(c);
       for (let i = 0; i < 3; i++) {
@@ -30,9 +30,10 @@ export function storeSuite(name: string, make: StoreFactory): void {
         expect((await s.consume([window(3)], `op${i}`)).allowed).toBe(true);
       }
       const refused = await s.consume([window(3)], 'op3');
-      // The oldest (at +10 s) leaves the window at +70 s; it is now +30 s.
-      expect(refused).toMatchObject({ allowed: false, retryAfterMs: 40_000, limitName: 'w:{a}' });
-      c.advance(39_999);
+      // The oldest (+10 s, bucket [+10 s, +11 s)) stops counting at +71 s: an exact log would say
+      // +70 s; the bucketed window is up to one bucket (1/60 of the window) more careful. It is +30 s.
+      expect(refused).toMatchObject({ allowed: false, retryAfterMs: 41_000, limitName: 'w:{a}', states: [{ remaining: 0, resetMs: 61_000 }] });
+      c.advance(40_999);
       expect((await s.consume([window(3)], 'op3b')).allowed).toBe(false);
       c.advance(1);
       expect((await s.consume([window(3)], 'op4')).allowed).toBe(true);
@@ -73,15 +74,6 @@ export function storeSuite(name: string, make: StoreFactory): void {
       // The refusal consumed nothing from w1: four more fit.
       const [w1] = await s.peek([window(5, 'w1:{a}')]);
       expect(w1!.remaining).toBe(4);
-      await s.close();
-    });
-
-    it('a replayed operation id is decided once', async () => {
-      const c = clock();
-      const s = await make(c);
-      expect((await s.consume([window(1)], 'same')).allowed).toBe(true);
-      expect((await s.consume([window(1)], 'same')).allowed).toBe(true);
-      expect((await s.consume([window(1)], 'other')).allowed).toBe(false);
       await s.close();
     });
 
