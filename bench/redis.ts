@@ -11,7 +11,10 @@
  *          lease on one upstream account), each followed by the `release` the governor sends when
  *          the call ends; an admission cycle is two round trips (for information);
  *        - rate-limiter-flexible `RateLimiterRedis.consume` (ioredis, one fixed-window limit), the
- *          same accounts;
+ *          same accounts: the target's yardstick;
+ *        - rate-limiter-flexible deciding the same three limits the way its users would, a
+ *          `RateLimiterUnion` of a minute, a day and a second limiter (three scripts at once, not
+ *          atomic), for a like-for-like figure;
  *        - both again on ioredis clients with `enableAutoPipelining` (the same client options on
  *          both sides; the store itself does not enable it: measured slower for its decisions);
  *      every limit set high enough that nothing is refused (the allowed/refused counts are shown);
@@ -24,12 +27,12 @@
  * Knobs (environment): BENCH_REDIS_SECONDS (3), BENCH_REDIS_WARMUP_SECONDS (1),
  * BENCH_REDIS_CALLERS (50), BENCH_REDIS_ACCOUNTS (1000), BENCH_REDIS_ROUNDS (2),
  * BENCH_REDIS_REQUESTS (1000 per latency figure, after 100 warm-up), BENCH_REDIS_CLIENTS (a comma
- * list of parleyConsume, rlf, rlfAp, parleyConsumeAp, parleyOne, parleyAdmit; default all).
+ * list of parleyConsume, rlf, rlfUnion3, rlfAp, parleyConsumeAp, parleyOne, parleyAdmit; default all).
  * Runs alone with `npx tsx bench/redis.ts` (or `BENCH_ONLY=redis npm run bench`).
  */
 import { pathToFileURL } from 'node:url';
 import { Redis } from 'ioredis';
-import { RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
+import { RateLimiterRedis, RateLimiterRes, RateLimiterUnion } from 'rate-limiter-flexible';
 import WebSocket from 'ws';
 import { buildApp, type ParleyApp } from '../src/app.js';
 import { parseConfig } from '../src/config/load.js';
@@ -75,7 +78,7 @@ function clientList(raw: string | undefined): DecisionClient[] {
   return picked;
 }
 
-export type DecisionClient = 'parleyConsume' | 'parleyConsumeAp' | 'parleyOne' | 'parleyAdmit' | 'rlf' | 'rlfAp';
+export type DecisionClient = 'parleyConsume' | 'parleyConsumeAp' | 'parleyOne' | 'parleyAdmit' | 'rlf' | 'rlfAp' | 'rlfUnion3';
 
 const LABELS: Record<DecisionClient, string> = {
   parleyConsume: 'Parley consume, 3 limits',
@@ -84,8 +87,9 @@ const LABELS: Record<DecisionClient, string> = {
   parleyAdmit: 'Parley admit+release, 2 limits + lease',
   rlf: 'rate-limiter-flexible, 1 limit',
   rlfAp: 'rate-limiter-flexible, 1 limit, autopipe',
+  rlfUnion3: 'rate-limiter-flexible, 3 limits (Union)',
 };
-const ALL_CLIENTS: DecisionClient[] = ['parleyConsume', 'rlf', 'rlfAp', 'parleyConsumeAp', 'parleyOne', 'parleyAdmit'];
+const ALL_CLIENTS: DecisionClient[] = ['parleyConsume', 'rlf', 'rlfUnion3', 'rlfAp', 'parleyConsumeAp', 'parleyOne', 'parleyAdmit'];
 
 export interface DecisionRun {
   readonly client: DecisionClient;
@@ -166,7 +170,7 @@ interface Contestant {
 }
 
 async function contestant(client: DecisionClient, url: string, prefix: string): Promise<Contestant> {
-  if (client === 'rlf' || client === 'rlfAp') {
+  if (client === 'rlf' || client === 'rlfAp' || client === 'rlfUnion3') {
     // rate-limiter-flexible's documented ioredis setup: its own connection, offline queue off; and
     // the same with the auto-pipelining the Parley store enables, for a like-for-like client.
     const redis = new Redis(url, { enableOfflineQueue: false, enableAutoPipelining: client === 'rlfAp' });
@@ -175,14 +179,19 @@ async function contestant(client: DecisionClient, url: string, prefix: string): 
       redis.once('ready', resolve);
       redis.once('end', () => reject(new Error('redis connection ended')));
     });
-    const limiter = new RateLimiterRedis({ storeClient: redis, useRedisPackage: false, keyPrefix: `${prefix}rlf`, points: HIGH, duration: 60 });
+    const rlf = (name: string, duration: number): RateLimiterRedis =>
+      new RateLimiterRedis({ storeClient: redis, useRedisPackage: false, keyPrefix: `${prefix}${name}`, points: HIGH, duration });
+    // rlfUnion3: how a rate-limiter-flexible user decides the same three limits (a minute, a day,
+    // a second: it has no token bucket), one consume each at once; not atomic: a refusal by one
+    // limit does not give back what the others took.
+    const limiter = client === 'rlfUnion3' ? new RateLimiterUnion(rlf('rlfm', 60), rlf('rlfd', 86_400), rlf('rlfs', 1)) : rlf('rlf', 60);
     return {
       async decide(_caller, _seq, acct) {
         try {
           await limiter.consume(acct);
           return true;
         } catch (err) {
-          if (err instanceof RateLimiterRes) return false;
+          if (err instanceof RateLimiterRes || (client === 'rlfUnion3' && err instanceof Object && !(err instanceof Error))) return false;
           throw err;
         }
       },
@@ -477,6 +486,8 @@ export function redisRows(r: RedisPhaseResult): string[][] {
   return [
     ['decisions/s, 1 caller (Parley: 3 limits atomically)', fmtInt(r.best.parleyConsume.one), fmtInt(r.best.rlf.one), fmt(r.ratio.one), `≥ ${TARGET_REDIS_RATIO}`, verdict(r.ratio.one, TARGET_REDIS_RATIO, 'atLeast')],
     [`decisions/s, ${n} callers (Parley: 3 limits atomically)`, fmtInt(r.best.parleyConsume.many), fmtInt(r.best.rlf.many), fmt(r.ratio.many), `≥ ${TARGET_REDIS_RATIO}`, verdict(r.ratio.many, TARGET_REDIS_RATIO, 'atLeast')],
+    ['  rate-limiter-flexible deciding the same 3 limits (not atomic), 1 caller', fmtInt(r.best.parleyConsume.one), fmtInt(r.best.rlfUnion3.one), fmt(r.best.parleyConsume.one / r.best.rlfUnion3.one), '', ''],
+    [`  rate-limiter-flexible deciding the same 3 limits (not atomic), ${n} callers`, fmtInt(r.best.parleyConsume.many), fmtInt(r.best.rlfUnion3.many), fmt(r.best.parleyConsume.many / r.best.rlfUnion3.many), '', ''],
     ['  both with ioredis auto-pipelining, 1 caller', fmtInt(r.best.parleyConsumeAp.one), fmtInt(r.best.rlfAp.one), fmt(r.best.parleyConsumeAp.one / r.best.rlfAp.one), '', ''],
     [`  both with ioredis auto-pipelining, ${n} callers`, fmtInt(r.best.parleyConsumeAp.many), fmtInt(r.best.rlfAp.many), fmt(r.best.parleyConsumeAp.many / r.best.rlfAp.many), '', ''],
     ['  Parley consume, 1 limit (window), 1 caller', fmtInt(r.best.parleyOne.one), '', fmt(r.best.parleyOne.one / r.best.rlf.one), '', ''],
