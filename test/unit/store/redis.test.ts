@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RedisStore } from '../../../src/store/redis.js';
+import { startLossyProxy } from '../../helpers/lossy-proxy.js';
 import { startRedis, type RedisHandle } from '../../helpers/redis.js';
 import { storeSuite } from './store-suite.js';
 
@@ -80,6 +81,60 @@ describe('redis store specifics', () => {
     const s = await connect({ prefix, now: () => c.t });
     expect((await s.peek([{ kind: 'daily', key: 'd:{a}', name: 'd', limit: 5, cost: 1 }]))[0]!.remaining).toBe(4);
     await Promise.all([s.close(), raw.close()]);
+  });
+
+  it('applies a decision once when its reply is lost and ioredis resends it after reconnecting', async () => {
+    const proxy = await startLossyProxy(server.port);
+    const prefix = 'test:' + randomUUID() + ':';
+    const s = new RedisStore({ url: proxy.url, prefix, commandTimeoutMs: 2_000 });
+    await s.ready();
+    const w = { kind: 'window', key: 'w:{a}', name: 'w', limit: 5, windowMs: 60_000 } as const;
+    const d = { kind: 'daily', key: 'd:{a}', name: 'd', limit: 10, cost: 1 } as const;
+    expect((await s.consume([w, d], 'first')).allowed).toBe(true);
+    const r = new Redis(server.url);
+    await r.config('RESETSTAT');
+    proxy.loseNextReply();
+    // Redis applies it, the reply is lost with the connection; ioredis reconnects and sends it again.
+    const lost = await s.consume([w, d], 'lost');
+    expect(proxy.cuts).toBe(1);
+    // Two script runs (ioredis resends it as EVAL on the new connection), one write.
+    const stats = await r.info('commandstats');
+    const calls = (cmd: string): number => Number(new RegExp(`cmdstat_${cmd}:calls=(\\d+)`).exec(stats)?.[1] ?? 0);
+    expect([calls('evalsha') + calls('eval'), calls('hset')]).toEqual([2, 1]);
+    // The answer is the recorded one, and each limit counted the decision once: 2 of 5, 2 of 10.
+    expect(lost).toMatchObject({ allowed: true, states: [{ name: 'w', remaining: 3 }, { name: 'd', remaining: 8 }] });
+    expect((await s.peek([w, d])).map((x) => x.remaining)).toEqual([3, 8]);
+    await r.quit();
+    await s.close();
+    await proxy.close();
+  });
+
+  it('sends at most 32 decisions per script call, several calls at once for distinct tags', async () => {
+    const s = await connect({ prefix: 'test:' + randomUUID() + ':' });
+    await s.peek([{ kind: 'daily', key: 'd:{warm}', name: 'd', limit: 1 }]); // the script is cached
+    const r = new Redis(server.url);
+    await r.config('RESETSTAT');
+    const ds = await Promise.all(
+      Array.from({ length: 70 }, (_, i) => s.consume([{ kind: 'window', key: `w:{t${i}}`, name: 'w', limit: 1, windowMs: 60_000 }], `o${i}`)),
+    );
+    expect(ds.filter((x) => x.allowed).length).toBe(70);
+    // The first at once (nothing in flight), then the 69 others on the next tick: 32 + 32 + 5.
+    expect(/cmdstat_evalsha:calls=(\d+)/.exec(await r.info('commandstats'))?.[1]).toBe('4');
+    await r.quit();
+    await s.close();
+  });
+
+  it('rejects every decision of a batch whose call times out (so the caller falls back)', async () => {
+    const proxy = await startLossyProxy(server.port);
+    const s = new RedisStore({ url: proxy.url, prefix: 'test:' + randomUUID() + ':', commandTimeoutMs: 300 });
+    await s.ready();
+    const w = (i: number) => ({ kind: 'window', key: `w:{t${i}}`, name: 'w', limit: 1, windowMs: 60_000 }) as const;
+    proxy.swallowReplies();
+    const outcomes = await Promise.allSettled([0, 1, 2, 3, 4].map((i) => s.consume([w(i)], `o${i}`)));
+    expect(outcomes.map((o) => o.status)).toEqual(['rejected', 'rejected', 'rejected', 'rejected', 'rejected']);
+    expect(String((outcomes[0] as PromiseRejectedResult).reason)).toMatch(/timed out/i);
+    await s.close();
+    await proxy.close();
   });
 
   it('decides a burst of calls together in one script call, in order, each all or nothing', async () => {
