@@ -87,9 +87,11 @@ export async function startRedis(port?: number): Promise<RedisHandle> {
 }
 
 export interface RedisClusterHandle {
-  /** One URL per master node. */
+  /** One URL per node (masters and replicas). */
   readonly urls: readonly string[];
   stop(): Promise<void>;
+  /** SIGKILL the node on this port (a crash). */
+  kill(port: number): Promise<void>;
 }
 
 /** A free port whose cluster-bus port (port + 10000) is free too. */
@@ -107,10 +109,13 @@ async function freeClusterPort(): Promise<number> {
 }
 
 /**
- * A local 3-master Redis Cluster (no replicas): three `redis-server --cluster-enabled yes` on free
- * ports, joined by `redis-cli --cluster create`; resolves once CLUSTER INFO says `cluster_state:ok`.
+ * A local Redis Cluster of 3 masters, with `replicasPerMaster` replicas each (default 0):
+ * `redis-server --cluster-enabled yes` on free ports, joined by `redis-cli --cluster create`;
+ * resolves once CLUSTER INFO says `cluster_state:ok` on every node. With replicas, a node that stops
+ * answering is failed over after `cluster-node-timeout` (1 s here).
  */
-export async function startRedisCluster(): Promise<RedisClusterHandle> {
+export async function startRedisCluster(opts: { replicasPerMaster?: number } = {}): Promise<RedisClusterHandle> {
+  const replicas = opts.replicasPerMaster ?? 0;
   const dir = mkdtempSync(join(tmpdir(), 'parley-cluster-'));
   const nodes: { port: number; child: ReturnType<typeof spawn>; exited: Promise<void> }[] = [];
   const stop = async (): Promise<void> => {
@@ -119,12 +124,12 @@ export async function startRedisCluster(): Promise<RedisClusterHandle> {
     rmSync(dir, { recursive: true, force: true });
   };
   try {
-    for (let i = 0; i < 3; i++) {
+    for (let i = 0; i < 3 * (1 + replicas); i++) {
       const port = await freeClusterPort();
       const child = spawn(
         'redis-server',
         ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--cluster-enabled', 'yes',
-          '--cluster-config-file', join(dir, `nodes-${port}.conf`), '--dir', dir],
+          '--cluster-config-file', join(dir, `nodes-${port}.conf`), '--dir', dir, '--cluster-node-timeout', '1000'],
         { stdio: ['ignore', 'ignore', 'ignore'] },
       );
       const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
@@ -138,7 +143,7 @@ export async function startRedisCluster(): Promise<RedisClusterHandle> {
         await new Promise((r) => setTimeout(r, 50));
       }
     }
-    const create = spawnSync('redis-cli', ['--cluster', 'create', ...nodes.map((n) => `127.0.0.1:${n.port}`), '--cluster-replicas', '0', '--cluster-yes'], {
+    const create = spawnSync('redis-cli', ['--cluster', 'create', ...nodes.map((n) => `127.0.0.1:${n.port}`), '--cluster-replicas', String(replicas), '--cluster-yes'], {
       encoding: 'utf8',
       timeout: 20_000,
     });
@@ -162,7 +167,13 @@ export async function startRedisCluster(): Promise<RedisClusterHandle> {
       if (Date.now() > deadline) throw new Error('the cluster did not reach cluster_state:ok');
       await new Promise((r) => setTimeout(r, 100));
     }
-    return { urls, stop };
+    const kill = async (port: number): Promise<void> => {
+      const n = nodes.find((x) => x.port === port);
+      if (!n) throw new Error(`no cluster node on port ${port}`);
+      n.child.kill('SIGKILL');
+      await n.exited;
+    };
+    return { urls, stop, kill };
   } catch (err) {
     await stop();
     throw err;
