@@ -63,14 +63,15 @@ describe('redis cluster failover', () => {
     // The master that holds the tag, and its replica caught up with it.
     const admin = new Redis(ha.urls[0]!);
     const slot = Number(await admin.cluster('KEYSLOT', '{acct_f}'));
-    type Slots = [number, number, [string, number, string], ...[string, number, string][]][];
-    // Replicas show up once they have synced with their master.
-    let owner: Slots[number] | undefined;
-    for (const deadline = Date.now() + 15_000; !owner?.[3]; await new Promise((r) => setTimeout(r, 100))) {
+    // CLUSTER SLOTS: [from, to, master, ...replicas], each node [host, port, id, …]. Replicas show
+    // up once they have synced with their master.
+    let nodes: [string, number][] = [];
+    for (const deadline = Date.now() + 15_000; nodes.length < 2; await new Promise((r) => setTimeout(r, 100))) {
       if (Date.now() > deadline) throw new Error('the master of {acct_f} has no replica listed');
-      owner = ((await admin.cluster('SLOTS')) as Slots).find(([from, to]) => slot >= from && slot <= to);
+      const owner = (await admin.cluster('SLOTS')).find(([from, to]) => slot >= from && slot <= to);
+      nodes = (owner?.slice(2) ?? []) as [string, number][];
     }
-    const [masterPort, replicaPort] = [owner[2][1], owner[3][1]];
+    const [masterPort, replicaPort] = [nodes[0]![1], nodes[1]![1]];
     admin.disconnect();
     const master = new Redis(masterPort, '127.0.0.1');
     const replica = new Redis(replicaPort, '127.0.0.1');
