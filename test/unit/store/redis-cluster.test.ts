@@ -65,11 +65,11 @@ describe('redis cluster failover', () => {
     const slot = Number(await admin.cluster('KEYSLOT', '{acct_f}'));
     // CLUSTER SLOTS: [from, to, master, ...replicas], each node [host, port, id, …]. Replicas show
     // up once they have synced with their master.
-    let nodes: [string, number][] = [];
+    let nodes: [host: string, port: number, nodeId: string, info: unknown[]][] = [];
     for (const deadline = Date.now() + 15_000; nodes.length < 2; await new Promise((r) => setTimeout(r, 100))) {
       if (Date.now() > deadline) throw new Error('the master of {acct_f} has no replica listed');
       const owner = (await admin.cluster('SLOTS')).find(([from, to]) => slot >= from && slot <= to);
-      nodes = (owner?.slice(2) ?? []) as [string, number][];
+      if (owner) [, , ...nodes] = owner;
     }
     const [masterPort, replicaPort] = [nodes[0]![1], nodes[1]![1]];
     admin.disconnect();
