@@ -2,6 +2,7 @@
  * Builds the gateway from a configuration and injected parts (store, logger, scheduler,
  * providers), so tests run the real app on port 0 with a virtual clock (ARCHITECTURE.md).
  */
+import { readFileSync } from 'node:fs';
 import websocket from '@fastify/websocket';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { asyncScheduler, type SchedulerLike } from 'rxjs';
@@ -86,6 +87,9 @@ async function createStore(config: Config, scheduler: SchedulerLike, logger: Log
     prefix: s.prefix,
     commandTimeoutMs: s.commandTimeoutMs,
     ...(s.cluster ? { cluster: s.cluster } : {}),
+    ...(s.tls
+      ? { tls: { ...(s.tls.caFile !== undefined ? { ca: readFileSync(s.tls.caFile) } : {}), ...(s.tls.rejectUnauthorized !== undefined ? { rejectUnauthorized: s.tls.rejectUnauthorized } : {}) } }
+      : {}),
   });
   const store = new ResilientStore({ primary, expectedReplicas: s.expectedReplicas, logger, onFallback });
   const connected = await Promise.race([

@@ -63,7 +63,19 @@ export function parseConfig(raw: unknown, env: NodeJS.ProcessEnv = process.env):
   }
   const config = crossCheck(defaulted, env);
   applyEnvOverrides(config, env);
+  checkFiles(config as Config);
   return deepFreeze(config as Config);
+}
+
+/** Files the configuration names must be readable now, not at the first Redis connection. */
+function checkFiles(config: Config): void {
+  const store = config.store;
+  if (store.kind !== 'redis' || store.tls?.caFile === undefined) return;
+  try {
+    fs.accessSync(store.tls.caFile, fs.constants.R_OK);
+  } catch (err) {
+    throw new ConfigError(`config: store.tls.caFile ${JSON.stringify(store.tls.caFile)} cannot be read: ${(err as Error).message}`, 'store.tls.caFile');
+  }
 }
 
 /**

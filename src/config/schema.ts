@@ -46,6 +46,15 @@ export const RedisStoreSchema = Obj({
   cluster: Type.Optional(Type.Array(Type.String(), { minItems: 1, description: 'Redis Cluster node URLs (instead of url)' })),
   leaseSeconds: PositiveNum(30, "Connection-slot lease; renewed every third of it, so a crashed replica's slots free themselves within it"),
   commandTimeoutMs: PositiveInt(500, 'A Redis command unanswered within this time falls back to the in-process limiters'),
+  tls: Type.Optional(
+    Obj(
+      {
+        caFile: Type.Optional(Type.String({ minLength: 1, description: 'PEM file of the CA that signed the Redis certificate (a private CA); read at start' })),
+        rejectUnauthorized: Type.Optional(Type.Boolean({ description: 'false accepts any certificate: for testing only' })),
+      },
+      'TLS for rediss:// URLs (url or cluster): `caFile` (PEM of a private CA, read at start), `rejectUnauthorized` (false accepts any certificate: testing only); a rediss:// URL without it trusts the system CAs',
+    ),
+  ),
 });
 export const StoreSchema = Type.Union([MemoryStoreSchema, RedisStoreSchema], {
   default: { kind: 'memory' },

@@ -26,6 +26,11 @@ export interface RedisStoreOptions {
   readonly cluster?: readonly string[];
   readonly prefix?: string;
   readonly redis?: Redis;
+  /**
+   * TLS for `rediss://` URLs: `ca` (PEM) to trust a private CA; `rejectUnauthorized: false` accepts
+   * any certificate (testing only). A `rediss://` URL with neither trusts the system's CAs.
+   */
+  readonly tls?: { readonly ca?: string | Buffer; readonly rejectUnauthorized?: boolean };
   /** A command with no answer within this time fails (and the caller falls back). Default 500 ms. */
   readonly commandTimeoutMs?: number;
   /** TEST ONLY: overrides the clock (epoch ms); by default the scripts use Redis TIME. */
@@ -134,6 +139,12 @@ export class RedisStore implements Store {
       connectTimeout: 2000,
       retryStrategy: (times: number) => Math.min(100 * times, 1000),
     };
+    // TLS when the URL says rediss:// (ioredis does that for a URL; Cluster nodes are host:port, so
+    // it is set here from the first node's scheme).
+    const tlsFor = (url: string): { tls?: { ca?: string | Buffer; rejectUnauthorized?: boolean } } =>
+      new URL(url).protocol === 'rediss:'
+        ? { tls: { ...(opts.tls?.ca !== undefined ? { ca: opts.tls.ca } : {}), ...(opts.tls?.rejectUnauthorized !== undefined ? { rejectUnauthorized: opts.tls.rejectUnauthorized } : {}) } }
+        : {};
     let redis: Client;
     if (opts.redis) redis = opts.redis;
     else if (opts.cluster && opts.cluster.length > 0) {
@@ -141,9 +152,17 @@ export class RedisStore implements Store {
       redis = new Cluster(opts.cluster.map(nodeOf), {
         enableOfflineQueue: false,
         clusterRetryStrategy: (times: number) => Math.min(100 * times, 1000),
-        redisOptions: { ...common, username: first.username || undefined, password: first.password ? decodeURIComponent(first.password) : undefined },
+        redisOptions: {
+          ...common,
+          ...tlsFor(opts.cluster[0]!),
+          username: first.username || undefined,
+          password: first.password ? decodeURIComponent(first.password) : undefined,
+        },
       });
-    } else redis = new Redis(opts.url ?? 'redis://127.0.0.1:6379', common);
+    } else {
+      const url = opts.url ?? 'redis://127.0.0.1:6379';
+      redis = new Redis(url, { ...common, ...tlsFor(url) });
+    }
     this.isCluster = redis instanceof Cluster;
     redis.on('ready', () => this.emitState(true));
     redis.on('close', () => this.emitState(false));

@@ -1,10 +1,10 @@
 /** Spawns a throwaway `redis-server` on a free local port for integration tests. */
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Redis } from 'ioredis';
+import { Redis, type RedisOptions } from 'ioredis';
 
 export interface RedisHandle {
   readonly url: string;
@@ -30,8 +30,8 @@ export async function freePort(): Promise<number> {
   });
 }
 
-async function ping(url: string): Promise<boolean> {
-  const r = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, enableOfflineQueue: false, retryStrategy: () => null });
+async function ping(url: string, opts: RedisOptions = {}): Promise<boolean> {
+  const r = new Redis(url, { ...opts, lazyConnect: true, maxRetriesPerRequest: 0, enableOfflineQueue: false, retryStrategy: () => null });
   r.on('error', () => undefined);
   try {
     await r.connect();
@@ -46,18 +46,52 @@ async function ping(url: string): Promise<boolean> {
 /** Starts redis-server on a free port, or on `port` (to restart one that was stopped). */
 export async function startRedis(port?: number): Promise<RedisHandle> {
   port ??= await freePort();
-  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
+  return spawnRedis(port, ['--port', String(port)], `redis://127.0.0.1:${port}`);
+}
+
+/**
+ * A `redis-server` that speaks TLS only (`--port 0 --tls-port`), with a certificate for 127.0.0.1
+ * signed by a throwaway self-signed CA made with openssl; `caFile` is that CA's PEM.
+ */
+export async function startRedisTls(): Promise<RedisHandle & { readonly caFile: string; stopAndClean(): Promise<void> }> {
+  const dir = mkdtempSync(join(tmpdir(), 'parley-tls-'));
+  const cert = join(dir, 'cert.pem');
+  const key = join(dir, 'key.pem');
+  const made = spawnSync(
+    'openssl',
+    ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'],
+    { encoding: 'utf8', timeout: 20_000 },
+  );
+  if (made.status !== 0) throw new Error(`openssl req failed: ${made.stderr}`);
+  const port = await freePort();
+  const handle = await spawnRedis(
+    port,
+    ['--port', '0', '--tls-port', String(port), '--tls-cert-file', cert, '--tls-key-file', key, '--tls-ca-cert-file', cert, '--tls-auth-clients', 'no'],
+    `rediss://127.0.0.1:${port}`,
+    { tls: { ca: readFileSync(cert) } },
+  );
+  return {
+    ...handle,
+    caFile: cert,
+    async stopAndClean() {
+      await handle.stop();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+async function spawnRedis(port: number, listen: string[], url: string, pingOpts: RedisOptions = {}): Promise<RedisHandle> {
+  const child = spawn('redis-server', [...listen, '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let exited = false;
   const exitP = new Promise<void>((resolve) => child.once('exit', () => { exited = true; resolve(); }));
   child.stdout?.resume();
   child.stderr?.resume();
-  const url = `redis://127.0.0.1:${port}`;
   const deadline = Date.now() + 10_000;
   for (;;) {
     if (exited) throw new Error(`redis-server exited before answering on port ${port}`);
-    if (await ping(url)) break;
+    if (await ping(url, pingOpts)) break;
     if (Date.now() > deadline) {
       child.kill('SIGKILL');
       throw new Error(`redis-server did not answer PING on port ${port}`);

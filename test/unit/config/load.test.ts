@@ -94,6 +94,12 @@ describe('parseConfig: defaults', () => {
     });
   });
 
+  it('refuses a store.tls.caFile it cannot read, naming the key', () => {
+    const err = parseError({ ...minimal(), store: { kind: 'redis', url: 'rediss://redis.example:6380', tls: { caFile: '/nonexistent/ca.pem' } } });
+    expect(err.key).toBe('store.tls.caFile');
+    expect(err.message).toMatch(/store\.tls\.caFile "\/nonexistent\/ca\.pem" cannot be read/);
+  });
+
   it('sets server.demoAccount to the first account when not given', () => {
     expect(parseConfig(minimal(), {}).server.demoAccount).toBe('a');
   });
