@@ -105,3 +105,51 @@ describe('redis cluster failover', () => {
     await s.close();
   }, 40_000);
 });
+
+describe('redis cluster resharding', () => {
+  let rc: RedisClusterHandle;
+  beforeAll(async () => {
+    rc = await startRedisCluster();
+  }, 60_000);
+  afterAll(async () => {
+    await rc?.stop();
+  });
+
+  it('keeps every count while the slot of a tag moves to another master, deciding before, during and after', async () => {
+    const s = await new Promise<RedisStore>((resolve, reject) => {
+      const store = new RedisStore({ cluster: rc.urls, prefix: 'test:' + randomUUID() + ':' });
+      store.ready().then(() => resolve(store), reject);
+    });
+    const w = { kind: 'window', key: 'rpm:{acct_r}:turn', name: 'turn', limit: 10, windowMs: 60_000 } as const;
+    const remaining = async (op: string): Promise<number> => {
+      const d = await s.consume([w], op);
+      expect(d.allowed).toBe(true);
+      return d.states[0]!.remaining;
+    };
+    const nodes = await Promise.all(
+      rc.urls.map(async (url) => {
+        const r = new Redis(url);
+        return { r, port: Number(new URL(url).port), id: String(await r.cluster('MYID')) };
+      }),
+    );
+    const slot = Number(await nodes[0]!.r.cluster('KEYSLOT', '{acct_r}'));
+    const owner = (await nodes[0]!.r.cluster('SLOTS')).find(([from, to]) => slot >= from && slot <= to)!;
+    const src = nodes.find((n) => n.port === owner[2]![1])!;
+    const dst = nodes.find((n) => n !== src)!;
+
+    expect(await remaining('before')).toBe(9);
+    await dst.r.cluster('SETSLOT', slot, 'IMPORTING', src.id);
+    await src.r.cluster('SETSLOT', slot, 'MIGRATING', dst.id);
+    expect(await remaining('migrating')).toBe(8); // the hash is still on the source
+    const keys = (await src.r.cluster('GETKEYSINSLOT', slot, 100)) as string[];
+    expect(keys.length).toBeGreaterThan(0);
+    await src.r.call('MIGRATE', '127.0.0.1', String(dst.port), '', '0', '5000', 'KEYS', ...keys);
+    expect(await remaining('moved-asking')).toBe(7); // ASK: decided on the target
+    for (const n of nodes) await n.r.cluster('SETSLOT', slot, 'NODE', dst.id);
+    expect(await remaining('after')).toBe(6); // MOVED: the store follows the new owner
+    // The tag's keys live on the target now (counted per node: a plain EXISTS would be redirected).
+    expect([Number(await src.r.cluster('COUNTKEYSINSLOT', slot)), Number(await dst.r.cluster('COUNTKEYSINSLOT', slot))]).toEqual([0, keys.length]);
+    for (const n of nodes) n.r.disconnect();
+    await s.close();
+  }, 30_000);
+});
