@@ -128,8 +128,8 @@ export class WindowCounter {
     const ring = this.ring;
     if (ring !== null) {
       const slots = this.span + 1;
-      // Everything written has left (hi < lo), or nothing counts: start empty.
-      if (lo - this.lo >= slots || this.sum <= 0 || this.hi < lo) {
+      // Everything written has left: start empty.
+      if (lo - this.lo >= slots || this.hi < lo) {
         ring.fill(0);
         this.sum = 0;
       } else {

@@ -106,6 +106,29 @@ function tagOf(key: string | undefined): string {
   return m ? m[0] : '';
 }
 
+/**
+ * A limit's id in its tag's state field: 46 bits of two FNV-1a hashes of its kind, window and key,
+ * so a window whose length changes starts a new entry. Below 1e14, so Lua prints it exactly.
+ */
+const ids = new Map<string, number>();
+export function limitId(sp: LimitSpec): number {
+  const name = `${sp.kind}:${sp.kind === 'window' ? sp.windowMs : ''}:${sp.key}`;
+  let id = ids.get(name);
+  if (id === undefined) {
+    let h1 = 0x811c9dc5;
+    let h2 = 0x01000193 ^ 0x5bd1e995;
+    for (let i = 0; i < name.length; i++) {
+      const c = name.charCodeAt(i);
+      h1 = Math.imul(h1 ^ c, 0x01000193);
+      h2 = Math.imul(h2 ^ c, 0x01000193) ^ (h2 >>> 15);
+    }
+    id = (h1 >>> 0) * 16384 + ((h2 >>> 0) & 0x3fff);
+    if (ids.size > 100_000) ids.clear();
+    ids.set(name, id);
+  }
+  return id;
+}
+
 const NO_LEASES: readonly LeaseSpec[] = [];
 const NO_SPECS: readonly LimitSpec[] = [];
 
@@ -324,33 +347,32 @@ export class RedisStore implements Store {
     const jobs: Job[] = [];
     for (const [tag, group] of groups) {
       this.inFlight.add(tag);
+      // The group's limits, each by a numeric id (lua/admit.lua keeps their states in one field).
       const fields = new Map<string, number>();
-      const slots: number[] = [];
+      const described: number[] = [];
       let writes = 0;
       for (const job of group) {
         if (job.mode !== 'p') writes = 1;
         for (const sp of job.specs) {
-          if (!fields.has(sp.key)) {
-            strs.push(sp.key);
-            fields.set(sp.key, fields.size + 1);
-            // A window's bucket width and slot count (the script reads the current slot with it).
-            if (sp.kind === 'window') {
-              const g = windowBucketMs(sp.windowMs);
-              slots.push(g, Math.ceil(sp.windowMs / g) + 1);
-            } else slots.push(0, 0);
-          }
+          if (fields.has(sp.key)) continue;
+          fields.set(sp.key, fields.size + 1);
+          if (sp.kind === 'window') {
+            const g = windowBucketMs(sp.windowMs);
+            described.push(limitId(sp), 1, g, Math.ceil(sp.windowMs / g) + 1);
+          } else described.push(limitId(sp), sp.kind === 'bucket' ? 2 : 3, 0, 0);
         }
       }
-      nums.push(key(this.prefix + 'lim:' + tag), fields.size, group.length, writes, ...slots);
+      nums.push(key(this.prefix + 'lim:' + tag), fields.size, group.length, writes);
+      for (const x of described) nums.push(x);
       for (const job of group) {
         jobs.push(job);
         nums.push(MODE_CODE[job.mode], job.ttlMs, job.specs.length, job.leases.length);
         for (const sp of job.specs) {
           const f = fields.get(sp.key)!;
           const cost = sp.cost ?? 1;
-          if (sp.kind === 'window') nums.push(1, f, sp.limit, sp.windowMs, cost);
-          else if (sp.kind === 'bucket') nums.push(2, f, sp.ratePerSec, sp.burst, cost);
-          else nums.push(3, f, sp.limit, 0, cost);
+          if (sp.kind === 'window') nums.push(f, sp.limit, sp.windowMs, cost);
+          else if (sp.kind === 'bucket') nums.push(f, sp.ratePerSec, sp.burst, cost);
+          else nums.push(f, sp.limit, 0, cost);
         }
         for (const l of job.leases) nums.push(key(this.prefix + l.key), l.limit);
         if (job.leases.length > 0) strs.push(job.holderId);

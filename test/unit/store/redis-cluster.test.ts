@@ -75,8 +75,12 @@ describe('redis cluster failover', () => {
     admin.disconnect();
     const master = new Redis(masterPort, '127.0.0.1');
     const replica = new Redis(replicaPort, '127.0.0.1');
-    // WAIT: the writes so far have reached the replica.
-    expect(Number(await master.call('WAIT', '1', '5000'))).toBe(1);
+    // The writes so far have reached the replica: its replication offset caught up with the master's.
+    const offset = async (r: Redis, field: string): Promise<number> => Number(new RegExp(`${field}:(\\d+)`).exec(await r.info('replication'))?.[1] ?? -1);
+    const target = await offset(master, 'master_repl_offset');
+    for (const deadline = Date.now() + 10_000; (await offset(replica, 'slave_repl_offset')) < target; await new Promise((r) => setTimeout(r, 20))) {
+      if (Date.now() > deadline) throw new Error('the replica did not catch up with its master');
+    }
     master.disconnect();
     await ha.kill(masterPort);
     // Until the replica is promoted (node timeout 1 s + election) decisions fail, and a caller falls

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RedisStore } from '../../../src/store/redis.js';
+import { limitId, RedisStore } from '../../../src/store/redis.js';
 import { startLossyProxy } from '../../helpers/lossy-proxy.js';
 import { startRedis, type RedisHandle } from '../../helpers/redis.js';
 import { storeSuite } from './store-suite.js';
@@ -45,17 +45,20 @@ describe('redis store specifics', () => {
    * same seq). Sent here by hand, one decision per call: a daily limit of 5 and a window of 1 in 60 s.
    * The reply, decoded: [now, allowed, retryAfterMs, refused index, d used, 0, w sum, w newest bucket].
    */
+  const RAW_DAILY = { kind: 'daily', key: 'd:{a}', name: 'd', limit: 5, cost: 1 } as const;
+  const RAW_WINDOW = { kind: 'window', key: 'w:{a}', name: 'w', limit: 1, windowMs: 60_000 } as const;
   async function rawDecider(prefix: string, now: () => number): Promise<{ send(seq: number): Promise<number[]>; close(): Promise<void> }> {
     const r = new Redis(server.url);
     r.defineCommand('parleyAdmit', { lua: readFileSync(new URL('../../../src/store/lua/admit.lua', import.meta.url), 'utf8') });
     const call = r as Redis & { parleyAdmitBuffer(...a: (string | number | Buffer)[]): Promise<Buffer> };
-    // 1 group: hash key 1, 2 fields, 1 decision, writes; field 1 not a window (0, 0), field 2 a
-    // window of 1 s buckets in 61 slots; admit, ttl 0, 2 specs, 0 leases; daily (field 1) limit 5
-    // cost 1; window (field 2) limit 1 over 60 s cost 1.
-    const blob = Buffer.from(new Float64Array([1, 1, 2, 1, 1, 0, 0, 1_000, 61, 1, 0, 2, 0, 3, 1, 5, 0, 1, 1, 2, 1, 60_000, 1]).buffer);
+    // 1 group: hash key 1, 2 fields, 1 decision, writes; field 1: the daily's id, daily; field 2:
+    // the window's id, a window of 1 s buckets in 61 slots; admit, ttl 0, 2 specs, 0 leases;
+    // field 1 limit 5 cost 1; field 2 limit 1 over 60 s cost 1.
+    const [dId, wId] = [limitId(RAW_DAILY), limitId(RAW_WINDOW)];
+    const blob = Buffer.from(new Float64Array([1, 1, 2, 1, 1, dId, 3, 0, 0, wId, 1, 1_000, 61, 1, 0, 2, 0, 1, 5, 0, 1, 2, 1, 60_000, 1]).buffer);
     return {
       send: async (seq) => {
-        const reply = await call.parleyAdmitBuffer(1, `${prefix}lim:{a}`, now(), 'client1', seq, blob, 'd:{a}', 'w:{a}');
+        const reply = await call.parleyAdmitBuffer(1, `${prefix}lim:{a}`, now(), 'client1', seq, blob);
         return Array.from(new Float64Array(reply.buffer.slice(reply.byteOffset, reply.byteOffset + reply.length)));
       },
       close: async () => void (await r.quit()),
@@ -79,7 +82,7 @@ describe('redis store specifics', () => {
     // A call older than the record (a late resend of seq 1) consumes nothing either.
     expect((await raw.send(1)).slice(4)).toEqual([1, 0, 1, bucket]);
     const s = await connect({ prefix, now: () => c.t });
-    expect((await s.peek([{ kind: 'daily', key: 'd:{a}', name: 'd', limit: 5, cost: 1 }]))[0]!.remaining).toBe(4);
+    expect((await s.peek([RAW_DAILY]))[0]!.remaining).toBe(4);
     await Promise.all([s.close(), raw.close()]);
   });
 
@@ -177,7 +180,7 @@ describe('redis store specifics', () => {
     const keys = await r.keys(prefix + '*');
     // One hash for the tag's limits (window, bucket, daily), one sorted set for the lease.
     expect(keys.sort()).toEqual([prefix + 'l:{a}', prefix + 'lim:{a}']);
-    expect(await r.hlen(prefix + 'lim:{a}')).toBe(6); // 3 limits, the window's bucket slot, the replay record, the expiry mark
+    expect(await r.hlen(prefix + 'lim:{a}')).toBe(3); // the limits' states, the replay record, the expiry mark
     for (const k of keys) expect(await r.pttl(k), k).toBeGreaterThan(0);
     await r.quit();
     await s.close();
