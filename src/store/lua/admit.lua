@@ -5,9 +5,10 @@
 -- Layout. The limits of one tag live in one hash (a group's key):
 --   'S': every limit's state, one entry of 6 packed little-endian doubles each: the limit's id (a
 --        number the client derives from its key), then
---          window: lo, hi, sum, cb, cc (cb = the newest bucket, cc its count; the older buckets'
---                  counts are in '#<id>:<slot>' = bucket, count, written when a newer bucket starts;
---                  a slot whose bucket is not the one asked about counts 0);
+--          window: lo, hi, sum, cb, cc (cb = the newest bucket, cc its count); the older
+--                  buckets' counts are in field '<id>#', a ring of span + 1 (bucket, count) pairs
+--                  by bucket mod span + 1, written when a newer bucket starts; a pair whose bucket
+--                  is not the one asked about counts 0;
 --          bucket: tokens, last;  daily: day, used  (src/limits, the same steps);
 --   '_x': the expiry last set on the hash (ms); 'r:<client>', 'r:<client>!': replay records (below).
 -- Leases are sorted sets of holders scored by expiry (their own keys, same tag).
@@ -33,7 +34,8 @@
 -- 1.2-1.9 µs). So the script reads its numbers with one struct.unpack and writes its reply with one
 -- struct.pack, formats no number on the common path, and per group makes one HMGET, one unpack of
 -- 'S', one pack of it and one HSET, plus a PEXPIRE when the hash needs a longer life; TIME once per
--- batch. A window reads older buckets only when they leave it or when it refuses.
+-- batch. A window reads its ring only when an older bucket leaves it or when it refuses, and writes
+-- it when a newer bucket starts (about once a second for a busy minute window).
 local DAY_MS = 86400000
 local SLACK = 1e-9
 local INF = math.huge
@@ -55,32 +57,30 @@ local V = { unpack_('<' .. srep('d', #blob / 8), blob) }
 local today = floor(now / DAY_MS)
 
 -- Window helpers. E = the group's entries; o = a window's offset in E (E[o] = id); f = its field
--- record { g, n, span, name (slot field prefix), slots = counts read, flush = slot writes }.
-local function slotName(f, b) return f.name .. (b % f.n) end
--- Counts of buckets from..to other than the header's, read in one call.
-local function readSlots(hkey, E, o, f, from, to)
-  local t = f.slots
-  local fields, want = {}, {}
-  for b = from, to do
-    if b ~= E[o + 4] and not t[b] then
-      fields[#fields + 1] = slotName(f, b)
-      want[#want + 1] = b
-    end
+-- record { g, n, span, id, ring = the older buckets' (bucket, count) pairs once read, dirty }.
+local function ringField(f) return string.format('%d', f.id) .. '#' end
+-- The ring, read once per group when an older bucket is needed (it leaves the window, or a refusal).
+local function ring(hkey, f)
+  local r = f.ring
+  if r then return r end
+  local n2 = 2 * f.n
+  local x = redis.call('HGET', hkey, ringField(f))
+  if x and #x == 8 * n2 then
+    r = { unpack_('<' .. srep('d', n2), x) }
+    r[n2 + 1] = nil
+  else
+    r = {}
+    for j = 1, n2, 2 do r[j], r[j + 1] = -1, 0 end
   end
-  if #fields == 0 then return end
-  local got = redis.call('HMGET', hkey, unpack(fields))
-  for j = 1, #want do
-    local c, x = 0, got[j]
-    if x then
-      local b, n = unpack_('<dd', x)
-      if b == want[j] then c = n end
-    end
-    t[want[j]] = c
-  end
+  f.ring = r
+  return r
 end
-local function count(E, o, f, b)
+local function count(hkey, E, o, f, b)
   if b == E[o + 4] then return E[o + 5] end
-  return f.slots[b] or 0
+  local r = ring(hkey, f)
+  local j = (b % f.n) * 2 + 1
+  if r[j] == b then return r[j + 1] end
+  return 0
 end
 local function wOut(E, o, f, b)
   local ms = (b + f.span + 1) * f.g - now
@@ -140,7 +140,7 @@ for _ = 1, V[1] do
     end
     if kind == 1 then
       local g, n = V[q + 2], V[q + 3]
-      local f = { g = g, n = n, span = n - 1, name = '#' .. string.format('%d', id) .. ':', slots = {}, flush = false }
+      local f = { g = g, n = n, span = n - 1, id = id, ring = false, dirty = false }
       F[i] = f
       local cur = floor(now / g)
       local nlo = cur - f.span
@@ -155,10 +155,9 @@ for _ = 1, V[1] do
             -- Everything written has left: start empty.
             E[o + 3], E[o + 5] = 0, 0
           else
-            if nlo - lo > 1 or lo ~= E[o + 4] then readSlots(hkey, E, o, f, lo, nlo - 1) end
             local sum = E[o + 3]
             for bk = lo, nlo - 1 do
-              local x = count(E, o, f, bk)
+              local x = count(hkey, E, o, f, bk)
               if x ~= 0 then sum = sum - x end
             end
             E[o + 3] = sum
@@ -231,11 +230,10 @@ for _ = 1, V[1] do
               else
                 local f = F[fi]
                 local lo, hi = E[o + 1], E[o + 2]
-                readSlots(hkey, E, o, f, lo, hi)
                 local need2, freed = E[o + 3] + cost - a, 0
                 wait = wOut(E, o, f, hi)
                 for bk = lo, hi do
-                  freed = freed + count(E, o, f, bk)
+                  freed = freed + count(hkey, E, o, f, bk)
                   if freed >= need2 - 1e-9 then wait = wOut(E, o, f, bk); break end
                 end
               end
@@ -287,11 +285,10 @@ for _ = 1, V[1] do
               else
                 -- A newer bucket starts: the header's goes to its slot (if it still counts).
                 if E[o + 5] ~= 0 and E[o + 4] >= E[o + 1] then
-                  local fl = f.flush or {}
-                  f.flush = fl
-                  fl[#fl + 1] = slotName(f, E[o + 4])
-                  fl[#fl + 1] = pack('<dd', E[o + 4], E[o + 5])
-                  f.slots[E[o + 4]] = E[o + 5]
+                  local r = ring(hkey, f)
+                  local j = (E[o + 4] % f.n) * 2 + 1
+                  r[j], r[j + 1] = E[o + 4], E[o + 5]
+                  f.dirty = true
                 end
                 E[o + 4], E[o + 5] = bk, cost
               end
@@ -364,8 +361,10 @@ for _ = 1, V[1] do
       w[#w + 1] = 'S'
       w[#w + 1] = pack('<' .. srep('d', nE), unpack(E, 1, nE))
       for _, f in pairs(F) do
-        local fl = f.flush
-        if fl then for j = 1, #fl do w[#w + 1] = fl[j] end end
+        if f.dirty then
+          w[#w + 1] = ringField(f)
+          w[#w + 1] = pack('<' .. srep('d', 2 * f.n), unpack(f.ring, 1, 2 * f.n))
+        end
       end
     end
     local x = tonumber(raw[3] or '0')
