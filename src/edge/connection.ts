@@ -345,8 +345,12 @@ export class Connection implements SessionSink {
     }
     const session = this.deps.registry.create(p, msg);
     this.bind(session);
+    // The record is in the store before the client hears of the session, so a drop right after
+    // session.created resumes on any replica (and an operator sees it there). A new session holds
+    // nothing, so attaching first sends nothing before session.created.
+    await session.attach(this);
+    if (this.closing) return; // closed while saving: the close detached the session (resume window)
     this.sendEvent(sessionEvent('session.created', session, msg.id));
-    session.attach(this);
     this.deps.metrics.sessionStarted(p.account.id);
     this.log.info('session created');
     session.quotaNow();
@@ -364,7 +368,7 @@ export class Connection implements SessionSink {
     previous?.fail(new ParleyError('session_taken_over', 'the session was resumed on another connection'));
     this.bind(session);
     this.sendEvent(sessionEvent('session.resumed', session, msg.id));
-    session.attach(this);
+    void session.attach(this);
     for (const id of outcome.lost) {
       session.sendError('internal_error', 'this request was in flight on a replica that went away; send it again', id);
     }

@@ -194,17 +194,23 @@ export class Session {
     };
   }
 
-  /** Writes the resumable state; a store fault is logged, never fatal to the session. */
-  persist(): void {
-    if (this.gone) return;
+  /**
+   * Writes the resumable state; resolves when written. A store fault is logged, never fatal to the
+   * session (the promise resolves then too).
+   */
+  persist(): Promise<void> {
+    if (this.gone) return Promise.resolve();
     const now = this.deps.scheduler.now();
     const resumeMs = this.plan.resumeWindowSeconds * 1000;
     const ttlMs = Math.max(1000, this.attached ? this.expiresAt - now + resumeMs : Math.min(resumeMs, this.expiresAt - now));
-    this.deps.store.saveSession(this.record(), ttlMs).catch((err: unknown) => this.log.warn({ err }, 'could not save session state'));
+    return this.deps.store.saveSession(this.record(), ttlMs).catch((err: unknown) => this.log.warn({ err }, 'could not save session state'));
   }
 
-  /** Binds the session to a connection (new or resumed) and delivers what was held for it. */
-  attach(sink: SessionSink): void {
+  /**
+   * Binds the session to a connection (new or resumed) and delivers what was held for it; resolves
+   * once the record saying so is in the store.
+   */
+  attach(sink: SessionSink): Promise<void> {
     this.resumeTimer?.unsubscribe();
     this.resumeTimer = undefined;
     this.sink = sink;
@@ -236,7 +242,7 @@ export class Session {
       });
     }
     this.dropped.clear();
-    this.persist();
+    return this.persist();
   }
 
   /** Unbinds the current connection without starting the resume window (a resume takes over). */

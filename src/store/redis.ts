@@ -175,6 +175,10 @@ export class RedisStore implements Store {
       redis = new Cluster(opts.cluster.map(nodeOf), {
         enableOfflineQueue: false,
         clusterRetryStrategy: (times: number) => Math.min(100 * times, 1000),
+        // ioredis re-reads the slot map on MOVED/ASK or a closed connection only; a master that
+        // hangs (connection open, no answers) would keep its slots unreachable after its replica
+        // took over. So re-read it every 2 s (one CLUSTER SLOTS).
+        slotsRefreshInterval: 2000,
         redisOptions: {
           ...common,
           ...tlsFor(opts.cluster[0]!),

@@ -124,8 +124,13 @@ export interface RedisClusterHandle {
   /** One URL per node (masters and replicas). */
   readonly urls: readonly string[];
   stop(): Promise<void>;
-  /** SIGKILL the node on this port (a crash). */
+  /** SIGKILL the node on this port (a crash; its ports may then be reused by other tests). */
   kill(port: number): Promise<void>;
+  /**
+   * Sends a signal to the node on this port: SIGSTOP makes it stop answering like a dead node, for
+   * the cluster and for clients, while its ports stay taken (stop() kills it).
+   */
+  signal(port: number, sig: NodeJS.Signals): void;
 }
 
 /** A free port whose cluster-bus port (port + 10000) is free too. */
@@ -207,7 +212,12 @@ export async function startRedisCluster(opts: { replicasPerMaster?: number } = {
       n.child.kill('SIGKILL');
       await n.exited;
     };
-    return { urls, stop, kill };
+    const signal = (port: number, sig: NodeJS.Signals): void => {
+      const n = nodes.find((x) => x.port === port);
+      if (!n) throw new Error(`no cluster node on port ${port}`);
+      n.child.kill(sig);
+    };
+    return { urls, stop, kill, signal };
   } catch (err) {
     await stop();
     throw err;
