@@ -151,10 +151,11 @@ async function freeClusterPort(): Promise<number> {
  * A local Redis Cluster of 3 masters, with `replicasPerMaster` replicas each (default 0):
  * `redis-server --cluster-enabled yes` on free ports, joined by `redis-cli --cluster create`;
  * resolves once CLUSTER INFO says `cluster_state:ok` on every node. With replicas, a node that stops
- * answering is failed over after `cluster-node-timeout` (1 s here).
+ * answering is failed over after `cluster-node-timeout` (`nodeTimeoutMs`, default 1 s).
  */
-export async function startRedisCluster(opts: { replicasPerMaster?: number } = {}): Promise<RedisClusterHandle> {
+export async function startRedisCluster(opts: { replicasPerMaster?: number; nodeTimeoutMs?: number } = {}): Promise<RedisClusterHandle> {
   const replicas = opts.replicasPerMaster ?? 0;
+  const nodeTimeout = String(opts.nodeTimeoutMs ?? 1000);
   const dir = mkdtempSync(join(tmpdir(), 'parley-cluster-'));
   const nodes: { port: number; child: ReturnType<typeof spawn>; exited: Promise<void> }[] = [];
   const stop = async (): Promise<void> => {
@@ -168,7 +169,7 @@ export async function startRedisCluster(opts: { replicasPerMaster?: number } = {
       const child = spawn(
         'redis-server',
         ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--cluster-enabled', 'yes',
-          '--cluster-config-file', join(dir, `nodes-${port}.conf`), '--dir', dir, '--cluster-node-timeout', '1000'],
+          '--cluster-config-file', join(dir, `nodes-${port}.conf`), '--dir', dir, '--cluster-node-timeout', nodeTimeout],
         { stdio: ['ignore', 'ignore', 'ignore'] },
       );
       const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));

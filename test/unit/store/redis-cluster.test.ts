@@ -49,7 +49,9 @@ describe('redis cluster specifics', () => {
 describe('redis cluster failover', () => {
   let ha: RedisClusterHandle;
   beforeAll(async () => {
-    ha = await startRedisCluster({ replicasPerMaster: 1 });
+    // A node timeout of 3 s: with 1 s, a loaded 2-core machine (the whole suite) could fail a master
+    // over by itself before the test does.
+    ha = await startRedisCluster({ replicasPerMaster: 1, nodeTimeoutMs: 3000 });
   }, 60_000);
   afterAll(async () => {
     await ha?.stop();
@@ -75,11 +77,15 @@ describe('redis cluster failover', () => {
     admin.disconnect();
     const master = new Redis(masterPort, '127.0.0.1');
     const replica = new Redis(replicaPort, '127.0.0.1');
-    // The writes so far have reached the replica: its replication offset caught up with the master's.
-    const offset = async (r: Redis, field: string): Promise<number> => Number(new RegExp(`${field}:(\\d+)`).exec(await r.info('replication'))?.[1] ?? -1);
-    const target = await offset(master, 'master_repl_offset');
-    for (const deadline = Date.now() + 10_000; (await offset(replica, 'slave_repl_offset')) < target; await new Promise((r) => setTimeout(r, 20))) {
-      if (Date.now() > deadline) throw new Error('the replica did not catch up with its master');
+    // The writes so far have reached the replica: it replicates that master, its link is up, and its
+    // replication offset caught up with the master's.
+    const field = async (r: Redis, name: string): Promise<string> => new RegExp(`${name}:(\\S+)`).exec(await r.info('replication'))?.[1] ?? '';
+    expect(await field(master, 'role')).toBe('master');
+    const target = Number(await field(master, 'master_repl_offset'));
+    for (const deadline = Date.now() + 10_000; ; await new Promise((r) => setTimeout(r, 20))) {
+      const [port, link, at] = await Promise.all([field(replica, 'master_port'), field(replica, 'master_link_status'), field(replica, 'slave_repl_offset')]);
+      if (port === String(masterPort) && link === 'up' && Number(at) >= target) break;
+      if (Date.now() > deadline) throw new Error(`the replica did not catch up (master_port ${port}, link ${link}, offset ${at} < ${target})`);
     }
     master.disconnect();
     // The master stops answering (SIGSTOP: to the cluster and to clients it is dead, and unlike a
@@ -95,7 +101,7 @@ describe('redis cluster failover', () => {
         after = await s.consume([w], `after:${failures}`);
       } catch {
         failures++;
-        if (Date.now() - started > 20_000) throw new Error(`still failing after 20 s (${failures} failures)`);
+        if (Date.now() - started > 25_000) throw new Error(`still failing after 25 s (${failures} failures)`);
         await new Promise((r) => setTimeout(r, 100));
       }
     }
