@@ -24,6 +24,12 @@ export function windowBucketMs(windowMs: number): number {
   return g < 1 ? 1 : g;
 }
 
+/** A window's bucket width and span (buckets before the current one that still count). */
+export function windowGeometry(windowMs: number): { readonly bucketMs: number; readonly span: number } {
+  const bucketMs = windowBucketMs(windowMs);
+  return { bucketMs, span: Math.ceil(windowMs / bucketMs) };
+}
+
 /** Floored modulo, as Lua's `%` (bucket indices are negative before epoch + one window). */
 function mod(i: number, n: number): number {
   const r = i % n;
@@ -35,10 +41,9 @@ function mod(i: number, n: number): number {
  * `remaining()` and `msUntilEmpty()` give for the same state.
  */
 export function windowState(limit: number, windowMs: number, sum: number, hi: number, nowMs: number): { remaining: number; resetMs: number } {
-  const g = windowBucketMs(windowMs);
-  const span = Math.ceil(windowMs / g);
+  const { bucketMs, span } = windowGeometry(windowMs);
   const r = limit - sum;
-  const out = (hi + span + 1) * g - nowMs;
+  const out = (hi + span + 1) * bucketMs - nowMs;
   return { remaining: r > 0 ? r : 0, resetMs: sum > 0 && out > 0 ? out : 0 };
 }
 
@@ -60,8 +65,7 @@ export class WindowCounter {
   ) {
     if (!(limit >= 0)) throw new RangeError(`WindowCounter: limit must be >= 0, got ${limit}`);
     if (!(windowMs > 0) || !Number.isFinite(windowMs)) throw new RangeError(`WindowCounter: windowMs must be finite and > 0, got ${windowMs}`);
-    this.bucketMs = windowBucketMs(windowMs);
-    this.span = Math.ceil(windowMs / this.bucketMs);
+    ({ bucketMs: this.bucketMs, span: this.span } = windowGeometry(windowMs));
     this.lo = Math.floor(nowMs / this.bucketMs) - this.span;
   }
 

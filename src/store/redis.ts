@@ -15,7 +15,7 @@ import { readFileSync } from 'node:fs';
 import { Cluster, Redis, type ChainableCommander } from 'ioredis';
 import type { Decision, LimitState } from '../limits/decision.js';
 import { TokenBucket } from '../limits/token-bucket.js';
-import { windowBucketMs, windowState } from '../limits/window-counter.js';
+import { windowGeometry, windowState } from '../limits/window-counter.js';
 import type { LeaseSpec, LimitSpec, ReplicaCommand, ReplicaStats, SessionRecord, Store, TokenRecord } from './store.js';
 
 const ADMIT_LUA = readFileSync(new URL('./lua/admit.lua', import.meta.url), 'utf8');
@@ -361,8 +361,8 @@ export class RedisStore implements Store {
           if (fields.has(sp.key)) continue;
           fields.set(sp.key, fields.size + 1);
           if (sp.kind === 'window') {
-            const g = windowBucketMs(sp.windowMs);
-            described.push(limitId(sp), 1, g, Math.ceil(sp.windowMs / g) + 1);
+            const { bucketMs, span } = windowGeometry(sp.windowMs);
+            described.push(limitId(sp), 1, bucketMs, span + 1);
           } else described.push(limitId(sp), sp.kind === 'bucket' ? 2 : 3, 0, 0);
         }
       }
