@@ -16,6 +16,8 @@ import { Cluster, Redis, type ChainableCommander } from 'ioredis';
 import type { Decision, LimitState } from '../limits/decision.js';
 import { TokenBucket } from '../limits/token-bucket.js';
 import { windowGeometry, windowState } from '../limits/window-counter.js';
+import { fnv1a } from '../upstream/audio.js';
+import { msUntilUtcMidnight } from './memory.js';
 import type { LeaseSpec, LimitSpec, ReplicaCommand, ReplicaStats, SessionRecord, Store, TokenRecord } from './store.js';
 
 const ADMIT_LUA = readFileSync(new URL('./lua/admit.lua', import.meta.url), 'utf8');
@@ -59,7 +61,6 @@ type WithAdmit = Client & {
 /** Decisions per script call at most (a hot tag's burst may exceed it: a tag is never split). */
 const MAX_BATCH = 32;
 const MODE_CODE: Record<Mode, number> = { a: 1, q: 2, p: 3 };
-const DAY_MS = 86_400_000;
 
 function nodeOf(url: string): { host: string; port: number } {
   const u = new URL(url);
@@ -91,7 +92,7 @@ function readReply(reply: Buffer, jobs: readonly Job[]): Decision[] {
       else if (sp.kind === 'bucket') {
         const b = TokenBucket.restore({ ratePerSec: sp.ratePerSec, burst: sp.burst }, x, y);
         states.push({ name: sp.name, limit: sp.burst, remaining: Math.floor(b.available(now)), resetMs: b.msUntilFull(now) });
-      } else states.push({ name: sp.name, limit: sp.limit, remaining: Math.max(0, sp.limit - x), resetMs: DAY_MS - (now % DAY_MS) });
+      } else states.push({ name: sp.name, limit: sp.limit, remaining: Math.max(0, sp.limit - x), resetMs: msUntilUtcMidnight(now) });
     }
     for (const l of job.leases) states.push({ name: l.name, limit: l.limit, remaining: Math.max(0, l.limit - next()), resetMs: 0 });
     if (allowed) return { allowed: true, states };
@@ -107,22 +108,16 @@ function tagOf(key: string | undefined): string {
 }
 
 /**
- * A limit's id in its tag's state field: 46 bits of two FNV-1a hashes of its kind, window and key,
- * so a window whose length changes starts a new entry. Below 1e14, so Lua prints it exactly.
+ * A limit's id in its tag's state field: 46 bits of two FNV-1a hashes (differently seeded) of its
+ * kind, window and key, so a window whose length changes starts a new entry. Below 1e14, so Lua
+ * prints it exactly.
  */
 const ids = new Map<string, number>();
 export function limitId(sp: LimitSpec): number {
   const name = `${sp.kind}:${sp.kind === 'window' ? sp.windowMs : ''}:${sp.key}`;
   let id = ids.get(name);
   if (id === undefined) {
-    let h1 = 0x811c9dc5;
-    let h2 = 0x01000193 ^ 0x5bd1e995;
-    for (let i = 0; i < name.length; i++) {
-      const c = name.charCodeAt(i);
-      h1 = Math.imul(h1 ^ c, 0x01000193);
-      h2 = Math.imul(h2 ^ c, 0x01000193) ^ (h2 >>> 15);
-    }
-    id = (h1 >>> 0) * 16384 + ((h2 >>> 0) & 0x3fff);
+    id = fnv1a(name) * 16384 + (fnv1a(name, 0x5bd1e995) & 0x3fff);
     if (ids.size > 100_000) ids.clear();
     ids.set(name, id);
   }
