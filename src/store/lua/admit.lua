@@ -82,7 +82,7 @@ local function count(hkey, E, o, f, b)
   if r[j] == b then return r[j + 1] end
   return 0
 end
-local function wOut(E, o, f, b)
+local function wOut(f, b)
   local ms = (b + f.span + 1) * f.g - now
   if ms > 0 then return ms end
   return 0
@@ -231,10 +231,10 @@ for _ = 1, V[1] do
                 local f = F[fi]
                 local lo, hi = E[o + 1], E[o + 2]
                 local need2, freed = E[o + 3] + cost - a, 0
-                wait = wOut(E, o, f, hi)
+                wait = wOut(f, hi)
                 for bk = lo, hi do
                   freed = freed + count(hkey, E, o, f, bk)
-                  if freed >= need2 - 1e-9 then wait = wOut(E, o, f, bk); break end
+                  if freed >= need2 - 1e-9 then wait = wOut(f, bk); break end
                 end
               end
             end
