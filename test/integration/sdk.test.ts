@@ -6,10 +6,10 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import { ParleyClient, ParleyClientError, type ClosedEvent, type ParleyClientOptions, type ReconnectEvent, type WebSocketConstructor } from '../../src/client/index.js';
 import { synthesizeSpeech } from '../../src/upstream/audio.js';
-import { createSimulatedProviders } from '../../src/upstream/simulated.js';
-import type { Providers } from '../../src/upstream/provider.js';
 import { MemoryStore } from '../../src/store/memory.js';
 import { startApp, until, type TestApp } from '../helpers/app.js';
+import { rejection } from '../helpers/client-rejection.js';
+import { gatedProviders } from '../helpers/gated-providers.js';
 
 let t: TestApp | undefined;
 let other: TestApp | undefined;
@@ -58,39 +58,6 @@ function record(c: ParleyClient): { closed: ClosedEvent[]; reconnects: Reconnect
 }
 
 const speech = (text: string, sampleRate = 16000): Uint8Array => new Uint8Array(synthesizeSpeech(text, { sampleRate }));
-
-async function rejection(p: Promise<unknown>): Promise<ParleyClientError> {
-  try {
-    await p;
-  } catch (err) {
-    if (err instanceof ParleyClientError) return err;
-    throw err;
-  }
-  throw new Error('expected the promise to reject');
-}
-
-/** Providers whose conversation call waits for the test to open a gate. */
-function gatedProviders(): { providers: Providers; open(): void; started: Promise<void> } {
-  const sim = createSimulatedProviders();
-  let open!: () => void;
-  let started!: () => void;
-  const gate = new Promise<void>((r) => (open = r));
-  const startedP = new Promise<void>((r) => (started = r));
-  return {
-    providers: {
-      ...sim,
-      conversation: {
-        async reply(req, opts) {
-          started();
-          await gate;
-          return sim.conversation.reply(req, opts);
-        },
-      },
-    },
-    open: () => open(),
-    started: startedP,
-  };
-}
 
 describe('ParleyClient against the real gateway', () => {
   it('connects with the token subprotocol and resolves connect() with session.created', async () => {

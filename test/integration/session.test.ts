@@ -3,10 +3,9 @@
  * operator end, drain, and the resources a connection holds.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { createSimulatedProviders } from '../../src/upstream/simulated.js';
-import type { Providers } from '../../src/upstream/provider.js';
 import { synthesizeSpeech } from '../../src/upstream/audio.js';
 import { ORIGIN, TEST_KEY, startApp, until, type TestApp } from '../helpers/app.js';
+import { gatedProviders } from '../helpers/gated-providers.js';
 
 let t: TestApp;
 afterEach(async () => {
@@ -195,32 +194,6 @@ describe('requests', () => {
     expect(c.of('error')).toHaveLength(0);
   });
 });
-
-/** Providers whose conversation call waits for the test to open a gate. */
-function gatedProviders(): { providers: Providers; open(): void; started: Promise<void>; aborted: () => boolean } {
-  const sim = createSimulatedProviders();
-  let open!: () => void;
-  let started!: () => void;
-  let wasAborted = false;
-  const gate = new Promise<void>((r) => (open = r));
-  const startedP = new Promise<void>((r) => (started = r));
-  return {
-    providers: {
-      ...sim,
-      conversation: {
-        async reply(req, opts) {
-          started();
-          opts?.signal?.addEventListener('abort', () => (wasAborted = true));
-          await gate;
-          return sim.conversation.reply(req, opts);
-        },
-      },
-    },
-    open: () => open(),
-    started: startedP,
-    aborted: () => wasAborted,
-  };
-}
 
 describe('resume', () => {
   it('resumes after a drop with the same session_id and expires_at; the duration clock is not reset', async () => {

@@ -5,7 +5,8 @@
  * test/integration/sdk.test.ts.
  */
 import { describe, expect, it } from 'vitest';
-import { ParleyClient, ParleyClientError, type ClientTimers, type ClosedEvent, type ParleyClientOptions, type ReconnectEvent, type SessionLimits, type WebSocketLike } from '../../../src/client/index.js';
+import { ParleyClient, type ClientTimers, type ClosedEvent, type ParleyClientOptions, type ReconnectEvent, type SessionLimits, type WebSocketLike } from '../../../src/client/index.js';
+import { rejection } from '../../helpers/client-rejection.js';
 
 class FakeTimers implements ClientTimers {
   private t = 1_000_000;
@@ -156,16 +157,6 @@ function setup(opts: Partial<ParleyClientOptions> = {}) {
     return s;
   };
   return { client, timers, sockets, sock, open, closed, reconnects, states, tokenCount: () => tokens };
-}
-
-async function rejection(p: Promise<unknown>): Promise<ParleyClientError> {
-  try {
-    await p;
-  } catch (err) {
-    if (err instanceof ParleyClientError) return err;
-    throw err;
-  }
-  throw new Error('expected a rejection');
 }
 
 describe('ParleyClient: connecting', () => {
