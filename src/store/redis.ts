@@ -73,32 +73,37 @@ function nodeOf(url: string): { host: string; port: number } {
  * memory store derives them.
  */
 function readReply(reply: Buffer, jobs: readonly Job[]): Decision[] {
-  let o = 0;
-  const next = (): number => {
-    const x = reply.readDoubleLE(o);
-    o += 8;
-    return x;
-  };
-  const now = next();
-  return jobs.map((job) => {
-    const allowed = next() === 1;
-    const retryAfterMs = next();
-    const at = next() - 1;
+  const now = reply.readDoubleLE(0);
+  let o = 8;
+  const out: Decision[] = new Array<Decision>(jobs.length);
+  for (let j = 0; j < jobs.length; j++) {
+    const job = jobs[j]!;
+    const allowed = reply.readDoubleLE(o) === 1;
+    const retryAfterMs = reply.readDoubleLE(o + 8);
+    const at = reply.readDoubleLE(o + 16) - 1;
+    o += 24;
     const states: LimitState[] = [];
     for (const sp of job.specs) {
-      const x = next();
-      const y = next();
+      const x = reply.readDoubleLE(o);
+      const y = reply.readDoubleLE(o + 8);
+      o += 16;
       if (sp.kind === 'window') states.push({ name: sp.name, limit: sp.limit, ...windowState(sp.limit, sp.windowMs, x, y, now) });
       else if (sp.kind === 'bucket') {
         const b = TokenBucket.restore({ ratePerSec: sp.ratePerSec, burst: sp.burst }, x, y);
         states.push({ name: sp.name, limit: sp.burst, remaining: Math.floor(b.available(now)), resetMs: b.msUntilFull(now) });
       } else states.push({ name: sp.name, limit: sp.limit, remaining: Math.max(0, sp.limit - x), resetMs: msUntilUtcMidnight(now) });
     }
-    for (const l of job.leases) states.push({ name: l.name, limit: l.limit, remaining: Math.max(0, l.limit - next()), resetMs: 0 });
-    if (allowed) return { allowed: true, states };
-    const limitName = at < job.specs.length ? (job.specs[at]?.name ?? '') : (job.leases[at - job.specs.length]?.name ?? '');
-    return { allowed: false, retryAfterMs, limitName, states };
-  });
+    for (const l of job.leases) {
+      states.push({ name: l.name, limit: l.limit, remaining: Math.max(0, l.limit - reply.readDoubleLE(o)), resetMs: 0 });
+      o += 8;
+    }
+    if (allowed) out[j] = { allowed: true, states };
+    else {
+      const limitName = at < job.specs.length ? (job.specs[at]?.name ?? '') : (job.leases[at - job.specs.length]?.name ?? '');
+      out[j] = { allowed: false, retryAfterMs, limitName, states };
+    }
+  }
+  return out;
 }
 
 /** The `{hash-tag}` of a key, so an auxiliary key lands in the same cluster slot. */
@@ -112,16 +117,28 @@ function tagOf(key: string | undefined): string {
  * kind, window and key, so a window whose length changes starts a new entry. Below 1e14, so Lua
  * prints it exactly.
  */
-const ids = new Map<string, number>();
 export function limitId(sp: LimitSpec): number {
   const name = `${sp.kind}:${sp.kind === 'window' ? sp.windowMs : ''}:${sp.key}`;
-  let id = ids.get(name);
-  if (id === undefined) {
-    id = fnv1a(name) * 16384 + (fnv1a(name, 0x5bd1e995) & 0x3fff);
-    if (ids.size > 100_000) ids.clear();
-    ids.set(name, id);
+  return fnv1a(name) * 16384 + (fnv1a(name, 0x5bd1e995) & 0x3fff);
+}
+
+/** What a decision needs of a limit key, computed once per key (and kind and window). */
+interface KeyInfo {
+  readonly kind: LimitSpec['kind'];
+  readonly windowMs: number;
+  readonly id: number;
+  readonly tag: string;
+}
+const keyInfos = new Map<string, KeyInfo>();
+function keyInfo(sp: LimitSpec): KeyInfo {
+  const windowMs = sp.kind === 'window' ? sp.windowMs : 0;
+  let k = keyInfos.get(sp.key);
+  if (k === undefined || k.kind !== sp.kind || k.windowMs !== windowMs) {
+    if (keyInfos.size >= 100_000) keyInfos.clear();
+    k = { kind: sp.kind, windowMs, id: limitId(sp), tag: tagOf(sp.key) };
+    keyInfos.set(sp.key, k);
   }
-  return id;
+  return k;
 }
 
 const NO_LEASES: readonly LeaseSpec[] = [];
@@ -279,7 +296,7 @@ export class RedisStore implements Store {
     if (specs.length === 0 && leases.length === 0) return Promise.resolve({ allowed: true, states: [] });
     if (this.redis.status !== 'ready') return Promise.reject(new Error(`redis not ready (${this.redis.status})`));
     return new Promise<Decision>((resolve, reject) => {
-      this.pending.push({ mode, specs, leases, holderId, ttlMs, tag: tagOf(specs[0]?.key ?? leases[0]?.key), resolve, reject });
+      this.pending.push({ mode, specs, leases, holderId, ttlMs, tag: specs[0] ? keyInfo(specs[0]).tag : tagOf(leases[0]?.key), resolve, reject });
       // Nothing in flight: no one to coalesce with, so no reason to wait for the next tick.
       if (this.inFlight.size === 0 && this.pending.length === 1 && !this.flushScheduled) this.flush();
       else this.scheduleFlush();
@@ -329,62 +346,61 @@ export class RedisStore implements Store {
 
   private send(groups: Map<string, Job[]>): void {
     const seq = ++this.seq;
+    // KEYS, by 1-based index (few: a linear search beats a Map here).
     const keys: string[] = [];
-    const keyIndex = new Map<string, number>();
-    const key = (k: string): number => {
-      let i = keyIndex.get(k);
-      if (i === undefined) {
-        keys.push(k);
-        keyIndex.set(k, (i = keys.length));
-      }
-      return i;
-    };
     // Layout: lua/admit.lua. Every number goes in one buffer of doubles (one struct.unpack there),
-    // the strings (field names, holders) as arguments after it.
+    // the strings (holders) as arguments after it.
     const nums: number[] = [groups.size];
     const strs: string[] = [];
     const jobs: Job[] = [];
+    const fieldKeys: string[] = [];
     for (const [tag, group] of groups) {
       this.inFlight.add(tag);
+      keys.push(this.prefix + 'lim:' + tag);
       // The group's limits, each by a numeric id (lua/admit.lua keeps their states in one field).
-      const fields = new Map<string, number>();
-      const described: number[] = [];
+      fieldKeys.length = 0;
+      const head = nums.length;
+      nums.push(keys.length, 0, group.length, 0);
       let writes = 0;
       for (const job of group) {
         if (job.mode !== 'p') writes = 1;
         for (const sp of job.specs) {
-          if (fields.has(sp.key)) continue;
-          fields.set(sp.key, fields.size + 1);
+          if (fieldKeys.includes(sp.key)) continue;
+          fieldKeys.push(sp.key);
+          const id = keyInfo(sp).id;
           if (sp.kind === 'window') {
             const { bucketMs, span } = windowGeometry(sp.windowMs);
-            described.push(limitId(sp), 1, bucketMs, span + 1);
-          } else described.push(limitId(sp), sp.kind === 'bucket' ? 2 : 3, 0, 0);
+            nums.push(id, 1, bucketMs, span + 1);
+          } else nums.push(id, sp.kind === 'bucket' ? 2 : 3, 0, 0);
         }
       }
-      nums.push(key(this.prefix + 'lim:' + tag), fields.size, group.length, writes);
-      for (const x of described) nums.push(x);
+      nums[head + 1] = fieldKeys.length;
+      nums[head + 3] = writes;
       for (const job of group) {
         jobs.push(job);
         nums.push(MODE_CODE[job.mode], job.ttlMs, job.specs.length, job.leases.length);
         for (const sp of job.specs) {
-          const f = fields.get(sp.key)!;
+          const f = fieldKeys.indexOf(sp.key) + 1;
           const cost = sp.cost ?? 1;
           if (sp.kind === 'window') nums.push(f, sp.limit, sp.windowMs, cost);
           else if (sp.kind === 'bucket') nums.push(f, sp.ratePerSec, sp.burst, cost);
           else nums.push(f, sp.limit, 0, cost);
         }
-        for (const l of job.leases) nums.push(key(this.prefix + l.key), l.limit);
+        for (const l of job.leases) {
+          const lk = this.prefix + l.key;
+          let i = keys.indexOf(lk) + 1;
+          if (i === 0) i = keys.push(lk);
+          nums.push(i, l.limit);
+        }
         if (job.leases.length > 0) strs.push(job.holderId);
       }
     }
-    const blob = Buffer.from(new Float64Array(nums).buffer);
-    const done = (): void => {
-      for (const tag of groups.keys()) this.inFlight.delete(tag);
-      if (this.pending.length > 0) this.scheduleFlush();
-    };
+    // From Node's buffer pool: a Float64Array of its own would cost an ArrayBuffer per call.
+    const blob = Buffer.allocUnsafe(nums.length * 8);
+    for (let i = 0; i < nums.length; i++) blob.writeDoubleLE(nums[i]!, i * 8);
     this.redis.parleyAdmitBuffer(keys.length, ...keys, this.nowFn ? this.nowFn() : '', this.clientId, seq, blob, ...strs).then(
       (reply) => {
-        done();
+        this.sent(groups);
         let decisions: Decision[];
         try {
           decisions = readReply(reply, jobs);
@@ -395,10 +411,16 @@ export class RedisStore implements Store {
         for (let i = 0; i < jobs.length; i++) jobs[i]!.resolve(decisions[i]!);
       },
       (err: unknown) => {
-        done();
+        this.sent(groups);
         for (const job of jobs) job.reject(err);
       },
     );
+  }
+
+  /** A batch answered (or failed): its tags may go again. */
+  private sent(groups: Map<string, Job[]>): void {
+    for (const tag of groups.keys()) this.inFlight.delete(tag);
+    if (this.pending.length > 0) this.scheduleFlush();
   }
 
   consume(specs: readonly LimitSpec[], _opId: string): Promise<Decision> {
