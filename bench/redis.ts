@@ -17,6 +17,10 @@
  *          atomic), for a like-for-like figure;
  *        - both again on ioredis clients with `enableAutoPipelining` (the same client options on
  *          both sides; the store itself does not enable it: measured slower for its decisions);
+ *        - the round-trip floor: the same ioredis client calling a script that decides nothing
+ *          (`return 1`), one call per "decision". No limiter that makes one script call per
+ *          decision can go faster on this client and this Redis, so with 1 caller it shows how
+ *          much room either library has left (latency, not work, bounds that case);
  *      every limit set high enough that nothing is refused (the allowed/refused counts are shown);
  *   2. the latency the Redis store adds to the real app (buildApp, real asyncScheduler, simulated
  *      upstream with 0 ms latency behind a governor with rate and concurrency limits), once with the
@@ -27,7 +31,7 @@
  * Knobs (environment): BENCH_REDIS_SECONDS (3), BENCH_REDIS_WARMUP_SECONDS (1),
  * BENCH_REDIS_CALLERS (50), BENCH_REDIS_ACCOUNTS (1000), BENCH_REDIS_ROUNDS (2),
  * BENCH_REDIS_REQUESTS (1000 per latency figure, after 100 warm-up), BENCH_REDIS_CLIENTS (a comma
- * list of parleyConsume, rlf, rlfUnion3, rlfAp, parleyConsumeAp, parleyOne, parleyAdmit; default all).
+ * list of parleyConsume, rlf, rlfUnion3, rlfAp, parleyConsumeAp, parleyOne, parleyAdmit, floor; default all).
  * Runs alone with `npx tsx bench/redis.ts` (or `BENCH_ONLY=redis npm run bench`).
  */
 import { pathToFileURL } from 'node:url';
@@ -78,7 +82,7 @@ function clientList(raw: string | undefined): DecisionClient[] {
   return picked;
 }
 
-export type DecisionClient = 'parleyConsume' | 'parleyConsumeAp' | 'parleyOne' | 'parleyAdmit' | 'rlf' | 'rlfAp' | 'rlfUnion3';
+export type DecisionClient = 'parleyConsume' | 'parleyConsumeAp' | 'parleyOne' | 'parleyAdmit' | 'rlf' | 'rlfAp' | 'rlfUnion3' | 'floor';
 
 const LABELS: Record<DecisionClient, string> = {
   parleyConsume: 'Parley consume, 3 limits',
@@ -88,8 +92,9 @@ const LABELS: Record<DecisionClient, string> = {
   rlf: 'rate-limiter-flexible, 1 limit',
   rlfAp: 'rate-limiter-flexible, 1 limit, autopipe',
   rlfUnion3: 'rate-limiter-flexible, 3 limits (Union)',
+  floor: 'round-trip floor: a no-op script',
 };
-const ALL_CLIENTS: DecisionClient[] = ['parleyConsume', 'rlf', 'rlfUnion3', 'rlfAp', 'parleyConsumeAp', 'parleyOne', 'parleyAdmit'];
+const ALL_CLIENTS: DecisionClient[] = ['parleyConsume', 'rlf', 'rlfUnion3', 'rlfAp', 'parleyConsumeAp', 'parleyOne', 'parleyAdmit', 'floor'];
 
 export interface DecisionRun {
   readonly client: DecisionClient;
@@ -170,6 +175,25 @@ interface Contestant {
 }
 
 async function contestant(client: DecisionClient, url: string, prefix: string): Promise<Contestant> {
+  if (client === 'floor') {
+    // rate-limiter-flexible's client options; one EVALSHA per decision, of a script that reads and
+    // writes nothing: the cost of the round trip alone.
+    const redis = new Redis(url, { enableOfflineQueue: false }) as Redis & { benchNoop(key: string): Promise<number> };
+    redis.on('error', () => undefined);
+    redis.defineCommand('benchNoop', { numberOfKeys: 1, lua: 'return 1' });
+    await new Promise<void>((resolve, reject) => {
+      redis.once('ready', resolve);
+      redis.once('end', () => reject(new Error('redis connection ended')));
+    });
+    return {
+      async decide(_caller, _seq, acct) {
+        return (await redis.benchNoop(`${prefix}floor:{${acct}}`)) === 1;
+      },
+      async close() {
+        await redis.quit();
+      },
+    };
+  }
   if (client === 'rlf' || client === 'rlfAp' || client === 'rlfUnion3') {
     // rate-limiter-flexible's documented ioredis setup: its own connection, offline queue off; and
     // the same with the auto-pipelining the Parley store enables, for a like-for-like client.
@@ -497,6 +521,16 @@ export function redisRows(r: RedisPhaseResult): string[][] {
   ];
 }
 
+/** Floor rows: [callers, floor decisions/s, Parley's share of it, rate-limiter-flexible's share]. */
+export function floorRows(r: RedisPhaseResult): string[][] {
+  return (['one', 'many'] as const).map((k) => [
+    k === 'one' ? '1 caller' : `${r.settings.callers} callers`,
+    fmtInt(r.best.floor[k]),
+    fmt(r.best.parleyConsume[k] / r.best.floor[k]),
+    fmt(r.best.rlf[k] / r.best.floor[k]),
+  ]);
+}
+
 /** Latency rows: [figure, memory, redis, added]. */
 export function latencyRows(r: RedisPhaseResult): string[][] {
   const [mem, red] = r.latency as [LatencyRun, LatencyRun];
@@ -513,6 +547,11 @@ export function printRedisSummary(r: RedisPhaseResult, say: (line: string) => vo
   say('Redis decisions (ratio = Parley / rate-limiter-flexible, best round each)');
   say(table(['', 'Parley', 'rate-limiter-flexible', 'ratio', 'target', ''], redisRows(r)));
   say('');
+  if (Number.isFinite(r.best.floor.one)) {
+    say('Round-trip floor: a script that decides nothing (`return 1`), one call per decision, same client; the share of it each library reaches');
+    say(table(['', 'floor, calls/s', 'Parley (3 limits)', 'rate-limiter-flexible (1 limit)'], floorRows(r)));
+    say('');
+  }
   say('Latency the Redis store adds in the app (one request in flight, simulated upstream 0 ms)');
   say(table(['', 'memory store', 'Redis store', 'added'], latencyRows(r)));
 }
