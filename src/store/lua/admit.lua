@@ -109,15 +109,81 @@ end
 
 local R, nR = { now }, 1
 local v, S = 2, 5
+-- The group being decided (upvalues of field(), so it is one closure per call, not per group):
+-- its hash, its entries E (nE numbers), where its field descriptions start in V (fv), and per
+-- field i: off[i], the entry in E once loaded (and brought to now); F[i], a window's record.
+local hkey, E, nE, fv
+local off, F = {}, {}
+local function field(i, a, b)
+  local o = off[i]
+  if o then return o end
+  local q = fv + 4 * (i - 1)
+  local id, kind = V[q], V[q + 1]
+  for p = 1, nE, 6 do
+    if E[p] == id then o = p; break end
+  end
+  if kind == 1 then
+    local g, n = V[q + 2], V[q + 3]
+    local f = { g = g, n = n, span = n - 1, id = id, ring = false, dirty = false }
+    F[i] = f
+    local cur = floor(now / g)
+    local nlo = cur - f.span
+    if not o then
+      o = nE + 1
+      E[o], E[o + 1], E[o + 2], E[o + 3], E[o + 4], E[o + 5] = id, nlo, -1, 0, -1, 0
+      nE = nE + 6
+    else
+      local lo = E[o + 1]
+      if nlo > lo then
+        if nlo - lo >= n or E[o + 2] < nlo then
+          -- Everything written has left: start empty.
+          E[o + 3], E[o + 5] = 0, 0
+        else
+          local sum = E[o + 3]
+          for bk = lo, nlo - 1 do
+            local x = count(hkey, E, o, f, bk)
+            if x ~= 0 then sum = sum - x end
+          end
+          E[o + 3] = sum
+          if E[o + 4] < nlo then E[o + 5] = 0 end
+        end
+        E[o + 1] = nlo
+      end
+    end
+  elseif kind == 2 then
+    if not o then
+      o = nE + 1
+      E[o], E[o + 1], E[o + 2], E[o + 3], E[o + 4], E[o + 5] = id, b, now, 0, 0, 0
+      nE = nE + 6
+    elseif now > E[o + 2] then
+      E[o + 1] = tokensAt(E, o, a, b, now)
+      E[o + 2] = now
+    end
+  else
+    if not o then
+      o = nE + 1
+      E[o], E[o + 1], E[o + 2], E[o + 3], E[o + 4], E[o + 5] = id, today, 0, 0, 0, 0
+      nE = nE + 6
+    elseif E[o + 1] ~= today then
+      E[o + 1], E[o + 2] = today, 0
+    end
+  end
+  off[i] = o
+  return o
+end
+
 for _ = 1, V[1] do
-  local hkey, nF, nD, hasW = KEYS[V[v]], V[v + 1], V[v + 2], V[v + 3] == 1
-  local fv = v + 4 -- field i: id V[fv + 4(i-1)], kind + 1, bucket ms + 2, slots + 3
+  local nF, nD, hasW = V[v + 1], V[v + 2], V[v + 3] == 1
+  hkey, fv = KEYS[V[v]], v + 4 -- field i: id V[fv + 4(i-1)], kind + 1, bucket ms + 2, slots + 3
   v = fv + 4 * nF
+  for i = 1, nF do off[i], F[i] = false, false end
   local raw = redis.call('HMGET', hkey, client, clientO, '_x', 'S')
-  local E, nE = {}, 0
+  local fmtE -- the format of the entries as read, reused for the write when their count is the same
+  E, nE = {}, 0
   if raw[4] then
     nE = #raw[4] / 8
-    E = { unpack_('<' .. srep('d', nE), raw[4]) }
+    fmtE = '<' .. srep('d', nE)
+    E = { unpack_(fmtE, raw[4]) }
     E[nE + 1] = nil -- unpack's next position
   end
   local replayed = false
@@ -128,65 +194,7 @@ for _ = 1, V[1] do
       for d, r, i in string.gmatch(rest, '(%d+):([^,/]+),(%d+)') do replayed[tonumber(d)] = { tonumber(r), tonumber(i) } end
     end
   end
-  -- off[i]: field i's entry in E once loaded (and brought to now); F[i]: a window's record.
-  local off, F, dirty, refusals = {}, {}, false, false
-  local function field(i, a, b)
-    local o = off[i]
-    if o then return o end
-    local q = fv + 4 * (i - 1)
-    local id, kind = V[q], V[q + 1]
-    for p = 1, nE, 6 do
-      if E[p] == id then o = p; break end
-    end
-    if kind == 1 then
-      local g, n = V[q + 2], V[q + 3]
-      local f = { g = g, n = n, span = n - 1, id = id, ring = false, dirty = false }
-      F[i] = f
-      local cur = floor(now / g)
-      local nlo = cur - f.span
-      if not o then
-        o = nE + 1
-        E[o], E[o + 1], E[o + 2], E[o + 3], E[o + 4], E[o + 5] = id, nlo, -1, 0, -1, 0
-        nE = nE + 6
-      else
-        local lo = E[o + 1]
-        if nlo > lo then
-          if nlo - lo >= n or E[o + 2] < nlo then
-            -- Everything written has left: start empty.
-            E[o + 3], E[o + 5] = 0, 0
-          else
-            local sum = E[o + 3]
-            for bk = lo, nlo - 1 do
-              local x = count(hkey, E, o, f, bk)
-              if x ~= 0 then sum = sum - x end
-            end
-            E[o + 3] = sum
-            if E[o + 4] < nlo then E[o + 5] = 0 end
-          end
-          E[o + 1] = nlo
-        end
-      end
-    elseif kind == 2 then
-      if not o then
-        o = nE + 1
-        E[o], E[o + 1], E[o + 2], E[o + 3], E[o + 4], E[o + 5] = id, b, now, 0, 0, 0
-        nE = nE + 6
-      elseif now > E[o + 2] then
-        E[o + 1] = tokensAt(E, o, a, b, now)
-        E[o + 2] = now
-      end
-    else
-      if not o then
-        o = nE + 1
-        E[o], E[o + 1], E[o + 2], E[o + 3], E[o + 4], E[o + 5] = id, today, 0, 0, 0, 0
-        nE = nE + 6
-      elseif E[o + 1] ~= today then
-        E[o + 1], E[o + 2] = today, 0
-      end
-    end
-    off[i] = o
-    return o
-  end
+  local dirty, refusals = false, false
   local need = 60000 -- the replay record must outlive a reconnect
   for d = 1, nD do
     local mode, ttl, nS, nL = V[v], V[v + 1], V[v + 2], V[v + 3]
@@ -355,28 +363,44 @@ for _ = 1, V[1] do
   end
   -- Write back the states, bucket slots, the replay record; a longer life for the hash when needed.
   if hasW and not replayed then
-    local w = { client, seq }
-    if refusals then w[3], w[4] = clientO, seq .. '|' .. refusals end
+    local x = tonumber(raw[3] or '0')
+    local extend = now + need > x
+    local packed = false
     if dirty then
-      w[#w + 1] = 'S'
-      w[#w + 1] = pack('<' .. srep('d', nE), unpack(E, 1, nE))
-      for _, f in pairs(F) do
-        if f.dirty then
+      if not fmtE or #fmtE ~= nE + 1 then fmtE = '<' .. srep('d', nE) end
+      packed = pack(fmtE, unpack(E, 1, nE))
+    end
+    local rings = false
+    for i = 1, nF do
+      if F[i] and F[i].dirty then rings = true end
+    end
+    if refusals or rings or extend then
+      local w = { client, seq }
+      if refusals then w[3], w[4] = clientO, seq .. '|' .. refusals end
+      if packed then
+        w[#w + 1] = 'S'
+        w[#w + 1] = packed
+      end
+      for i = 1, nF do
+        local f = F[i]
+        if f and f.dirty then
           w[#w + 1] = ringField(f)
           w[#w + 1] = pack('<' .. srep('d', 2 * f.n), unpack(f.ring, 1, 2 * f.n))
         end
       end
+      if extend then
+        x = now + 2 * need
+        w[#w + 1] = '_x'
+        w[#w + 1] = x
+      end
+      redis.call('HSET', hkey, unpack(w))
+      -- Relative, so an injected (test) clock works too.
+      if extend then redis.call('PEXPIRE', hkey, 2 * need) end
+    elseif packed then
+      redis.call('HSET', hkey, client, seq, 'S', packed)
+    else
+      redis.call('HSET', hkey, client, seq)
     end
-    local x = tonumber(raw[3] or '0')
-    local extend = now + need > x
-    if extend then
-      x = now + 2 * need
-      w[#w + 1] = '_x'
-      w[#w + 1] = x
-    end
-    redis.call('HSET', hkey, unpack(w))
-    -- Relative, so an injected (test) clock works too.
-    if extend then redis.call('PEXPIRE', hkey, 2 * need) end
   end
 end
 return pack('<' .. srep('d', nR), unpack(R, 1, nR))
