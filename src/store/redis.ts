@@ -505,15 +505,12 @@ export class RedisStore implements Store {
     const now = this.clock();
     const expiresAt = now + ttlMs;
     const sKey = this.k(`sess:${record.sessionId}`);
-    const old = await this.redis.get(sKey);
     const stored: StoredSession = { record, expiresAt };
     const aKey = this.k(`acct:${record.accountId}`);
+    // One round trip, no read of the previous record (a session is written after every request):
+    // an index entry left by an earlier resume token or account is harmless, since both lookups
+    // check the record they reach (findSessionByResumeToken, listSessions), and expires with its TTL.
     await this.batch((m) => {
-      if (old !== null) {
-        const prev = JSON.parse(old) as StoredSession;
-        if (prev.record.resumeToken !== record.resumeToken) m.del(this.k(`resume:${prev.record.resumeToken}`));
-        if (prev.record.accountId !== record.accountId) m.zrem(this.k(`acct:${prev.record.accountId}`), record.sessionId);
-      }
       m.set(sKey, JSON.stringify(stored), 'PX', ttlMs);
       m.set(this.k(`resume:${record.resumeToken}`), record.sessionId, 'PX', ttlMs);
       m.zremrangebyscore(aKey, '-inf', now);

@@ -163,6 +163,24 @@ export function storeSuite(name: string, make: StoreFactory): void {
       await s.close();
     });
 
+    it('a record saved again under another resume token or account is found only under the new ones', async () => {
+      const c = clock();
+      const s = await make(c);
+      const rec: SessionRecord = {
+        sessionId: 's2', resumeToken: 'rtA', accountId: 'a', keyId: 'k', language: 'es',
+        audio: { format: 'pcm16', sampleRate: 16000 }, createdAt: NOON, expiresAt: NOON + 1_800_000,
+        history: [], pending: [], replicaId: 'x', connected: true,
+        counters: { turns: 0, assessments: 0, translations: 0, audioSeconds: 0 },
+      };
+      await s.saveSession(rec, 60_000);
+      await s.saveSession({ ...rec, resumeToken: 'rtB', accountId: 'b' }, 60_000);
+      expect(await s.findSessionByResumeToken('rtA')).toBeUndefined();
+      expect((await s.findSessionByResumeToken('rtB'))?.accountId).toBe('b');
+      expect(await s.listSessions('a')).toEqual([]);
+      expect((await s.listSessions('b')).map((r) => r.sessionId)).toEqual(['s2']);
+      await s.close();
+    });
+
     it('delivers a published command to every subscriber, the publisher included', async () => {
       const c = clock();
       const a = await make(c);
