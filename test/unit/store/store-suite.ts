@@ -19,6 +19,13 @@ function clock(start = NOON): { now: () => number; advance(ms: number): void } {
 const window = (limit: number, key = 'w:{a}', cost = 1): LimitSpec => ({ kind: 'window', key, name: key, limit, windowMs: 60_000, cost });
 const bucket = (rate: number, burst: number, key = 'b:{a}'): LimitSpec => ({ kind: 'bucket', key, name: key, ratePerSec: rate, burst });
 const daily = (limit: number, cost: number, key = 'd:{a}'): LimitSpec => ({ kind: 'daily', key, name: key, limit, cost });
+const session = (over: Partial<SessionRecord> = {}): SessionRecord => ({
+  sessionId: 's1', resumeToken: 'rt1', accountId: 'a', keyId: 'k', language: 'es',
+  audio: { format: 'pcm16', sampleRate: 16000 }, createdAt: NOON, expiresAt: NOON + 1_800_000,
+  history: [{ role: 'user', content: 'hola' }], pending: ['r1'], replicaId: 'x', connected: true,
+  counters: { turns: 1, assessments: 0, translations: 0, audioSeconds: 1.5 },
+  ...over,
+});
 
 export function storeSuite(name: string, make: StoreFactory): void {
   describe(`${name} store`, () => {
@@ -143,12 +150,7 @@ export function storeSuite(name: string, make: StoreFactory): void {
     it('keeps session records for their ttl, by id and by resume token, per account', async () => {
       const c = clock();
       const s = await make(c);
-      const rec: SessionRecord = {
-        sessionId: 's1', resumeToken: 'rt1', accountId: 'a', keyId: 'k', language: 'es',
-        audio: { format: 'pcm16', sampleRate: 16000 }, createdAt: NOON, expiresAt: NOON + 1_800_000,
-        history: [{ role: 'user', content: 'hola' }], pending: ['r1'], replicaId: 'x', connected: true,
-        counters: { turns: 1, assessments: 0, translations: 0, audioSeconds: 1.5 },
-      };
+      const rec = session();
       await s.saveSession(rec, 60_000);
       expect(await s.loadSession('s1')).toEqual(rec);
       expect((await s.findSessionByResumeToken('rt1'))?.sessionId).toBe('s1');
@@ -166,12 +168,7 @@ export function storeSuite(name: string, make: StoreFactory): void {
     it('a record saved again under another resume token or account is found only under the new ones', async () => {
       const c = clock();
       const s = await make(c);
-      const rec: SessionRecord = {
-        sessionId: 's2', resumeToken: 'rtA', accountId: 'a', keyId: 'k', language: 'es',
-        audio: { format: 'pcm16', sampleRate: 16000 }, createdAt: NOON, expiresAt: NOON + 1_800_000,
-        history: [], pending: [], replicaId: 'x', connected: true,
-        counters: { turns: 0, assessments: 0, translations: 0, audioSeconds: 0 },
-      };
+      const rec = session({ sessionId: 's2', resumeToken: 'rtA' });
       await s.saveSession(rec, 60_000);
       await s.saveSession({ ...rec, resumeToken: 'rtB', accountId: 'b' }, 60_000);
       expect(await s.findSessionByResumeToken('rtA')).toBeUndefined();
