@@ -164,6 +164,29 @@ describe('redis store specifics', () => {
     await s.close();
   });
 
+  it('keeps each tag\'s leases apart when one script call carries admissions on several tags', async () => {
+    const c = { t: Date.UTC(2026, 10, 23, 12, 0, 0) };
+    const prefix = 'test:' + randomUUID() + ':';
+    const s = await connect({ prefix, now: () => c.t });
+    const specs = (u: string) => [{ kind: 'window', key: `up:{${u}}:rpm`, name: `${u}.rpm`, limit: 100, windowMs: 60_000 }] as const;
+    const lease = (u: string) => [{ key: `up:{${u}}:conc`, name: `${u}.conc`, limit: 2 }];
+    await s.peek(specs('u1')); // one call in flight first, so the six below share batches
+    const r = new Redis(server.url);
+    await r.config('RESETSTAT');
+    const first = s.admit(specs('u0'), lease('u0'), 'h0', 30_000, 'o0');
+    const burst = await Promise.all(
+      ['u1', 'u2', 'u1', 'u2', 'u1', 'u2'].map((u, i) => s.admit(specs(u), lease(u), `h${i}`, 30_000, `o${i}`)),
+    );
+    await first;
+    // Per upstream: two taken, the third refused by its own lease (holders 0-5 alternate u1, u2).
+    expect(burst.map((d) => (d.allowed ? 'ok' : d.limitName))).toEqual(['ok', 'ok', 'ok', 'ok', 'u1.conc', 'u2.conc']);
+    expect(await r.zrange(`${prefix}up:{u1}:conc`, 0, -1)).toEqual(['h0', 'h2']);
+    expect(await r.zrange(`${prefix}up:{u2}:conc`, 0, -1)).toEqual(['h1', 'h3']);
+    expect(Number(/cmdstat_evalsha:calls=(\d+)/.exec(await r.info('commandstats'))?.[1])).toBe(2);
+    await r.quit();
+    await s.close();
+  });
+
   it('puts a TTL on every key it writes', async () => {
     const prefix = 'test:' + randomUUID() + ':';
     const s = await connect({ prefix });
