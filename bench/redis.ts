@@ -557,7 +557,6 @@ export function printRedisSummary(r: RedisPhaseResult, say: (line: string) => vo
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  const { killAllRedis } = await import('./lib/redis-server.js');
   process.on('exit', killAllRedis);
   const s = redisSettings();
   console.log(redisHeadline(s));

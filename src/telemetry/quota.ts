@@ -3,7 +3,6 @@
  * queue entry and the rule for what counts as a change.
  */
 import type { LimitState } from '../limits/decision.js';
-import type { LimitStateWire } from '../protocol/messages.js';
 
 /** A request of the session waiting for capacity in an upstream account's queue. */
 export interface QueueWait {
