@@ -17,7 +17,7 @@ import { CloseCode, ParleyError, closeReason } from '../protocol/codes.js';
 import { decodeClientMessage, errorEvent, type ClientMessage, type ClientMessageOf, type RequestId, type ServerEvent } from '../protocol/messages.js';
 import type { Session, SessionSink } from '../sessions/session.js';
 import type { SessionRegistry } from '../sessions/registry.js';
-import type { LeaseSpec, Store } from '../store/store.js';
+import type { LeaseHolder, LeaseSpec, Store } from '../store/store.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
 import type { Principal } from './auth.js';
@@ -228,9 +228,9 @@ export class Connection implements SessionSink {
     return !this.closing && this.session !== undefined && this.session.inFlight > 0;
   }
 
-  renewLeases(ttlMs: number, mode: 'extend' | 'restore' = 'extend'): void {
-    if (this.tornDown) return;
-    this.deps.store.renew(this.deps.leases, this.id, ttlMs, mode).catch((err: unknown) => this.log.warn({ err }, 'could not renew connection leases'));
+  /** The slots this connection holds while open (the replica renews them all at once). */
+  leaseHolder(): LeaseHolder | undefined {
+    return this.tornDown ? undefined : { leases: this.deps.leases, holderId: this.id };
   }
 
   ping(): void {

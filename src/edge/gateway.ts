@@ -6,7 +6,7 @@ import type { SchedulerLike, Subscription } from 'rxjs';
 import type { Config } from '../config/schema.js';
 import { ParleyError } from '../protocol/codes.js';
 import { SessionRegistry } from '../sessions/registry.js';
-import type { ReplicaCommand, Store } from '../store/store.js';
+import type { LeaseHolder, ReplicaCommand, Store } from '../store/store.js';
 import type { Logger } from '../telemetry/logger.js';
 import { Metrics } from '../telemetry/metrics.js';
 import type { Providers } from '../upstream/provider.js';
@@ -80,7 +80,7 @@ export class Gateway {
     };
     this.heartbeat = this.scheduler.schedule(beat, beatMs);
     const renew = (): void => {
-      for (const conn of this.connections) conn.renewLeases(this.leaseMs);
+      this.renewLeases('extend');
       this.leaseRenewal = this.scheduler.schedule(renew, this.leaseMs / 3);
     };
     this.leaseRenewal = this.scheduler.schedule(renew, this.leaseMs / 3);
@@ -107,8 +107,19 @@ export class Gateway {
    * connection slots and session records, so caps, resume and the session list are right again.
    */
   reregister(): void {
-    for (const conn of this.connections) conn.renewLeases(this.leaseMs, 'restore');
+    this.renewLeases('restore');
     for (const session of this.registry.all()) session.persist();
+  }
+
+  /** Every open connection's slots in one store call (one round trip on Redis, not one per connection). */
+  private renewLeases(mode: 'extend' | 'restore'): void {
+    const holders: LeaseHolder[] = [];
+    for (const conn of this.connections) {
+      const h = conn.leaseHolder();
+      if (h) holders.push(h);
+    }
+    if (holders.length === 0) return;
+    this.store.renew(holders, this.leaseMs, mode).catch((err: unknown) => this.logger.warn({ err, connections: holders.length }, 'could not renew connection leases'));
   }
 
   add(conn: Connection): void {

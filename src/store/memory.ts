@@ -6,7 +6,7 @@
 import type { Decision, LimitState } from '../limits/decision.js';
 import { WindowCounter } from '../limits/window-counter.js';
 import { TokenBucket } from '../limits/token-bucket.js';
-import type { LeaseSpec, LimitSpec, ReplicaCommand, ReplicaStats, SessionRecord, Store, TokenRecord } from './store.js';
+import type { LeaseHolder, LeaseSpec, LimitSpec, ReplicaCommand, ReplicaStats, SessionRecord, Store, TokenRecord } from './store.js';
 
 const DAY_MS = 86_400_000;
 
@@ -94,11 +94,13 @@ export class MemoryStore implements Store {
     return { allowed: true, states };
   }
 
-  async renew(leases: readonly LeaseSpec[], holderId: string, ttlMs: number, mode: 'extend' | 'restore' = 'extend'): Promise<void> {
+  async renew(holders: readonly LeaseHolder[], ttlMs: number, mode: 'extend' | 'restore' = 'extend'): Promise<void> {
     const now = this.now();
-    for (const l of leases) {
-      const holders = this.holders(l.key, now);
-      if (mode === 'restore' || holders.has(holderId)) holders.set(holderId, now + ttlMs);
+    for (const { leases, holderId } of holders) {
+      for (const l of leases) {
+        const slots = this.holders(l.key, now);
+        if (mode === 'restore' || slots.has(holderId)) slots.set(holderId, now + ttlMs);
+      }
     }
   }
 

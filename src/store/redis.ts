@@ -18,7 +18,7 @@ import { TokenBucket } from '../limits/token-bucket.js';
 import { windowGeometry, windowState } from '../limits/window-counter.js';
 import { fnv1a } from '../upstream/audio.js';
 import { msUntilUtcMidnight } from './memory.js';
-import type { LeaseSpec, LimitSpec, ReplicaCommand, ReplicaStats, SessionRecord, Store, TokenRecord } from './store.js';
+import type { LeaseHolder, LeaseSpec, LimitSpec, ReplicaCommand, ReplicaStats, SessionRecord, Store, TokenRecord } from './store.js';
 
 const ADMIT_LUA = readFileSync(new URL('./lua/admit.lua', import.meta.url), 'utf8');
 
@@ -439,18 +439,30 @@ export class RedisStore implements Store {
     return this.decide('q', NO_SPECS, leases, holderId, ttlMs);
   }
 
-  async renew(leases: readonly LeaseSpec[], holderId: string, ttlMs: number, mode: 'extend' | 'restore' = 'extend'): Promise<void> {
-    if (leases.length === 0) return;
+  async renew(holders: readonly LeaseHolder[], ttlMs: number, mode: 'extend' | 'restore' = 'extend'): Promise<void> {
+    // One TIME and one batch for every holder: per lease key a sweep, one ZADD of all its holders
+    // and its expiry (connections of one account share their keys).
+    const byKey = new Map<string, (string | number)[]>();
+    for (const { leases, holderId } of holders) {
+      for (const l of leases) {
+        const key = this.k(l.key);
+        let members = byKey.get(key);
+        if (!members) byKey.set(key, (members = []));
+        members.push(0, holderId);
+      }
+    }
+    if (byKey.size === 0) return;
     const now = await this.serverNow();
     const exp = now + ttlMs;
     await this.batch((m) => {
-      for (const l of leases) {
-      // Sweep first, then XX: only a live holder is extended (restore re-adds a lost one).
-        m.zremrangebyscore(this.k(l.key), '-inf', now);
-        if (mode === 'restore') m.zadd(this.k(l.key), exp, holderId);
-        else m.zadd(this.k(l.key), 'XX', exp, holderId);
-        m.pexpire(this.k(l.key), ttlMs + 1000, 'GT');
-        m.pexpire(this.k(l.key), ttlMs + 1000, 'NX');
+      for (const [key, members] of byKey) {
+        for (let i = 0; i < members.length; i += 2) members[i] = exp;
+        // Sweep first, then XX: only a live holder is extended (restore re-adds a lost one).
+        m.zremrangebyscore(key, '-inf', now);
+        if (mode === 'restore') m.zadd(key, ...members);
+        else m.zadd(key, 'XX', ...members);
+        m.pexpire(key, ttlMs + 1000, 'GT');
+        m.pexpire(key, ttlMs + 1000, 'NX');
       }
     });
   }

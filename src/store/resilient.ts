@@ -13,7 +13,7 @@
 import type { Decision, LimitState } from '../limits/decision.js';
 import type { Logger } from '../telemetry/logger.js';
 import { MemoryStore } from './memory.js';
-import type { LeaseSpec, LimitSpec, ReplicaCommand, ReplicaStats, SessionRecord, Store, TokenRecord } from './store.js';
+import type { LeaseHolder, LeaseSpec, LimitSpec, ReplicaCommand, ReplicaStats, SessionRecord, Store, TokenRecord } from './store.js';
 
 /** A shared store that can say when its connection comes and goes (RedisStore). */
 export interface SharedStore extends Store {
@@ -177,9 +177,9 @@ export class ResilientStore implements Store {
     return this.either('acquire', () => this.primary.acquire(leases, holderId, ttlMs), () => this.fallback.acquire(this.scaledLeases(leases), holderId, ttlMs));
   }
 
-  async renew(leases: readonly LeaseSpec[], holderId: string, ttlMs: number, mode?: 'extend' | 'restore'): Promise<void> {
-    await this.fallback.renew(leases, holderId, ttlMs, mode);
-    await this.quietly(() => this.primary.renew(leases, holderId, ttlMs, mode));
+  async renew(holders: readonly LeaseHolder[], ttlMs: number, mode?: 'extend' | 'restore'): Promise<void> {
+    await this.fallback.renew(holders, ttlMs, mode);
+    await this.quietly(() => this.primary.renew(holders, ttlMs, mode));
   }
 
   async release(leases: readonly LeaseSpec[], holderId: string): Promise<void> {

@@ -44,6 +44,12 @@ export interface LeaseSpec {
   readonly limit: number;
 }
 
+/** A holder and the lease slots it holds (a connection: its per-key and per-account caps). */
+export interface LeaseHolder {
+  readonly leases: readonly LeaseSpec[];
+  readonly holderId: string;
+}
+
 export interface TokenRecord {
   readonly accountId: string;
   readonly keyId: string;
@@ -123,10 +129,10 @@ export interface Store {
   /** Takes one slot of every lease or none. Expired leases are swept first. */
   acquire(leases: readonly LeaseSpec[], holderId: string, ttlMs: number): Promise<Decision>;
   /**
-   * Extends the holder's slots (heartbeat). `restore` also re-adds a slot the store lost (Redis
-   * restarted empty), ignoring the limit: the connection is already open.
+   * Extends the holders' slots (heartbeat), all of a replica's in one call. `restore` also re-adds
+   * a slot the store lost (Redis restarted empty), ignoring the limit: the connection is already open.
    */
-  renew(leases: readonly LeaseSpec[], holderId: string, ttlMs: number, mode?: 'extend' | 'restore'): Promise<void>;
+  renew(holders: readonly LeaseHolder[], ttlMs: number, mode?: 'extend' | 'restore'): Promise<void>;
   /** Idempotent. */
   release(leases: readonly LeaseSpec[], holderId: string): Promise<void>;
   /** Live holders of a lease key (expired ones excluded). */

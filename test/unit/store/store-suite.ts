@@ -98,7 +98,7 @@ export function storeSuite(name: string, make: StoreFactory): void {
       await s.release(caps, 'h1');
       expect(await s.countLeases('l:{a}')).toBe(1);
       c.advance(20_000);
-      await s.renew(caps, 'h2', 30_000);
+      await s.renew([{ leases: caps, holderId: 'h2' }], 30_000);
       c.advance(20_000);
       expect(await s.countLeases('l:{a}')).toBe(1);
       c.advance(10_000);
@@ -214,12 +214,31 @@ export function storeSuite(name: string, make: StoreFactory): void {
       const c = clock();
       const s = await make(c);
       const l: LeaseSpec = { key: 'r:{a}', name: 'r', limit: 1 };
-      await s.renew([l], 'h1', 30_000);
+      await s.renew([{ leases: [l], holderId: 'h1' }], 30_000);
       expect(await s.countLeases('r:{a}')).toBe(0);
-      await s.renew([l], 'h1', 30_000, 'restore');
+      await s.renew([{ leases: [l], holderId: 'h1' }], 30_000, 'restore');
       expect(await s.countLeases('r:{a}')).toBe(1);
       c.advance(30_001);
       expect(await s.countLeases('r:{a}')).toBe(0);
+      await s.close();
+    });
+
+    it('renews many holders over shared and separate keys in one call, extending only live ones', async () => {
+      const c = clock();
+      const s = await make(c);
+      const acct: LeaseSpec = { key: 'c:{a}', name: 'acct', limit: 10 };
+      const key1: LeaseSpec = { key: 'c:{a}:k1', name: 'k1', limit: 10 };
+      const key2: LeaseSpec = { key: 'c:{a}:k2', name: 'k2', limit: 10 };
+      for (const [h, leases] of [['h1', [acct, key1]], ['h2', [acct, key1]], ['h3', [acct, key2]]] as const) {
+        expect((await s.acquire(leases, h, 10_000)).allowed).toBe(true);
+      }
+      c.advance(9_000);
+      // h4 never acquired: extend must not add it.
+      await s.renew([{ leases: [acct, key1], holderId: 'h1' }, { leases: [acct, key1], holderId: 'h2' }, { leases: [acct, key2], holderId: 'h3' }, { leases: [acct, key2], holderId: 'h4' }], 10_000);
+      c.advance(9_000);
+      expect([await s.countLeases('c:{a}'), await s.countLeases('c:{a}:k1'), await s.countLeases('c:{a}:k2')]).toEqual([3, 2, 1]);
+      c.advance(1_001);
+      expect([await s.countLeases('c:{a}'), await s.countLeases('c:{a}:k1'), await s.countLeases('c:{a}:k2')]).toEqual([0, 0, 0]);
       await s.close();
     });
   });
