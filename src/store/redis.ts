@@ -551,13 +551,11 @@ export class RedisStore implements Store {
     const raw = await this.redis.get(sKey);
     if (raw === null) return;
     const s = JSON.parse(raw) as StoredSession;
-    const rKey = this.k(`resume:${s.record.resumeToken}`);
-    // Drop the index only if it still points at this session.
-    const cur = await this.redis.get(rKey);
+    // A resume token is random per session, so its index entry is this session's alone.
     await this.batch((m) => {
       m.del(sKey);
       m.zrem(this.k(`acct:${s.record.accountId}`), sessionId);
-      if (cur === sessionId) m.del(rKey);
+      m.del(this.k(`resume:${s.record.resumeToken}`));
     });
   }
 
