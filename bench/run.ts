@@ -70,9 +70,10 @@ const cpuProfDir = process.env.BENCH_CPU_PROF ? path.resolve(process.env.BENCH_C
 
 const targets: Record<ServerKind, ClientTarget> = {
   bare: { url: '', startSession: false },
+  floor: { url: '', startSession: false },
   parley: { url: '', headers: { Authorization: `Bearer ${BENCH_KEY}` }, startSession: true },
 };
-const withUrl = (kind: ServerKind, server: ServerChild): ClientTarget => ({ ...targets[kind], url: `${server.url}${kind === 'parley' ? '/v1/realtime' : '/'}` });
+const withUrl = (kind: ServerKind, server: ServerChild): ClientTarget => ({ ...targets[kind], url: `${server.url}${kind === 'bare' ? '/' : '/v1/realtime'}` });
 
 // ---- cleanup: no server child outlives the run --------------------------------------------------
 
@@ -123,12 +124,12 @@ const MAX_EXTRA_ROUNDS = 2;
 
 async function throughputPhase(): Promise<{ rounds: RoundResult[]; profiles: Partial<Record<ServerKind, string>> }> {
   if (cpuProfDir) fs.mkdirSync(cpuProfDir, { recursive: true });
-  const servers: Record<ServerKind, ServerChild> = {
+  const servers: Record<'bare' | 'parley', ServerChild> = {
     bare: await ServerChild.start('bare', { cpuProfDir }),
     parley: await ServerChild.start('parley', { cpuProfDir }),
   };
   const rounds: RoundResult[] = [];
-  const runRound = async (round: number, kind: ServerKind): Promise<void> => {
+  const runRound = async (round: number, kind: 'bare' | 'parley'): Promise<void> => {
     const r = await measureThroughput(servers[kind], withUrl(kind, servers[kind]), settings);
     const noisy = r.otherCores + r.stealCores > NOISY_CORES;
     rounds.push({ round, server: kind, noisy, ...r });
@@ -142,7 +143,7 @@ async function throughputPhase(): Promise<{ rounds: RoundResult[]; profiles: Par
   try {
     for (let round = 1; round <= settings.rounds; round++) {
       // Alternate the order, so neither server always runs on a machine the other just warmed or heated.
-      const order: ServerKind[] = round % 2 === 1 ? ['bare', 'parley'] : ['parley', 'bare'];
+      const order: ('bare' | 'parley')[] = round % 2 === 1 ? ['bare', 'parley'] : ['parley', 'bare'];
       for (const kind of order) await runRound(round, kind);
     }
     // A server none of whose rounds ran on a quiet machine gets a couple more chances.
@@ -259,7 +260,7 @@ async function main(): Promise<void> {
   }
 
   // ---- summary ----
-  let throughput: { msgs: Record<ServerKind, number>; cpu: Record<ServerKind, number>; throughputRatio: number; cpuRatio: number } | undefined;
+  let throughput: { msgs: Record<'bare' | 'parley', number>; cpu: Record<'bare' | 'parley', number>; throughputRatio: number; cpuRatio: number } | undefined;
   if (rounds.length) {
     // Best round per server, among its quiet rounds when it has any: interference only ever slows a run down.
     const best = (kind: ServerKind, key: 'msgsPerSec' | 'serverCpuUsPerMsg', pick: (a: number, b: number) => number): number =>

@@ -11,7 +11,7 @@ import type { ChildMessage, CpuSnapshot, MemSnapshot, ParentMessage } from './ip
 export const BENCH_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const PROJECT_DIR = path.resolve(BENCH_DIR, '..');
 
-export type ServerKind = 'bare' | 'parley';
+export type ServerKind = 'bare' | 'floor' | 'parley';
 
 export interface StartOptions {
   /** Write a V8 CPU profile of the child into this directory when it exits (node --cpu-prof). */
