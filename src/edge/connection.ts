@@ -17,10 +17,11 @@ import { CloseCode, ParleyError, closeReason } from '../protocol/codes.js';
 import { decodeClientMessage, errorEvent, type ClientMessage, type ClientMessageOf, type RequestId, type ServerEvent } from '../protocol/messages.js';
 import type { Session, SessionSink } from '../sessions/session.js';
 import type { SessionRegistry } from '../sessions/registry.js';
-import type { LeaseHolder, LeaseSpec, Store } from '../store/store.js';
+import type { LeaseHolder, Store } from '../store/store.js';
+import type { LeaseSpec } from '../limits/spec.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
-import type { Principal } from './auth.js';
+import type { Principal } from '../identity/principal.js';
 import { requestLimit } from '../limits/account-limits.js';
 
 /** Invalid messages tolerated within `STRIKE_WINDOW_MS` before closing with 1008. */

@@ -10,7 +10,7 @@ import type { LeaseHolder, ReplicaCommand, Store } from '../store/store.js';
 import type { Logger } from '../telemetry/logger.js';
 import { Metrics } from '../telemetry/metrics.js';
 import type { Providers } from '../upstream/provider.js';
-import { KeyRing } from './auth.js';
+import { KeyRing } from '../identity/key-ring.js';
 import type { Connection } from './connection.js';
 
 /** Connection leases live this long unless renewed (default; `store.leaseSeconds` on Redis). */

@@ -11,9 +11,10 @@ import type { WebSocket } from 'ws';
 import { connectionLeases } from '../limits/account-limits.js';
 import { CloseCode, ParleyError, closeReason } from '../protocol/codes.js';
 import { errorEvent } from '../protocol/messages.js';
-import type { LeaseSpec } from '../store/store.js';
+import type { LeaseSpec } from '../limits/spec.js';
 import { redactUrl } from '../telemetry/logger.js';
-import { bearer, originAllowed, tokenKey, TOKEN_PATTERN, type Principal } from './auth.js';
+import type { Principal } from '../identity/principal.js';
+import { bearer, originAllowed, tokenKey, TOKEN_PATTERN } from './auth.js';
 import { Connection } from './connection.js';
 import type { Gateway } from './gateway.js';
 

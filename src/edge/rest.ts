@@ -8,7 +8,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { accountLimits, connectionLeases, requestLimit } from '../limits/account-limits.js';
 import type { LimitState } from '../limits/decision.js';
 import { ParleyError, ErrorCodes, type ErrorCode } from '../protocol/codes.js';
-import type { Principal } from './auth.js';
+import type { Principal } from '../identity/principal.js';
 import { bearer, newToken, tokenKey } from './auth.js';
 import type { Gateway } from './gateway.js';
 

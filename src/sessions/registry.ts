@@ -5,7 +5,7 @@
  * store (its replica is gone) is rebuilt from its record and its unanswered requests are reported.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
-import type { Principal } from '../edge/auth.js';
+import type { Principal } from '../identity/principal.js';
 import type { ClientMessageOf, RequestId } from '../protocol/messages.js';
 import { ParleyError } from '../protocol/codes.js';
 import { Session, type SessionDeps } from './session.js';

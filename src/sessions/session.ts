@@ -8,12 +8,13 @@
  */
 import type { SchedulerLike, Subscription } from 'rxjs';
 import type { PlanConfig, RequestKind } from '../config/schema.js';
-import type { Principal } from '../edge/auth.js';
+import type { Principal } from '../identity/principal.js';
 import { audioMinutesLimit, accountLimits, requestLimit } from '../limits/account-limits.js';
 import type { LimitState } from '../limits/decision.js';
 import { ParleyError } from '../protocol/codes.js';
 import { errorEvent, type ClientMessageOf, type LimitStateWire, type RequestId, type ServerEvent, type SessionLimits } from '../protocol/messages.js';
-import type { LimitSpec, SessionRecord, Store } from '../store/store.js';
+import type { SessionRecord, Store } from '../store/store.js';
+import type { LimitSpec } from '../limits/spec.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
 import { queueWaitState, quotaChangeKey, type QueueWait } from '../telemetry/quota.js';

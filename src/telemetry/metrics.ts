@@ -9,7 +9,7 @@
  * hash lookup per message for nothing.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { Governor, GovernorHooks } from '../upstream/governor.js';
+import type { GovernorHooks, UpstreamReadings } from './upstream-readings.js';
 import { EventLoopLag, type LagSnapshot } from './event-loop.js';
 
 export interface MetricsSources {
@@ -63,7 +63,7 @@ export class Metrics {
   private readonly upstream429: Counter<'upstream'>;
   private readonly upstreamWait: Histogram<'upstream'>;
   private readonly storeFallbacks: Counter<'operation'>;
-  private governors: ReadonlyMap<string, Governor> = new Map();
+  private governors: ReadonlyMap<string, UpstreamReadings> = new Map();
   private allowances: ReadonlyMap<string, UpstreamAllowance> = new Map();
   private accounts: AccountSources | undefined;
   private readonly lag = new EventLoopLag();
@@ -276,7 +276,7 @@ export class Metrics {
     else this.decisions.inc({ limit: decision.limitName ?? limitNames[0] ?? 'unknown', outcome: 'refused' });
   }
 
-  watchUpstreams(governors: ReadonlyMap<string, Governor>): void {
+  watchUpstreams(governors: ReadonlyMap<string, UpstreamReadings>): void {
     this.governors = governors;
   }
 

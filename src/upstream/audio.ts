@@ -4,6 +4,8 @@
  * fingerprint) and a small formant speech synthesiser used by the simulated TTS.
  */
 
+import { fnv1a } from '../util/hash.js';
+
 // ---------------------------------------------------------------------------------------------
 // WAV
 // ---------------------------------------------------------------------------------------------
@@ -126,23 +128,6 @@ export interface Pcm16Stats {
   /** Start of the first and end of the last voiced frame (0/0 when nothing is voiced). */
   readonly speechStartMs?: number;
   readonly speechEndMs?: number;
-}
-
-/** 32-bit FNV-1a of a string (UTF-16 code units) or bytes, optionally continuing from `seed`. */
-export function fnv1a(input: string | Uint8Array, seed = 0x811c9dc5): number {
-  let h = seed >>> 0;
-  if (typeof input === 'string') {
-    for (let i = 0; i < input.length; i++) {
-      h ^= input.charCodeAt(i);
-      h = Math.imul(h, 0x01000193);
-    }
-  } else {
-    for (let i = 0; i < input.length; i++) {
-      h ^= input[i]!;
-      h = Math.imul(h, 0x01000193);
-    }
-  }
-  return h >>> 0;
 }
 
 /** RMS (0..1) of consecutive `frameMs` frames of mono PCM16; the last partial frame is included. */
