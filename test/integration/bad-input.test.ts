@@ -172,3 +172,21 @@ describe('secrets', () => {
     expect(all).not.toContain('sk_wrong_but_secret_value');
   });
 });
+
+describe('invalid request ids (never echoed)', () => {
+  it.each([
+    ['an empty id', ''],
+    ['a 200,000-character id', 'x'.repeat(200_000)],
+    ['a fractional id', 1.5],
+    ['an id beyond the safe integers', 2 ** 60],
+    ['an object id', { nested: true }],
+  ])('%s gets invalid_message without request_id, and every event keeps to the schema', async (_name, id) => {
+    t = await startApp({ plan: { maxFrameBytes: 1_000_000 } });
+    const c = await t.session();
+    c.send({ type: 'turn.text', id, text: 'hola' });
+    const err = await c.waitFor('error');
+    expect(err.code).toBe('invalid_message');
+    expect(err).not.toHaveProperty('request_id');
+    expect(c.invalid).toEqual([]);
+  });
+});
