@@ -147,7 +147,8 @@ export class Connection implements SessionSink {
     });
     this.ws.on('close', (code) => {
       this.killTimer?.unsubscribe();
-      this.deps.metrics.closed(this.sentCloseCode ?? code);
+      if (this.sentCloseCode !== undefined) this.deps.metrics.closed(this.sentCloseCode);
+      else this.deps.metrics.clientClosed(code);
       this.teardown();
     });
     this.ws.on('error', (err) => {
