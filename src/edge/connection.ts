@@ -187,6 +187,10 @@ export class Connection implements SessionSink {
     ];
   }
 
+  rejectInvalid(message: string, requestId?: RequestId): void {
+    this.invalid(message, 'invalid_message', requestId);
+  }
+
   /** The one way a connection closes with an error: `error` event (with `close_code`), then close. */
   fail(error: ParleyError): void {
     if (this.closing) return;

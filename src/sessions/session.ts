@@ -32,6 +32,12 @@ export interface SessionSink {
   closeNormally(): void;
   /** Per-connection limit states (message and byte buckets). */
   connectionLimits(): LimitState[];
+  /**
+   * Answers a message the session found invalid (an empty commit, an assessment without
+   * `reference_text`, an id already in flight): `error invalid_message`, counted toward the
+   * connection's invalid-message close (1008) like any other invalid message.
+   */
+  rejectInvalid(message: string, requestId?: RequestId): void;
 }
 
 export interface SessionDeps {
@@ -379,12 +385,12 @@ export class Session {
     this.touch();
     const id = msg.id;
     if (msg.purpose === 'assessment' && msg.reference_text === undefined) {
-      this.sendError('invalid_message', 'input_audio.commit: "reference_text" is required for an assessment', id);
+      this.invalid('input_audio.commit: "reference_text" is required for an assessment', id);
       this.input.clear();
       return;
     }
     if (this.input.bytes === 0) {
-      this.sendError('invalid_message', 'input_audio.commit: the input audio buffer is empty', id);
+      this.invalid('input_audio.commit: the input audio buffer is empty', id);
       return;
     }
     const audio: AudioInput = { data: this.input.take(), format: this.audioFormat.format, sampleRate: this.audioFormat.sampleRate, channels: 1 };
@@ -447,7 +453,7 @@ export class Session {
    */
   private accept(id: RequestId, kind: RequestKind, extra: LimitSpec[], run: (call: CallOptions) => Promise<void>): void {
     if (this.pending.has(id)) {
-      this.sendError('invalid_message', `request id ${JSON.stringify(id)} is already in flight`, id);
+      this.invalid(`request id ${JSON.stringify(id)} is already in flight`, id);
       return;
     }
     if (this.pending.size >= MAX_PENDING) {
@@ -593,6 +599,12 @@ export class Session {
     }
     this.held.push(item);
     this.heldBytes += bytes;
+  }
+
+  /** An invalid message from the connection: answered there, where the strikes are counted. */
+  private invalid(message: string, requestId: RequestId): void {
+    if (this.sink) this.sink.rejectInvalid(message, requestId);
+    else this.sendError('invalid_message', message, requestId);
   }
 
   sendError(code: ParleyError['code'], message: string, requestId?: RequestId, retryAfterMs?: number): void {

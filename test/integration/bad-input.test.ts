@@ -4,6 +4,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { startApp, until, type TestApp } from '../helpers/app.js';
+import { gatedProviders } from '../helpers/gated-providers.js';
 
 let t: TestApp;
 afterEach(async () => {
@@ -112,6 +113,36 @@ describe('repeated invalid messages', () => {
     const closed = await c.waitClose();
     expect(closed.code).toBe(1008);
     expect(c.of('error').at(-1)).toMatchObject({ code: 'invalid_message', close_code: 1008 });
+  });
+
+  it.each([
+    ['empty commits', (i: number) => ({ type: 'input_audio.commit', id: `e${i}`, purpose: 'turn' })],
+    ['assessments without reference_text', (i: number) => ({ type: 'input_audio.commit', id: `a${i}`, purpose: 'assessment' })],
+  ])('counts %s (found invalid by the session) toward the 1008 close', async (_name, message) => {
+    t = await startApp();
+    const c = await t.session();
+    for (let i = 0; i < 10; i++) c.send(message(i));
+    c.send({ type: 'ping', id: 'ok' });
+    await c.waitFor('pong');
+    expect(c.of('error').map((e) => e.code)).toEqual(Array(10).fill('invalid_message'));
+    c.send(message(10));
+    expect((await c.waitClose()).code).toBe(1008);
+    expect(c.of('error').at(-1)).toMatchObject({ code: 'invalid_message', close_code: 1008 });
+  });
+
+  it('counts a request id already in flight toward the 1008 close', async () => {
+    // The first turn waits at a gated upstream, so every later turn with its id is a duplicate.
+    const gate = gatedProviders();
+    t = await startApp({ providers: gate.providers });
+    const c = await t.session();
+    c.send({ type: 'turn.text', id: 'dup', text: 'hola' });
+    await gate.started;
+    for (let i = 0; i < 10; i++) c.send({ type: 'turn.text', id: 'dup', text: 'hola' });
+    await until(() => c.of('error').length === 10, 3000, '10 errors');
+    expect(c.closeInfo).toBeUndefined();
+    c.send({ type: 'turn.text', id: 'dup', text: 'hola' });
+    expect((await c.waitClose()).code).toBe(1008);
+    gate.open();
   });
 
   it('forgets invalid messages older than 60 s', async () => {
