@@ -7,6 +7,7 @@
  * window) run on the injected RxJS scheduler, so tests drive them with virtual time.
  */
 import type { SchedulerLike, Subscription } from 'rxjs';
+import { readWavHeader, wavSeconds } from '../audio/wav.js';
 import type { PlanConfig, RequestKind } from '../config/schema.js';
 import type { Principal } from '../identity/principal.js';
 import { audioMinutesLimit, accountLimits, requestLimit } from '../limits/account-limits.js';
@@ -394,7 +395,13 @@ export class Session {
       return;
     }
     const audio: AudioInput = { data: this.input.take(), format: this.audioFormat.format, sampleRate: this.audioFormat.sampleRate, channels: 1 };
+    // One reading of the audio decides both what is billed and what goes upstream: a WAV the
+    // gateway cannot read is refused here, before any quota or upstream call (D2).
     const seconds = audioSeconds(audio);
+    if (typeof seconds === 'string') {
+      this.invalid(`input_audio.commit: ${seconds}`, id);
+      return;
+    }
     const kind: RequestKind = msg.purpose === 'turn' ? 'conversation.turn' : 'pronunciation.assess';
     const extra = [audioMinutesLimit(this.plan, this.principal.account.id, seconds / 60)];
     this.accept(id, kind, extra, async (call) => {
@@ -754,13 +761,17 @@ async function* oneShot<T>(p: Promise<T>): AsyncIterable<T> {
 
 const sameLanguage = (a: string, b: string): boolean => a.split('-')[0]!.toLowerCase() === b.split('-')[0]!.toLowerCase();
 
-/** Seconds of audio in a committed utterance (PCM16 mono, or a WAV's data). */
-export function audioSeconds(audio: AudioInput): number {
+/**
+ * Seconds of audio in a committed utterance (PCM16, or a WAV read by the project's one WAV parser,
+ * the same reading the upstream gets); a WAV it cannot read gives the reason instead.
+ */
+export function audioSeconds(audio: AudioInput): number | string {
   if (audio.format === 'wav') {
-    const rate = audio.data.length >= 44 ? audio.data.readUInt32LE(24) : 0;
-    const channels = audio.data.length >= 44 ? audio.data.readUInt16LE(22) : 1;
-    return rate > 0 ? Math.max(0, audio.data.length - 44) / (rate * 2 * Math.max(1, channels)) : 0;
+    try {
+      return wavSeconds(readWavHeader(audio.data));
+    } catch (err) {
+      return (err as Error).message;
+    }
   }
   return audio.data.length / (audio.sampleRate * 2 * audio.channels);
 }
-
