@@ -21,7 +21,16 @@ import type { Gateway } from './gateway.js';
 export const SUBPROTOCOL = 'parley.v1';
 const TOKEN_PROTOCOL_PREFIX = 'parley.token.';
 
-type Admission = { ok: true; principal: Principal; connId: string; leases: readonly LeaseSpec[] } | { ok: false; error: ParleyError };
+type Admission =
+  | {
+      ok: true;
+      principal: Principal;
+      connId: string;
+      leases: readonly LeaseSpec[];
+      /** Hands the leases to the Connection: the socket's close no longer releases them. */
+      own?: () => void;
+    }
+  | { ok: false; error: ParleyError };
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -85,6 +94,25 @@ export function registerRealtime(app: FastifyInstance, gateway: Gateway): void {
     return { ok: true, principal, connId, leases };
   }
 
+  /**
+   * Between admission and the handler the leases belong to no Connection. A socket reset in that
+   * gap never reaches the handler (ws drops an upgrade whose socket is gone), so its close must
+   * release them: without this, anyone with a key could fill an account's caps with reset upgrades
+   * until the leases expired (D1).
+   */
+  function holdUntilOwned(req: FastifyRequest, admission: Extract<Admission, { ok: true }>): void {
+    const socket = req.raw.socket;
+    const release = (): void => {
+      gateway.store.release(admission.leases, admission.connId).catch((err: unknown) => gateway.logger.warn({ err }, 'could not release the leases of a reset upgrade'));
+    };
+    if (socket.destroyed) {
+      release();
+      return;
+    }
+    socket.once('close', release);
+    admission.own = () => socket.off('close', release);
+  }
+
   app.get(
     '/v1/realtime',
     {
@@ -92,7 +120,9 @@ export function registerRealtime(app: FastifyInstance, gateway: Gateway): void {
       logLevel: 'warn',
       preValidation: async (req) => {
         try {
-          req.parleyAdmission = await admit(req);
+          const admission = await admit(req);
+          if (admission.ok) holdUntilOwned(req, admission);
+          req.parleyAdmission = admission;
         } catch (err) {
           req.log.error({ err, url: redactUrl(req.url) }, 'admission failed');
           req.parleyAdmission = { ok: false, error: new ParleyError('internal_error', 'could not admit the connection; try again') };
@@ -102,6 +132,7 @@ export function registerRealtime(app: FastifyInstance, gateway: Gateway): void {
     (socket: WebSocket, req: FastifyRequest) => {
       releaseUpgradeRequest(socket, req);
       const admission = req.parleyAdmission;
+      if (admission?.ok) admission.own?.();
       if (!admission || !admission.ok) {
         const error = admission?.error ?? new ParleyError('internal_error');
         refuse(socket, error, gateway);
