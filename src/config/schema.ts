@@ -28,6 +28,8 @@ export const ServerSchema = Obj({
   drainSeconds: Type.Number({ minimum: 0, default: 10, description: 'On SIGTERM, time given to sessions to finish before exit' }),
   demo: Type.Boolean({ default: false, description: 'Serve the demo page at /demo/ and POST /demo/token' }),
   dashboard: Type.Boolean({ default: false, description: 'Serve the operator live view at /dashboard (its data needs an API key: Authorization: Bearer)' }),
+  dashboardStreams: PositiveInt(32, 'Dashboard event streams this replica serves at once; beyond it 503 server_full'),
+  dashboardStreamsPerAccount: PositiveInt(4, "Dashboard event streams one account's keys may hold open on this replica; beyond it 429 rate_limited"),
   demoAccount: Type.Optional(Type.String({ minLength: 1, description: 'Account used by the demo (default: the first account)' })),
   heartbeatSeconds: PositiveNum(30, 'Protocol-level ping interval; a peer that misses one ping is dropped'),
   sessionStartTimeoutSeconds: PositiveNum(10, 'A connection that sends no session.start within this time is closed with 4031'),
