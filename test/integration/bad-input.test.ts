@@ -234,11 +234,11 @@ describe('WebSocket framing errors (RFC 6455)', () => {
   };
 
   it.each([
-    ['an unknown opcode', rawFrame(0x80 | 0x3), 1002, 'protocol_error'],
-    ['RSV bits set', rawFrame(0x80 | 0x40 | 0x1, Buffer.from('{}')), 1002, 'protocol_error'],
-    ['a fragmented ping', rawFrame(0x9), 1002, 'protocol_error'],
-    ['a close frame with an invalid code', rawFrame(0x88, Buffer.from([0x03, 0xe7])), 1002, 'protocol_error'],
-  ])('%s gets error %s with close_code %s, then that close', async (_name, frame, close, code) => {
+    ['an unknown opcode', 1002, 'protocol_error', rawFrame(0x80 | 0x3)],
+    ['RSV bits set', 1002, 'protocol_error', rawFrame(0x80 | 0x40 | 0x1, Buffer.from('{}'))],
+    ['a fragmented ping', 1002, 'protocol_error', rawFrame(0x9)],
+    ['a close frame with an invalid code', 1002, 'protocol_error', rawFrame(0x88, Buffer.from([0x03, 0xe7]))],
+  ])('%s: close %s after error %s with that close_code', async (_name, close, code, frame) => {
     t = await startApp();
     const c = await t.session();
     write(c, frame);
