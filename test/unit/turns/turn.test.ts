@@ -2,6 +2,8 @@ import { describe, expect, it } from 'vitest';
 import type { ServerEvent } from '../../../src/protocol/messages.js';
 import { Turn, type CancelStage, type TurnHistory } from '../../../src/turns/turn.js';
 
+type Harness = ReturnType<typeof harness>;
+
 function harness(kind: 'conversation' | 'translation' = 'conversation') {
   let now = 1_000;
   const events: ServerEvent[] = [];
@@ -39,7 +41,7 @@ function harness(kind: 'conversation' | 'translation' = 'conversation') {
 const pcm100ms = (): Buffer => Buffer.alloc(4800);
 
 /** Drives a whole text turn: queued at 10, started at 50, tokens from 400, first audio at 700, end at 1200. */
-function fullTurn(h: ReturnType<typeof harness>): void {
+function fullTurn(h: Harness): void {
   h.at(10);
   h.turn.queued(2);
   h.at(50);
@@ -75,12 +77,12 @@ describe('Turn', () => {
   });
 
   it.each([
-    ['waiting', (_h: ReturnType<typeof harness>) => undefined],
-    ['queued', (h: ReturnType<typeof harness>) => h.turn.queued(1)],
-    ['running', (h: ReturnType<typeof harness>) => h.turn.startedUpstream()],
+    ['waiting', (_h: Harness): void => undefined],
+    ['queued', (h: Harness): void => h.turn.queued(1)],
+    ['running', (h: Harness): void => h.turn.startedUpstream()],
     [
       'speaking',
-      (h: ReturnType<typeof harness>) => {
+      (h: Harness): void => {
         h.turn.startedUpstream();
         h.turn.setUserText('Hola', false);
         h.turn.replyDelta('Hola. ');
