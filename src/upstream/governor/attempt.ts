@@ -18,7 +18,7 @@ export function isAbort(err: unknown): boolean {
  */
 export class AttemptTimeout extends Error {
   constructor(seconds: number) {
-    super(`no answer for ${seconds} s`);
+    super(`timed out after ${seconds} s`);
     this.name = 'TimeoutError';
   }
 }
