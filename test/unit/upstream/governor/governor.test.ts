@@ -534,13 +534,14 @@ describe('Governor: streamed answers', () => {
       await clock.advanceTo(t);
       progress();
     }
-    // Bytes every 700 ms for 5 s with a 1 s timeout: still running, still holding its slot.
+    expect(clock.at()).toBe(4_500);
+    // Bytes every 700 ms up to 4,500 ms with a 1 s timeout: still running, still holding its slot.
     expect(signal.aborted).toBe(false);
     expect(await store.countLeases(CONC_KEY)).toBe(1);
     expect(firstBytes).toEqual([300]);
-    await clock.advanceTo(5_899); // the last byte came at 4,900
+    await clock.advanceTo(5_499); // the last byte came at 4,500
     expect(signal.aborted).toBe(false);
-    await clock.advanceTo(5_900);
+    await clock.advanceTo(5_500);
     expect(signal.aborted).toBe(true);
     expect((r.error as UpstreamError).message).toContain('timed out after 1 s');
     expect(await store.countLeases(CONC_KEY)).toBe(0);
