@@ -726,7 +726,7 @@ describe('ParleyClient: pacing', () => {
 
 describe('ParleyClient: cancel and barge-in', () => {
   it('cancel() goes out ahead of queued frames, and the turn resolves with what request.cancelled says', async () => {
-    const h = setup({ pacing: { enabled: false } });
+    const h = setup();
     void h.client.connect();
     const s = await h.open();
     const turn = h.client.turnText('Hola');
