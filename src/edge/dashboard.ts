@@ -15,6 +15,7 @@ import type { ServerResponse } from 'node:http';
 import type { ClusterFigures, LiveTelemetry } from '../telemetry/live.js';
 import { dashboardPage } from './dashboard-page.js';
 import type { Gateway } from './gateway.js';
+import { setConcurrencyRefusal } from './rate-limit-headers.js';
 import { restAuthenticator, sendError } from './rest.js';
 
 /** A stream whose reader stopped reading is dropped past this many unsent bytes. */
@@ -57,7 +58,8 @@ export function registerDashboard(app: FastifyInstance, gateway: Gateway, live: 
   app.get('/dashboard/events', { preHandler: authenticate }, async (req, reply) => {
     const account = req.principal!.account.id;
     if ((perAccount.get(account) ?? 0) >= dashboardStreamsPerAccount) {
-      reply.header('Retry-After', 5);
+      // This 429 is the stream cap's, not the rest quota's: its RateLimit item says so (t = Retry-After).
+      setConcurrencyRefusal(reply, 'dashboard-streams', dashboardStreamsPerAccount, 5);
       return sendError(reply, 'rate_limited', `at most ${dashboardStreamsPerAccount} dashboard streams per account on a replica`, { retry_after: 5 });
     }
     if (open >= dashboardStreams) {

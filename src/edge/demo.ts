@@ -5,6 +5,7 @@
  * `npm run build` (build:client) made it, otherwise built once in this process with esbuild (a dev
  * dependency, so this works for `npm start` from source and not in a production install).
  */
+import { randomUUID } from 'node:crypto';
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { dirname, extname, join, resolve } from 'node:path';
@@ -13,7 +14,8 @@ import type { FastifyInstance, FastifyBaseLogger } from 'fastify';
 import { requestLimit } from '../limits/account-limits.js';
 import { hostAllowed, newToken, tokenKey } from './auth.js';
 import type { Gateway } from './gateway.js';
-import { sendError, setRateLimitHeaders } from './rest.js';
+import { setRateLimitHeaders, setRateLimitRefusal } from './rate-limit-headers.js';
+import { sendError } from './rest.js';
 
 const TYPES: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',
@@ -133,13 +135,15 @@ export function registerDemo(app: FastifyInstance, gateway: Gateway): void {
     const plan = gateway.keyRing.plan(account);
     // The demo endpoint needs no key, so it spends the demo key's `rest` quota.
     const limit = requestLimit(plan, account.id, 'rest', key.id);
-    const decision = await gateway.store.consume([limit], `demo:${req.id}:${gateway.replicaId}`);
-    if (decision.states[0]) setRateLimitHeaders(reply, decision.states[0], gateway.scheduler.now());
+    // The decision's id is the server's own: `req.id` may come from the client's X-Request-Id.
+    const decision = await gateway.store.consume([limit], `demo:${gateway.replicaId}:${randomUUID()}`);
+    const state = decision.states[0];
+    const nowMs = gateway.scheduler.now();
     if (!decision.allowed) {
-      const retryAfter = Math.max(1, Math.ceil(decision.retryAfterMs / 1000));
-      reply.header('Retry-After', retryAfter);
+      const retryAfter = setRateLimitRefusal(reply, limit, state, nowMs, decision.retryAfterMs);
       return sendError(reply, 'rate_limited', 'demo token rate limit exceeded', { retry_after: retryAfter });
     }
+    if (state) setRateLimitHeaders(reply, limit, state, nowMs);
     const token = newToken();
     const expiresAt = gateway.scheduler.now() + 60_000;
     await gateway.store.putToken(tokenKey(token), { accountId: account.id, keyId: key.id, learnerId: 'demo', expiresAt });

@@ -3,14 +3,15 @@
  * every answer, tokens, usage, sessions, health and metrics. Errors are always
  * `{"error": {"code", "message", ...}}`.
  */
+import { randomUUID } from 'node:crypto';
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { accountLimits, connectionLeases, requestLimit } from '../limits/account-limits.js';
-import type { LimitState } from '../limits/decision.js';
 import { ParleyError, ErrorCodes, type ErrorCode } from '../protocol/codes.js';
 import type { Principal } from '../identity/principal.js';
 import { bearer, newToken, tokenKey } from './auth.js';
 import type { Gateway } from './gateway.js';
+import { setRateLimitHeaders, setRateLimitRefusal } from './rate-limit-headers.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -29,16 +30,6 @@ const TokenBody = Type.Object(
 export function sendError(reply: FastifyReply, code: ErrorCode, message?: string, extra: Record<string, unknown> = {}): FastifyReply {
   const status = (ErrorCodes[code] as { httpStatus?: number }).httpStatus ?? 500;
   return reply.code(status).send({ error: { code, message: message ?? ErrorCodes[code].message, ...extra } });
-}
-
-/** `X-RateLimit-*` (the seeds' names) and the IETF draft's `RateLimit-Policy` / `RateLimit`. */
-export function setRateLimitHeaders(reply: FastifyReply, state: LimitState, nowMs: number): void {
-  const resetSeconds = Math.ceil(state.resetMs / 1000);
-  reply.header('X-RateLimit-Limit', state.limit);
-  reply.header('X-RateLimit-Remaining', Math.max(0, Math.floor(state.remaining)));
-  reply.header('X-RateLimit-Reset', Math.ceil((nowMs + state.resetMs) / 1000));
-  reply.header('RateLimit-Policy', `"rest";q=${state.limit};w=60`);
-  reply.header('RateLimit', `"rest";r=${Math.max(0, Math.floor(state.remaining))};t=${resetSeconds}`);
 }
 
 /**
@@ -68,16 +59,17 @@ export function restAuthenticator(gateway: Gateway): (req: FastifyRequest, reply
     }
     req.principal = principal;
     const limit = requestLimit(principal.plan, principal.account.id, 'rest', principal.key.id);
-    const decision = await gateway.store.consume([limit], `rest:${req.id}:${gateway.replicaId}`);
+    // The decision's id is the server's own: `req.id` may come from the client's X-Request-Id.
+    const decision = await gateway.store.consume([limit], `rest:${gateway.replicaId}:${randomUUID()}`);
     gateway.metrics.decision('key.rest', decision.allowed);
     const state = decision.states[0];
-    if (state) setRateLimitHeaders(reply, state, gateway.scheduler.now());
+    const nowMs = gateway.scheduler.now();
     if (!decision.allowed) {
-      const retryAfter = Math.max(1, Math.ceil(decision.retryAfterMs / 1000));
-      reply.header('Retry-After', retryAfter);
+      const retryAfter = setRateLimitRefusal(reply, limit, state, nowMs, decision.retryAfterMs);
       await sendError(reply, 'rate_limited', `rest rate limit of ${principal.plan.requestsPerMinute.rest} requests per minute exceeded`, { retry_after: retryAfter });
       return reply;
     }
+    if (state) setRateLimitHeaders(reply, limit, state, nowMs);
     return undefined;
   };
 }
