@@ -39,12 +39,14 @@ export interface LoggerOptions {
   readonly level?: LevelWithSilent;
   readonly destination?: DestinationStream;
   readonly pretty?: boolean;
+  /** The replica's id, written as `replica_id` on every line (pino `base`), so lines from several replicas can be told apart. */
+  readonly replicaId?: string;
 }
 
 export function createLogger(opts: LoggerOptions = {}): Logger {
   const options = {
     level: opts.level ?? 'info',
-    base: { service: 'parley' },
+    base: { service: 'parley', ...(opts.replicaId !== undefined ? { replica_id: opts.replicaId } : {}) },
     redact: { paths: redactPaths, censor: '[REDACTED]' },
     serializers: {
       req(req: { method?: string; url?: string; ip?: string; socket?: { remoteAddress?: string } }) {
