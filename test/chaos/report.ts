@@ -1,0 +1,197 @@
+/**
+ * The chaos run's report: plain-text tables on stdout (and the same figures as JSON on request),
+ * then the verdict. The run fails (exit 1) on a broken promise: a lost turn, a connection cap
+ * beyond the documented fallback bound, a replica that never became ready again, a
+ * `connections_used` that never came back to the truth, a replica that crashed.
+ */
+import { table } from '../../bench/lib/report.js';
+import { DOCUMENTED_RULE } from './cap-bound.js';
+import type { PhaseStats } from './ledger.js';
+import type { ReplicaProcess } from './replica.js';
+import type { CapProbeOutcome, ChaosResult } from './scenario.js';
+import type { UsageConvergence } from './watch.js';
+
+const secs = (ms: number | undefined, digits = 1): string => (ms === undefined ? 'never' : (ms / 1000).toFixed(digits));
+const codes = (m: Record<string, number>): string =>
+  Object.entries(m)
+    .sort((a, b) => b[1] - a[1])
+    .map(([k, v]) => `${k}: ${v}`)
+    .join(', ') || '-';
+
+function percentile(values: readonly number[], p: number): number | undefined {
+  if (values.length === 0) return undefined;
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))];
+}
+
+function phaseSeconds(p: PhaseStats): string {
+  return secs((p.endedAt ?? Date.now()) - p.startedAt, 0);
+}
+
+function usageCell(u: UsageConvergence | undefined): string {
+  if (!u) return '-';
+  return u.ms === undefined ? `never (reads ${u.lastUsed ?? 'no answer'}, open ${u.lastTruth})` : `${secs(u.ms)} s`;
+}
+
+function capRows(label: string, c: CapProbeOutcome): string[][] {
+  return c.check.replicas.map((r) => [
+    label,
+    r.replica,
+    String(r.openAtStart),
+    String(c.probe.admitted[r.replica] ?? 0),
+    String(r.peak),
+    String(r.bound),
+    r.beyondBound > 0 ? `+${r.beyondBound} BEYOND` : 'kept',
+    codes(c.probe.refused[r.replica] ?? {}),
+  ]);
+}
+
+/** Warn-or-worse lines of a replica within [from, to), grouped by message. */
+function warnings(r: ReplicaProcess, from: number, to: number): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const l of r.lines) {
+    if (l.at < from || l.at >= to) continue;
+    const key = `${l.level >= 50 ? 'ERROR ' : l.level === 0 ? 'TEXT ' : ''}${l.msg.slice(0, 120)}`;
+    out[key] = (out[key] ?? 0) + 1;
+  }
+  return out;
+}
+
+export function formatReport(result: ChaosResult, replicas: readonly ReplicaProcess[], commandLine: string, verbose: boolean): string {
+  const o = result.options;
+  const out: string[] = [];
+  const phases = result.ledger.phases.filter((p) => p.name !== 'start-up' || p.turns > 0);
+  out.push('', `Parley chaos run: ${commandLine}`);
+  out.push(
+    `${o.sessions} learners (ParleyClient, one turn.text about every second) through HAProxy to ${replicas.length} replicas on one redis-server;` +
+      ` cap ${o.cap} connections per account, store.expectedReplicas ${replicas.length}, store.leaseSeconds ${o.leaseSeconds};` +
+      ` each fault held ${o.secondsPerPhase} s, then ${o.secondsPerPhase} s steady; ${o.drops} learner socket(s) cut per Redis fault; run took ${secs(result.endedAt - result.startedAt, 0)} s.`,
+  );
+
+  out.push('', 'Turns (by the phase they were sent in)');
+  out.push(
+    table(
+      ['phase', 's', 'turns', 'answered', 'errors (request_id)', 'lost', 'sessions started', 'sessions lost', 'double answers', 'p50 ms', 'p99 ms'],
+      phases.map((p) => [
+        p.name,
+        phaseSeconds(p),
+        String(p.turns),
+        String(p.answered),
+        codes(p.turnErrors),
+        String(p.lost.length),
+        String(p.sessionsStarted),
+        codes(p.sessionsLost),
+        String(p.duplicates),
+        String(percentile(p.latencies, 0.5) ?? '-'),
+        String(percentile(p.latencies, 0.99) ?? '-'),
+      ]),
+    ),
+  );
+
+  out.push('', 'Client-visible errors and closes (by the phase they arrived in)');
+  out.push(
+    table(
+      ['phase', 'error events by code', 'learner closes by code', 'token mints failed'],
+      phases.map((p) => [p.name, codes(p.serverErrors), codes(p.closes), codes(p.tokenFailures)]),
+    ),
+  );
+
+  out.push('', 'Readiness (/readyz polled every 100 ms on each replica, over the fault and its recovery)');
+  const readyRows: string[][] = [];
+  for (const f of result.faults) {
+    for (const r of replicas) {
+      const span = f.readiness[r.name];
+      readyRows.push([
+        f.name,
+        r.name + (f.victim === r.name ? ' (killed)' : ''),
+        f.detectMs[r.name] === undefined ? '-' : `${secs(f.detectMs[r.name], 2)}`,
+        secs(span?.notReadyMs),
+        secs(span?.unreachableMs),
+        r.name in f.readyAgainMs ? secs(f.readyAgainMs[r.name], 2) : '-',
+      ]);
+    }
+  }
+  out.push(table(['fault', 'replica', '503 after s', '503 for s', 'no answer for s', 'ready again after s'], readyRows));
+  out.push('("ready again after": from Redis back, or from the killed replica\'s restart.)');
+
+  out.push('', `Connection cap (${o.cap}) under the probe; documented fallback bound: ${DOCUMENTED_RULE}`);
+  const capTable: string[][] = [...capRows('warm-up (Redis healthy)', result.baseline.caps)];
+  for (const f of result.faults) if (f.caps) capTable.push(...capRows(f.name, f.caps));
+  out.push(table(['phase', 'replica', 'open at start', 'probe admitted', 'peak', 'bound', 'vs bound', 'probe refused'], capTable));
+  const totals = [['warm-up (Redis healthy)', result.baseline.caps] as const, ...result.faults.filter((f) => f.caps).map((f) => [f.name, f.caps!] as const)];
+  out.push(
+    table(
+      ['phase', 'peak held (all replicas)', 'cap', 'over cap', 'bound (all replicas)'],
+      totals.map(([name, c]) => [name, String(c.check.peakTotal), String(c.check.cap), String(c.check.overCap), name.startsWith('warm-up') ? String(c.check.cap) : String(c.check.boundTotal)]),
+    ),
+  );
+
+  out.push('', 'connections_used (GET /v1/usage) against the connections the clients hold');
+  const usageRows: string[][] = [
+    ['warm-up', usageCell(result.baseline.usage), usageCell(result.baseline.usageAfterRelease)],
+    ...result.faults.map((f) => [f.name + (f.victim ? ` (from the kill of ${f.victim})` : ' (from Redis back)'), usageCell(f.usage), usageCell(f.usageAfterRelease)]),
+    ['end (every client closed)', usageCell(result.usageAtEnd), '-'],
+  ];
+  out.push(table(['when', 'true again after', 'after the probe closed'], usageRows));
+
+  out.push('', 'Resumes');
+  const resumeRows = result.faults.map((f) => [
+    f.name,
+    f.drops.learners.length ? `${f.drops.learners.length} cut, all open again after ${secs(f.drops.reopenedMs)} s` : '-',
+    f.victim ? `every learner open again ${secs(f.allOpenAgainMs)} s after the kill` : '-',
+  ]);
+  out.push(table(['fault', 'network drops (learners)', 'replica kill'], resumeRows));
+
+  const lost = phases.flatMap((p) => p.lost);
+  if (lost.length > 0) {
+    out.push('', `Lost turns (${lost.length}; first 30)`);
+    out.push(
+      table(
+        ['phase', 'learner', 'request id', 'reason', 'left the client', 'asked at'],
+        lost.slice(0, 30).map((l) => [l.phase, String(l.learner), l.requestId ?? '-', l.reason, l.sent ? 'yes' : 'no', new Date(l.at).toISOString().slice(11, 23)]),
+      ),
+    );
+  }
+
+  out.push('', 'Replica warnings and errors (LOG_LEVEL warn), by phase');
+  const warnRows: string[][] = [];
+  for (const p of phases) {
+    for (const r of replicas) {
+      for (const [msg, n] of Object.entries(warnings(r, p.startedAt, p.endedAt ?? Date.now() + 1)).sort((a, b) => b[1] - a[1])) {
+        warnRows.push([p.name, r.name, String(n), msg]);
+      }
+    }
+  }
+  out.push(warnRows.length ? table(['phase', 'replica', 'lines', 'message'], warnRows) : '(none)');
+  if (verbose) {
+    for (const r of replicas) {
+      out.push('', `--- ${r.name}: ${r.linesSeen} warn+ lines${r.linesSeen > r.lines.length ? ` (first ${r.lines.length} kept)` : ''}`);
+      for (const l of r.lines) out.push(l.raw);
+    }
+  }
+
+  out.push('');
+  if (result.problems.length === 0) out.push('VERDICT: PASS (no lost turn, caps within the documented bound, every replica ready again, connections_used true again)');
+  else {
+    out.push(`VERDICT: FAIL (${result.problems.length} broken promise(s))`);
+    for (const p of result.problems) out.push(`  - ${p}`);
+  }
+  out.push('');
+  return out.join('\n');
+}
+
+/** The result as plain JSON (for --json). */
+export function reportJson(result: ChaosResult, replicas: readonly ReplicaProcess[]): unknown {
+  return {
+    options: result.options,
+    startedAt: new Date(result.startedAt).toISOString(),
+    seconds: (result.endedAt - result.startedAt) / 1000,
+    phases: result.ledger.phases.map((p) => ({ ...p, latencies: undefined, p50Ms: percentile(p.latencies, 0.5), p99Ms: percentile(p.latencies, 0.99) })),
+    baseline: result.baseline,
+    faults: result.faults,
+    usageAtEnd: result.usageAtEnd,
+    replicaWarnings: Object.fromEntries(replicas.map((r) => [r.name, warnings(r, 0, Number.MAX_SAFE_INTEGER)])),
+    problems: result.problems,
+    pass: result.problems.length === 0,
+  };
+}

@@ -1,0 +1,237 @@
+/**
+ * The chaos run's phases: warm-up under steady load (ending with a cap probe while Redis is
+ * healthy), then each fault in turn, held for a stated time, recovered, and followed by steady
+ * load again; then the end, where the load stops and every turn still open is given its chance to
+ * be answered. Waits are conditions wherever one exists (a replica's /readyz, the learners'
+ * sessions, `connections_used`); the fixed waits are the stated hold and steady times.
+ */
+import { checkCaps, type CapCheck } from './cap-bound.js';
+import type { Cluster } from './cluster.js';
+import { CHAOS_KEY } from './config.js';
+import { Fleet } from './learners.js';
+import { Ledger } from './ledger.js';
+import { Occupancy } from './occupancy.js';
+import type { ChaosOptions, FaultName } from './options.js';
+import { CapProbe, type ProbeResult } from './probe.js';
+import { ReadyMonitor, timeUntil, waitUsageTrue, type ReadinessSpan, type UsageConvergence } from './watch.js';
+
+/** How long a replica may take to be ready again after a fault ends before the run calls it a failure. */
+const READY_AGAIN_TIMEOUT_MS = 60_000;
+
+export interface CapProbeOutcome {
+  readonly probe: ProbeResult;
+  readonly check: CapCheck;
+}
+
+export interface BaselineResult {
+  readonly caps: CapProbeOutcome;
+  readonly usage: UsageConvergence;
+  readonly usageAfterRelease: UsageConvergence;
+}
+
+export interface FaultResult {
+  readonly name: FaultName;
+  readonly holdMs: number;
+  /** Per replica: ms from the fault until its /readyz said 503 (Redis faults). */
+  readonly detectMs: Record<string, number | undefined>;
+  /** Per replica: /readyz over the whole phase. */
+  readonly readiness: Record<string, ReadinessSpan>;
+  /** Per replica: ms from the fault's end (Redis back, or the killed replica restarted) until /readyz 200. */
+  readonly readyAgainMs: Record<string, number | undefined>;
+  /** Redis faults: the cap probe during the outage against the documented bound. */
+  readonly caps: CapProbeOutcome | undefined;
+  /** Learners whose sockets were cut during the fault, and the ms until all had a session open again. */
+  readonly drops: { readonly learners: readonly number[]; readonly reopenedMs: number | undefined };
+  /** replica-kill: the replica killed, and ms until every learner had a session open again. */
+  readonly victim: string | undefined;
+  readonly allOpenAgainMs: number | undefined;
+  /** connections_used against the clients' count, from the fault's end (replica-kill: from the kill). */
+  readonly usage: UsageConvergence;
+  /** Redis faults: the same after the probe's connections closed. */
+  readonly usageAfterRelease: UsageConvergence | undefined;
+  /** Broken promises seen in this phase. */
+  readonly problems: string[];
+}
+
+export interface ChaosResult {
+  readonly options: ChaosOptions;
+  readonly startedAt: number;
+  readonly endedAt: number;
+  readonly ledger: Ledger;
+  readonly warmupOpenMs: number | undefined;
+  readonly baseline: BaselineResult;
+  readonly faults: readonly FaultResult[];
+  /** connections_used after every client closed (should reach 0). */
+  readonly usageAtEnd: UsageConvergence;
+  readonly problems: string[];
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+export async function runScenario(cluster: Cluster, opts: ChaosOptions, say: (line: string) => void): Promise<ChaosResult> {
+  const startedAt = Date.now();
+  const ledger = new Ledger();
+  const occupancy = new Occupancy();
+  const monitor = new ReadyMonitor(cluster.replicas.map((r) => ({ name: r.name, url: r.url })));
+  const fleet = new Fleet({ entryUrl: cluster.entryUrl, apiKey: CHAOS_KEY, sessions: opts.sessions, lostAfterMs: opts.lostAfterSeconds * 1000, ledger, occupancy });
+  const probe = new CapProbe(CHAOS_KEY, occupancy);
+  const holdMs = opts.secondsPerPhase * 1000;
+  const leaseMs = opts.leaseSeconds * 1000;
+  const usageTimeoutMs = leaseMs + 15_000;
+  const problems: string[] = [];
+  const targets = cluster.replicas.map((r) => ({ name: r.name, url: r.url }));
+  const liveReady = (): boolean => cluster.replicas.every((r) => !r.running || monitor.latest(r.name) === 200);
+  const usage = (timeoutMs: number, gate: () => boolean = liveReady): Promise<UsageConvergence> =>
+    waitUsageTrue(cluster.entryUrl, CHAOS_KEY, occupancy, timeoutMs, gate);
+
+  const probeCaps = async (): Promise<CapProbeOutcome> => {
+    occupancy.resetPeaks();
+    const openAtStart = occupancy.snapshot();
+    const result = await probe.fill(targets, opts.cap + 5);
+    const peaks = Object.fromEntries(cluster.replicas.map((r) => [r.name, occupancy.peak(r.name)]));
+    return { probe: result, check: checkCaps(opts.cap, cluster.replicas.length, openAtStart, peaks, occupancy.peakTotal) };
+  };
+
+  // ---- warm-up ----------------------------------------------------------------------------------
+  ledger.begin('warm-up');
+  say(`warm-up: ${opts.sessions} learners through ${cluster.haproxy ? 'HAProxy' : 'the first replica'}, ${opts.warmupSeconds} s`);
+  const warmStart = Date.now();
+  await fleet.start();
+  const warmupOpenMs = await timeUntil(() => fleet.openCount === opts.sessions, 30_000);
+  if (warmupOpenMs === undefined) problems.push(`warm-up: only ${fleet.openCount} of ${opts.sessions} learners had a session open after 30 s`);
+  await sleep(Math.max(0, warmStart + opts.warmupSeconds * 1000 - Date.now()));
+
+  say('warm-up: cap probe with Redis healthy');
+  const baselineCaps = await probeCaps();
+  if (baselineCaps.check.overCap > 0) {
+    problems.push(`warm-up: the account held ${baselineCaps.check.peakTotal} connections with Redis healthy, over its cap of ${opts.cap}`);
+  }
+  const baselineUsage = await usage(10_000);
+  await probe.release();
+  const baselineRelease = await usage(10_000);
+  if (baselineUsage.ms === undefined || baselineRelease.ms === undefined) {
+    problems.push(`warm-up: connections_used ${baselineUsage.lastUsed ?? baselineRelease.lastUsed} never matched the ${baselineRelease.lastTruth} connections open, with Redis healthy`);
+  }
+  const baseline: BaselineResult = { caps: baselineCaps, usage: baselineUsage, usageAfterRelease: baselineRelease };
+
+  // ---- faults -----------------------------------------------------------------------------------
+  const faults: FaultResult[] = [];
+  let dropFrom = 0;
+  for (const name of opts.faults) {
+    ledger.begin(name);
+    const t0 = Date.now();
+    const phaseProblems: string[] = [];
+    const detectMs: Record<string, number | undefined> = {};
+    const readyAgainMs: Record<string, number | undefined> = {};
+    let caps: CapProbeOutcome | undefined;
+    let dropped: number[] = [];
+    let reopenedMs: number | undefined;
+    let victim: string | undefined;
+    let allOpenAgainMs: number | undefined;
+    let faultUsage: UsageConvergence;
+    let usageAfterRelease: UsageConvergence | undefined;
+
+    if (name === 'redis-kill' || name === 'redis-pause') {
+      say(`${name}: ${name === 'redis-kill' ? 'SIGKILL redis-server' : 'SIGSTOP redis-server'}, held ${opts.secondsPerPhase} s`);
+      if (name === 'redis-kill') await cluster.redis.kill();
+      else cluster.redis.pause();
+      // The fallback is in force on a replica once its /readyz says so.
+      await Promise.all(
+        cluster.replicas.map(async (r) => {
+          detectMs[r.name] = await timeUntil(() => monitor.latest(r.name) === 503, holdMs, 20);
+          if (detectMs[r.name] === undefined) phaseProblems.push(`${name}: ${r.name} never answered /readyz 503 while Redis was ${name === 'redis-kill' ? 'down' : 'hung'}`);
+        }),
+      );
+      // Learners whose network drops now resume during the outage.
+      dropped = fleet.drop(opts.drops, dropFrom);
+      dropFrom += opts.drops;
+      // Measured from the drops; bounded by what is left of the hold (at least 5 s), then the probe runs anyway.
+      const dropsAt = Date.now();
+      reopenedMs = await timeUntil(() => dropped.every((i) => fleet.isOpen(i)), Math.max(5000, t0 + holdMs / 2 - dropsAt));
+      caps = await probeCaps();
+      if (!caps.check.kept) {
+        const over = caps.check.replicas.filter((r) => r.beyondBound > 0).map((r) => `${r.replica} held ${r.peak} (bound ${r.bound})`);
+        phaseProblems.push(`${name}: connection cap beyond the documented fallback bound: ${over.join(', ')}`);
+      }
+      await sleep(Math.max(0, t0 + holdMs - Date.now()));
+      say(`${name}: ${name === 'redis-kill' ? 'restarting redis-server (empty) on the same port' : 'SIGCONT redis-server'}`);
+      if (name === 'redis-kill') await cluster.redis.restart();
+      else cluster.redis.resume();
+      const [readyAgain, u] = await Promise.all([
+        Promise.all(cluster.replicas.map(async (r) => [r.name, await timeUntil(() => monitor.latest(r.name) === 200, READY_AGAIN_TIMEOUT_MS, 20)] as const)),
+        usage(usageTimeoutMs),
+      ]);
+      for (const [r, ms] of readyAgain) readyAgainMs[r] = ms;
+      faultUsage = u;
+      await probe.release();
+      usageAfterRelease = await usage(usageTimeoutMs);
+    } else {
+      // The replica holding the most learners, so the most sessions must resume elsewhere.
+      const target = [...cluster.replicas].sort((a, b) => occupancy.count(b.name) - occupancy.count(a.name))[0]!;
+      victim = target.name;
+      say(`replica-kill: SIGKILL ${victim} (${occupancy.count(victim)} learners on it), restarted after ${opts.secondsPerPhase} s`);
+      const usageP = (async () => {
+        // Its slots stay in Redis until their lease expires (docs/operations.md "Leases"); from the kill.
+        await sleep(100);
+        return usage(usageTimeoutMs);
+      })();
+      await target.kill();
+      const killedAt = Date.now();
+      allOpenAgainMs = await timeUntil(() => fleet.openCount === opts.sessions, Math.max(holdMs, opts.lostAfterSeconds * 1000 + 5000));
+      await sleep(Math.max(0, killedAt + holdMs - Date.now()));
+      say(`replica-kill: restarting ${victim}`);
+      const restartAt = Date.now();
+      try {
+        await target.start();
+        const ms = await timeUntil(() => monitor.latest(target.name) === 200, READY_AGAIN_TIMEOUT_MS, 20);
+        readyAgainMs[target.name] = ms === undefined ? undefined : Date.now() - restartAt;
+      } catch (err) {
+        readyAgainMs[target.name] = undefined;
+        phaseProblems.push(`replica-kill: ${victim} did not start again: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}`);
+      }
+      faultUsage = await usageP;
+    }
+
+    for (const [r, ms] of Object.entries(readyAgainMs)) {
+      if (ms === undefined) phaseProblems.push(`${name}: ${r} was not ready again within ${READY_AGAIN_TIMEOUT_MS / 1000} s`);
+    }
+    if (faultUsage.ms === undefined) {
+      phaseProblems.push(`${name}: connections_used (${faultUsage.lastUsed ?? 'no answer'}) did not match the ${faultUsage.lastTruth} connections open within ${usageTimeoutMs / 1000} s`);
+    }
+    if (usageAfterRelease && usageAfterRelease.ms === undefined) {
+      phaseProblems.push(`${name}: after the probe closed, connections_used (${usageAfterRelease.lastUsed ?? 'no answer'}) did not match the ${usageAfterRelease.lastTruth} connections open within ${usageTimeoutMs / 1000} s`);
+    }
+    say(`${name}: recovered; steady load for ${opts.secondsPerPhase} s`);
+    await sleep(holdMs);
+    const readiness = Object.fromEntries(cluster.replicas.map((r) => [r.name, monitor.span(r.name, t0, Date.now())]));
+    faults.push({
+      name,
+      holdMs,
+      detectMs,
+      readiness,
+      readyAgainMs,
+      caps,
+      drops: { learners: dropped, reopenedMs },
+      victim,
+      allOpenAgainMs,
+      usage: faultUsage,
+      usageAfterRelease,
+      problems: phaseProblems,
+    });
+    problems.push(...phaseProblems);
+  }
+
+  // ---- end --------------------------------------------------------------------------------------
+  ledger.begin('end');
+  say(`end: load stopped; waiting up to ${opts.lostAfterSeconds + 5} s for the turns in flight`);
+  await fleet.stop(opts.lostAfterSeconds * 1000 + 5000);
+  const usageAtEnd = await usage(usageTimeoutMs);
+  if (usageAtEnd.ms === undefined) problems.push(`end: connections_used stayed ${usageAtEnd.lastUsed ?? 'unanswered'} with every client closed`);
+  ledger.finish();
+  await monitor.stop();
+
+  const lost = ledger.phases.reduce((a, p) => a + p.lost.length, 0);
+  if (lost > 0) problems.unshift(`${lost} lost turn(s): a request that got neither an answer nor an error`);
+  for (const r of cluster.replicas) for (const c of r.crashes) problems.push(`${r.name} ${c}`);
+  return { options: opts, startedAt, endedAt: Date.now(), ledger, warmupOpenMs, baseline, faults, usageAtEnd, problems };
+}

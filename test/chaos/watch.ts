@@ -1,0 +1,149 @@
+/**
+ * Observers that run beside the load: each replica's `/readyz` polled every 100 ms (straight to
+ * the replica, not through the balancer), and `connections_used` from `GET /v1/usage` compared
+ * with the connections the clients really hold.
+ */
+import { readyz } from './cluster.js';
+import type { Occupancy } from './occupancy.js';
+
+const POLL_MS = 100;
+
+interface Sample {
+  readonly at: number;
+  /** HTTP status, or undefined when nothing answered (the process is gone). */
+  readonly status: number | undefined;
+}
+
+/** How a replica's readiness looked over an interval. */
+export interface ReadinessSpan {
+  /** Milliseconds answered 503. */
+  readonly notReadyMs: number;
+  /** Milliseconds with no answer at all (process dead or not listening yet). */
+  readonly unreachableMs: number;
+  /** Epoch ms of the first 503 in the interval, if any. */
+  readonly first503At: number | undefined;
+  /** Epoch ms of the last non-200 sample, if any. */
+  readonly lastNotReadyAt: number | undefined;
+}
+
+export class ReadyMonitor {
+  private readonly samples = new Map<string, Sample[]>();
+  private running = true;
+  private readonly loops: Promise<void>[] = [];
+
+  constructor(replicas: readonly { name: string; url: string }[]) {
+    for (const r of replicas) {
+      this.samples.set(r.name, []);
+      this.loops.push(this.poll(r.name, r.url));
+    }
+  }
+
+  /** The latest status of a replica. */
+  latest(name: string): number | undefined {
+    const s = this.samples.get(name);
+    return s?.[s.length - 1]?.status;
+  }
+
+  /** Time answered 503 / not at all within [from, to], from the samples (each stands until the next). */
+  span(name: string, from: number, to: number): ReadinessSpan {
+    const s = this.samples.get(name) ?? [];
+    let notReadyMs = 0;
+    let unreachableMs = 0;
+    let first503At: number | undefined;
+    let lastNotReadyAt: number | undefined;
+    for (let i = 0; i < s.length; i++) {
+      const cur = s[i]!;
+      const next = s[i + 1]?.at ?? to;
+      const a = Math.max(cur.at, from);
+      const b = Math.min(next, to);
+      if (b <= a) continue;
+      if (cur.status === 503) {
+        notReadyMs += b - a;
+        first503At ??= cur.at;
+      } else if (cur.status === undefined) unreachableMs += b - a;
+      if (cur.status !== 200) lastNotReadyAt = Math.min(next, to);
+    }
+    return { notReadyMs, unreachableMs, first503At, lastNotReadyAt };
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    await Promise.all(this.loops);
+  }
+
+  private async poll(name: string, url: string): Promise<void> {
+    const list = this.samples.get(name)!;
+    while (this.running) {
+      const at = Date.now();
+      const status = await readyz(url);
+      list.push({ at, status });
+      const spent = Date.now() - at;
+      if (spent < POLL_MS) await new Promise((r) => setTimeout(r, POLL_MS - spent));
+    }
+  }
+}
+
+/** Polls a condition every `intervalMs`; resolves with the ms it took, or undefined on timeout. */
+export async function timeUntil(pred: () => boolean | Promise<boolean>, timeoutMs: number, intervalMs = 100): Promise<number | undefined> {
+  const start = Date.now();
+  for (;;) {
+    if (await pred()) return Date.now() - start;
+    if (Date.now() - start > timeoutMs) return undefined;
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+}
+
+/** `connections_used` from GET /v1/usage, or undefined when the answer is not a 200. */
+export async function connectionsUsed(entryUrl: string, apiKey: string): Promise<number | undefined> {
+  try {
+    const res = await fetch(`${entryUrl}/v1/usage`, { headers: { Authorization: `Bearer ${apiKey}` }, signal: AbortSignal.timeout(2000) });
+    if (res.status !== 200) {
+      await res.arrayBuffer();
+      return undefined;
+    }
+    return ((await res.json()) as { connections_used: number }).connections_used;
+  } catch {
+    return undefined;
+  }
+}
+
+export interface UsageConvergence {
+  /** Ms from the start of waiting until the first of two successive readings that equalled the clients' count; undefined if never within the timeout. */
+  readonly ms: number | undefined;
+  /** The last reading and the clients' count at that moment. */
+  readonly lastUsed: number | undefined;
+  readonly lastTruth: number;
+}
+
+/**
+ * Waits until `connections_used` equals the connections the clients hold, on two successive
+ * readings 250 ms apart, each taken while no socket was in transition and the clients' count did
+ * not move during the request, and only while `gate()` holds (every live replica ready: a replica
+ * still on its fallback counts only its own connections).
+ */
+export async function waitUsageTrue(
+  entryUrl: string,
+  apiKey: string,
+  occupancy: Occupancy,
+  timeoutMs: number,
+  gate: () => boolean = () => true,
+): Promise<UsageConvergence> {
+  const start = Date.now();
+  let firstMatchAt: number | undefined;
+  let lastUsed: number | undefined;
+  let lastTruth = occupancy.total;
+  for (;;) {
+    const before = occupancy.total;
+    const quiet = occupancy.transitional === 0 && gate();
+    const used = await connectionsUsed(entryUrl, apiKey);
+    const after = occupancy.total;
+    lastUsed = used;
+    lastTruth = after;
+    if (quiet && occupancy.transitional === 0 && gate() && before === after && used === after) {
+      if (firstMatchAt !== undefined) return { ms: firstMatchAt - start, lastUsed, lastTruth };
+      firstMatchAt = Date.now();
+    } else firstMatchAt = undefined;
+    if (Date.now() - start > timeoutMs) return { ms: undefined, lastUsed, lastTruth };
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
