@@ -52,6 +52,12 @@ class Learner {
   private loop: Promise<void> | undefined;
   private readonly agent: Agent;
   private readonly address: string;
+  /** Sessions opened (created or resumed) by this learner so far. */
+  opens = 0;
+  /** The replica of the socket whose session is open now. */
+  replica: string | undefined;
+  /** What happened to this learner lately, for the report of a lost turn. */
+  private readonly history: { at: number; what: string }[] = [];
 
   constructor(
     readonly index: number,
@@ -74,8 +80,22 @@ class Learner {
   /** Cuts the current socket without a close frame (the network vanished); the SDK resumes. */
   drop(): boolean {
     if (!this.open || !this.socket) return false;
+    this.note('socket cut by the run');
     this.socket.terminate();
     return true;
+  }
+
+  private note(what: string): void {
+    this.history.push({ at: Date.now(), what });
+    if (this.history.length > 40) this.history.shift();
+  }
+
+  /** The learner's history since `from` (epoch ms), as one line. */
+  historySince(from: number): string {
+    return this.history
+      .filter((h) => h.at >= from)
+      .map((h) => `${new Date(h.at).toISOString().slice(17, 23)} ${h.what}`)
+      .join('; ');
   }
 
   /** Stops asking for turns; resolves once the loop has left (the current turn settled or the caller gave up on it). */
@@ -129,6 +149,7 @@ class Learner {
   private async turn(client: ParleyClient): Promise<void> {
     const { ledger } = this.o;
     const entry: TurnEntry = ledger.turnSent(this.index);
+    this.note('turn asked');
     try {
       await client.turnText(`Hola, quiero un café con leche, por favor (${this.index}).`);
       ledger.answered(entry);
@@ -139,7 +160,7 @@ class Learner {
       }
       const id = err.requestId === undefined ? undefined : String(err.requestId);
       if (id !== undefined && this.erroredIds.has(id)) ledger.errored(entry, err.code);
-      else ledger.lost(entry, id, err.code, id !== undefined && this.sentIds.has(id));
+      else ledger.lost(entry, id, err.code, id !== undefined && this.sentIds.has(id), this.historySince(entry.at - 1000));
     }
   }
 
@@ -167,19 +188,30 @@ class Learner {
       s.state = 'admitted';
       this.o.occupancy.transitional--;
       this.o.occupancy.admitted(s.replica ?? 'direct');
+      this.replica = s.replica ?? 'direct';
+      this.opens++;
+      this.note(`session ${client.session?.resumed ? 'resumed' : 'created'} on ${this.replica}`);
     });
+    client.on('resumed', (e) => this.note(`${e.pending} request(s) pending after the resume`));
+    client.on('reconnect', (e) => this.note(`reconnect attempt ${e.attempt} in ${e.delayMs} ms`));
     client.on('error', (e) => {
       ledger.serverError(e.code);
+      this.note(`error ${e.code}${e.request_id !== undefined ? ` for ${String(e.request_id)}` : ''}`);
       if (e.request_id !== undefined) {
         const id = String(e.request_id);
         this.erroredIds.add(id);
         this.terminal(id);
       }
     });
-    client.on('reply.audio.end', (e) => this.terminal(String(e.request_id)));
+    client.on('reply.audio.end', (e) => {
+      this.note(`answer to ${String(e.request_id)}`);
+      this.terminal(String(e.request_id));
+    });
     client.on('closed', (e) => {
+      this.note(`closed ${e.code} ${e.error?.code ?? e.reason}`.trim());
+      if (e.blockedBy === 'client_closed') return; // the run's own close at the end
       ledger.close(e.code, e.error?.code);
-      if (!e.willReconnect && e.blockedBy !== 'client_closed') {
+      if (!e.willReconnect) {
         ledger.sessionLost(`${e.code} ${e.error?.code ?? e.blockedBy ?? e.reason}`.trim());
       }
     });
@@ -228,6 +260,7 @@ class Learner {
         this.on('upgrade', (res) => {
           const h = res.headers[REPLICA_HEADER];
           s.replica = typeof h === 'string' ? h : undefined;
+          learner.note(`socket to ${s.replica ?? 'a replica'}`);
         });
         this.on('open', () => {
           s.state = 'transition';
@@ -235,7 +268,10 @@ class Learner {
         });
         this.on('close', () => {
           if (s.state === 'transition') occupancy.transitional--;
-          else if (s.state === 'admitted') occupancy.closed(s.replica ?? 'direct');
+          else if (s.state === 'admitted') {
+            occupancy.closed(s.replica ?? 'direct');
+            if (learner.socket === this) learner.replica = undefined;
+          }
           s.state = 'closed';
           learner.sockets.delete(this);
         });
@@ -253,6 +289,24 @@ class Learner {
         (super.send as (...a: unknown[]) => void)(data, ...rest);
       }
     };
+  }
+}
+
+/** Some learners, remembered with how many sessions each had opened, to tell when each has opened another. */
+export class Marked {
+  private readonly opensBefore: number[];
+
+  constructor(readonly learners: readonly Learner[]) {
+    this.opensBefore = learners.map((l) => l.opens);
+  }
+
+  get indexes(): number[] {
+    return this.learners.map((l) => l.index);
+  }
+
+  /** Every one of them has a session open again (resumed, or a new one) since it was marked. */
+  get allReopened(): boolean {
+    return this.learners.every((l, i) => l.open && l.opens > this.opensBefore[i]!);
   }
 }
 
@@ -277,18 +331,19 @@ export class Fleet {
     return this.learners.filter((l) => l.open).length;
   }
 
-  /** Cuts the sockets of `n` open learners, starting at learner `from` (so successive faults hit different ones); returns their indexes. */
-  drop(n: number, from: number): number[] {
-    const dropped: number[] = [];
+  /** Cuts the sockets of `n` open learners, starting at learner `from` (so successive faults hit different ones). */
+  drop(n: number, from: number): Marked {
+    const dropped: Learner[] = [];
     for (let k = 0; k < this.learners.length && dropped.length < n; k++) {
       const l = this.learners[(from + k) % this.learners.length]!;
-      if (l.drop()) dropped.push(l.index);
+      if (l.drop()) dropped.push(l);
     }
-    return dropped;
+    return new Marked(dropped);
   }
 
-  isOpen(index: number): boolean {
-    return this.learners[index]?.open ?? false;
+  /** The learners whose open session is on `replica` now. */
+  on(replica: string): Marked {
+    return new Marked(this.learners.filter((l) => l.open && l.replica === replica));
   }
 
   /** Stops new turns, waits up to `settleMs` for the turns in flight to be answered, then closes every client. */

@@ -1,6 +1,7 @@
 /**
  * What the clients saw, per phase: every turn sent and how it ended, every server `error` event,
- * every close, every session lost for good. A turn belongs to the phase it was sent in.
+ * every close, every session lost for good. A turn belongs to the last phase it was in flight in
+ * (a turn asked just before a fault and caught by it counts in the fault's phase).
  *
  * A turn is answered when its `reply.audio.end` arrives, errored when an `error` event with its
  * `request_id` arrives, and lost otherwise: the session closed for good, the SDK gave up on it
@@ -8,6 +9,7 @@
  */
 
 export interface LostTurn {
+  /** The last phase the turn was in flight in. */
   readonly phase: string;
   readonly learner: number;
   readonly requestId: string | undefined;
@@ -17,6 +19,8 @@ export interface LostTurn {
   readonly sent: boolean;
   /** Epoch ms the turn was asked for. */
   readonly at: number;
+  /** The learner's connection history from a second before the turn (sockets, closes, resumes, answers). */
+  readonly history: string;
 }
 
 export interface PhaseStats {
@@ -50,7 +54,8 @@ function bump(map: Record<string, number>, key: string): void {
 
 /** One turn in flight. */
 export interface TurnEntry {
-  readonly phase: PhaseStats;
+  /** The last phase the turn was in flight in (moved on at each phase change while unanswered). */
+  phase: PhaseStats;
   readonly learner: number;
   readonly at: number;
   settled: boolean;
@@ -91,6 +96,12 @@ export class Ledger {
       latencies: [],
     };
     this.phases.push(phase);
+    // A turn still in flight when a fault starts lives through it: it counts there, not before.
+    for (const entry of this.open) {
+      entry.phase.turns--;
+      entry.phase = phase;
+      phase.turns++;
+    }
     return phase;
   }
 
@@ -120,8 +131,8 @@ export class Ledger {
     if (this.settle(entry)) bump(entry.phase.turnErrors, code);
   }
 
-  lost(entry: TurnEntry, requestId: string | undefined, reason: string, sent: boolean): void {
-    if (this.settle(entry)) entry.phase.lost.push({ phase: entry.phase.name, learner: entry.learner, requestId, reason, sent, at: entry.at });
+  lost(entry: TurnEntry, requestId: string | undefined, reason: string, sent: boolean, history = ''): void {
+    if (this.settle(entry)) entry.phase.lost.push({ phase: entry.phase.name, learner: entry.learner, requestId, reason, sent, at: entry.at, history });
   }
 
   /** Marks every turn still unsettled as lost (the end of the run). */

@@ -68,7 +68,7 @@ export function formatReport(result: ChaosResult, replicas: readonly ReplicaProc
       ` each fault held ${o.secondsPerPhase} s, then ${o.secondsPerPhase} s steady; ${o.drops} learner socket(s) cut per Redis fault; run took ${secs(result.endedAt - result.startedAt, 0)} s.`,
   );
 
-  out.push('', 'Turns (by the phase they were sent in)');
+  out.push('', 'Turns (each in the last phase it was in flight in; p50/p99: ms from asking to reply.audio.end)');
   out.push(
     table(
       ['phase', 's', 'turns', 'answered', 'errors (request_id)', 'lost', 'sessions started', 'sessions lost', 'double answers', 'p50 ms', 'p99 ms'],
@@ -135,12 +135,14 @@ export function formatReport(result: ChaosResult, replicas: readonly ReplicaProc
   out.push(table(['when', 'true again after', 'after the probe closed'], usageRows));
 
   out.push('', 'Resumes');
+  const within = (ms: number | undefined, what: string): string => (ms === undefined ? `not all ${what} within the wait` : `all ${what} after ${secs(ms)} s`);
   const resumeRows = result.faults.map((f) => [
     f.name,
-    f.drops.learners.length ? `${f.drops.learners.length} cut, all open again after ${secs(f.drops.reopenedMs)} s` : '-',
-    f.victim ? `every learner open again ${secs(f.allOpenAgainMs)} s after the kill` : '-',
+    f.drops.learners.length ? `${f.drops.learners.length} cut (learners ${f.drops.learners.join(', ')}); ${within(f.drops.reopenedMs, 'open again')}` : '-',
+    f.victim ? `learners on ${f.victim}: ${within(f.allOpenAgainMs, 'open again')} (from the kill)` : '-',
+    secs(f.steadyAgainMs),
   ]);
-  out.push(table(['fault', 'network drops (learners)', 'replica kill'], resumeRows));
+  out.push(table(['fault', 'network drops during the fault', 'replica kill', 'every learner open, s after recovery'], resumeRows));
 
   const lost = phases.flatMap((p) => p.lost);
   if (lost.length > 0) {
@@ -151,6 +153,8 @@ export function formatReport(result: ChaosResult, replicas: readonly ReplicaProc
         lost.slice(0, 30).map((l) => [l.phase, String(l.learner), l.requestId ?? '-', l.reason, l.sent ? 'yes' : 'no', new Date(l.at).toISOString().slice(11, 23)]),
       ),
     );
+    out.push('What each of these learners went through (seconds.ms of the minute):');
+    for (const l of lost.slice(0, 30)) out.push(`  ${l.requestId ?? `learner ${l.learner}`}: ${l.history || '(no history)'}`);
   }
 
   out.push('', 'Replica warnings and errors (LOG_LEVEL warn), by phase');

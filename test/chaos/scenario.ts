@@ -8,7 +8,7 @@
 import { checkCaps, type CapCheck } from './cap-bound.js';
 import type { Cluster } from './cluster.js';
 import { CHAOS_KEY } from './config.js';
-import { Fleet } from './learners.js';
+import { Fleet, type Marked } from './learners.js';
 import { Ledger } from './ledger.js';
 import { Occupancy } from './occupancy.js';
 import type { ChaosOptions, FaultName } from './options.js';
@@ -17,6 +17,12 @@ import { ReadyMonitor, timeUntil, waitUsageTrue, type ReadinessSpan, type UsageC
 
 /** How long a replica may take to be ready again after a fault ends before the run calls it a failure. */
 const READY_AGAIN_TIMEOUT_MS = 60_000;
+/**
+ * How long every learner may take to have a session open again after a fault's recovery. The
+ * SDK's backoff is capped at 30 s, so a learner that kept failing during the fault may wait that
+ * long for its next attempt.
+ */
+const STEADY_TIMEOUT_MS = 45_000;
 
 export interface CapProbeOutcome {
   readonly probe: ProbeResult;
@@ -42,9 +48,11 @@ export interface FaultResult {
   readonly caps: CapProbeOutcome | undefined;
   /** Learners whose sockets were cut during the fault, and the ms until all had a session open again. */
   readonly drops: { readonly learners: readonly number[]; readonly reopenedMs: number | undefined };
-  /** replica-kill: the replica killed, and ms until every learner had a session open again. */
+  /** replica-kill: the replica killed, and ms until every learner that was on it had a session open again. */
   readonly victim: string | undefined;
   readonly allOpenAgainMs: number | undefined;
+  /** Ms from the fault's end until every learner had a session open (the steady state the next phase starts from). */
+  readonly steadyAgainMs: number | undefined;
   /** connections_used against the clients' count, from the fault's end (replica-kill: from the kill). */
   readonly usage: UsageConvergence;
   /** Redis faults: the same after the probe's connections closed. */
@@ -124,7 +132,7 @@ export async function runScenario(cluster: Cluster, opts: ChaosOptions, say: (li
     const detectMs: Record<string, number | undefined> = {};
     const readyAgainMs: Record<string, number | undefined> = {};
     let caps: CapProbeOutcome | undefined;
-    let dropped: number[] = [];
+    let dropped: Marked | undefined;
     let reopenedMs: number | undefined;
     let victim: string | undefined;
     let allOpenAgainMs: number | undefined;
@@ -147,7 +155,8 @@ export async function runScenario(cluster: Cluster, opts: ChaosOptions, say: (li
       dropFrom += opts.drops;
       // Measured from the drops; bounded by what is left of the hold (at least 5 s), then the probe runs anyway.
       const dropsAt = Date.now();
-      reopenedMs = await timeUntil(() => dropped.every((i) => fleet.isOpen(i)), Math.max(5000, t0 + holdMs / 2 - dropsAt));
+      const cut = dropped;
+      reopenedMs = await timeUntil(() => cut.allReopened, Math.max(5000, t0 + holdMs / 2 - dropsAt));
       caps = await probeCaps();
       if (!caps.check.kept) {
         const over = caps.check.replicas.filter((r) => r.beyondBound > 0).map((r) => `${r.replica} held ${r.peak} (bound ${r.bound})`);
@@ -170,14 +179,14 @@ export async function runScenario(cluster: Cluster, opts: ChaosOptions, say: (li
       const target = [...cluster.replicas].sort((a, b) => occupancy.count(b.name) - occupancy.count(a.name))[0]!;
       victim = target.name;
       say(`replica-kill: SIGKILL ${victim} (${occupancy.count(victim)} learners on it), restarted after ${opts.secondsPerPhase} s`);
-      const usageP = (async () => {
-        // Its slots stay in Redis until their lease expires (docs/operations.md "Leases"); from the kill.
-        await sleep(100);
-        return usage(usageTimeoutMs);
-      })();
+      const onVictim = fleet.on(victim);
+      const survivors = cluster.replicas.filter((r) => r !== target);
+      // Its slots stay in Redis until their lease expires (docs/operations.md "Leases"): measured from
+      // the kill, reading through HAProxy (which routes to ready replicas only) while the survivors are ready.
+      const usageP = usage(usageTimeoutMs, () => survivors.every((r) => monitor.latest(r.name) === 200));
       await target.kill();
       const killedAt = Date.now();
-      allOpenAgainMs = await timeUntil(() => fleet.openCount === opts.sessions, Math.max(holdMs, opts.lostAfterSeconds * 1000 + 5000));
+      allOpenAgainMs = await timeUntil(() => onVictim.allReopened, Math.max(holdMs, opts.lostAfterSeconds * 1000 + 5000));
       await sleep(Math.max(0, killedAt + holdMs - Date.now()));
       say(`replica-kill: restarting ${victim}`);
       const restartAt = Date.now();
@@ -201,6 +210,9 @@ export async function runScenario(cluster: Cluster, opts: ChaosOptions, say: (li
     if (usageAfterRelease && usageAfterRelease.ms === undefined) {
       phaseProblems.push(`${name}: after the probe closed, connections_used (${usageAfterRelease.lastUsed ?? 'no answer'}) did not match the ${usageAfterRelease.lastTruth} connections open within ${usageTimeoutMs / 1000} s`);
     }
+    // The next phase starts from a steady state: every learner with a session open.
+    const steadyAgainMs = await timeUntil(() => fleet.openCount === opts.sessions, STEADY_TIMEOUT_MS);
+    if (steadyAgainMs === undefined) phaseProblems.push(`${name}: ${opts.sessions - fleet.openCount} learner(s) still without an open session ${STEADY_TIMEOUT_MS / 1000} s after the recovery`);
     say(`${name}: recovered; steady load for ${opts.secondsPerPhase} s`);
     await sleep(holdMs);
     const readiness = Object.fromEntries(cluster.replicas.map((r) => [r.name, monitor.span(r.name, t0, Date.now())]));
@@ -211,9 +223,10 @@ export async function runScenario(cluster: Cluster, opts: ChaosOptions, say: (li
       readiness,
       readyAgainMs,
       caps,
-      drops: { learners: dropped, reopenedMs },
+      drops: { learners: dropped?.indexes ?? [], reopenedMs },
       victim,
       allOpenAgainMs,
+      steadyAgainMs,
       usage: faultUsage,
       usageAfterRelease,
       problems: phaseProblems,
