@@ -96,23 +96,25 @@ export function formatReport(result: ChaosResult, replicas: readonly ReplicaProc
     ),
   );
 
-  out.push('', 'Readiness (/readyz polled every 100 ms on each replica, over the fault and its recovery)');
+  out.push('', 'Readiness (/readyz polled every 100 ms on each replica) and event-loop lag, by phase');
   const readyRows: string[][] = [];
-  for (const f of result.faults) {
-    for (const r of replicas) {
-      const span = f.readiness[r.name];
-      readyRows.push([
-        f.name,
-        r.name + (f.victim === r.name ? ' (killed)' : ''),
-        f.detectMs[r.name] === undefined ? '-' : `${secs(f.detectMs[r.name], 2)}`,
-        secs(span?.notReadyMs),
-        secs(span?.unreachableMs),
-        r.name in f.readyAgainMs ? secs(f.readyAgainMs[r.name], 2) : '-',
-      ]);
-    }
+  for (const h of result.health) {
+    if (!phases.some((p) => p.name === h.phase)) continue;
+    const f = result.faults.find((x) => x.name === h.phase);
+    readyRows.push([
+      h.phase,
+      h.replica + (f?.victim === h.replica ? ' (killed)' : ''),
+      f?.detectMs[h.replica] === undefined ? '-' : secs(f.detectMs[h.replica], 2),
+      secs(h.readiness.notReadyMs),
+      String(h.readiness.episodes503),
+      secs(h.readiness.unreachableMs),
+      f && h.replica in f.readyAgainMs ? secs(f.readyAgainMs[h.replica], 2) : '-',
+      h.lagMaxMs === undefined ? '-' : String(Math.round(h.lagMaxMs)),
+      result.launcherLagMs[h.phase] === undefined ? '-' : String(Math.round(result.launcherLagMs[h.phase]!)),
+    ]);
   }
-  out.push(table(['fault', 'replica', '503 after s', '503 for s', 'no answer for s', 'ready again after s'], readyRows));
-  out.push('("ready again after": from Redis back, or from the killed replica\'s restart.)');
+  out.push(table(['phase', 'replica', '503 after s', '503 for s', '503 spells', 'no answer for s', 'ready again after s', 'max lag ms', 'launcher lag ms'], readyRows));
+  out.push('("503 after": from the fault; "ready again after": from Redis back, or from the killed replica\'s restart; lag: the largest event-loop delay.)');
 
   out.push('', `Connection cap (${o.cap}) under the probe; documented fallback bound: ${DOCUMENTED_RULE}`);
   const capTable: string[][] = [...capRows('warm-up (Redis healthy)', result.baseline.caps)];
@@ -174,6 +176,10 @@ export function formatReport(result: ChaosResult, replicas: readonly ReplicaProc
     }
   }
 
+  if (result.findings.length > 0) {
+    out.push('', 'Findings (no documented promise broken)');
+    for (const f of result.findings) out.push(`  - ${f}`);
+  }
   out.push('');
   if (result.problems.length === 0) out.push('VERDICT: PASS (no lost turn, caps within the documented bound, every replica ready again, connections_used true again)');
   else {
@@ -195,6 +201,9 @@ export function reportJson(result: ChaosResult, replicas: readonly ReplicaProces
     faults: result.faults,
     usageAtEnd: result.usageAtEnd,
     replicaWarnings: Object.fromEntries(replicas.map((r) => [r.name, warnings(r, 0, Number.MAX_SAFE_INTEGER)])),
+    health: result.health,
+    launcherLagMs: result.launcherLagMs,
+    findings: result.findings,
     problems: result.problems,
     pass: result.problems.length === 0,
   };

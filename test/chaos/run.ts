@@ -16,7 +16,7 @@ import { runScenario } from './scenario.js';
 
 const started = Date.now();
 const say = (line: string): void => {
-  process.stderr.write(`[chaos +${((Date.now() - started) / 1000).toFixed(1).padStart(5)} s] ${line}\n`);
+  process.stderr.write(`[chaos ${new Date().toISOString().slice(11, 23)} +${((Date.now() - started) / 1000).toFixed(1).padStart(5)} s] ${line}\n`);
 };
 
 for (const sig of ['SIGINT', 'SIGTERM'] as const) {

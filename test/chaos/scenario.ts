@@ -13,7 +13,7 @@ import { Ledger } from './ledger.js';
 import { Occupancy } from './occupancy.js';
 import type { ChaosOptions, FaultName } from './options.js';
 import { CapProbe, type ProbeResult } from './probe.js';
-import { ReadyMonitor, timeUntil, waitUsageTrue, type ReadinessSpan, type UsageConvergence } from './watch.js';
+import { LagMonitor, ReadyMonitor, timeUntil, waitUsageTrue, type ReadinessSpan, type UsageConvergence } from './watch.js';
 
 /** How long a replica may take to be ready again after a fault ends before the run calls it a failure. */
 const READY_AGAIN_TIMEOUT_MS = 60_000;
@@ -40,8 +40,6 @@ export interface FaultResult {
   readonly holdMs: number;
   /** Per replica: ms from the fault until its /readyz said 503 (Redis faults). */
   readonly detectMs: Record<string, number | undefined>;
-  /** Per replica: /readyz over the whole phase. */
-  readonly readiness: Record<string, ReadinessSpan>;
   /** Per replica: ms from the fault's end (Redis back, or the killed replica restarted) until /readyz 200. */
   readonly readyAgainMs: Record<string, number | undefined>;
   /** Redis faults: the cap probe during the outage against the documented bound. */
@@ -61,6 +59,15 @@ export interface FaultResult {
   readonly problems: string[];
 }
 
+/** One replica over one phase: readiness and event-loop lag. */
+export interface PhaseHealth {
+  readonly phase: string;
+  readonly replica: string;
+  readonly readiness: ReadinessSpan;
+  /** Largest event-loop lag the replica reported, ms. */
+  readonly lagMaxMs: number | undefined;
+}
+
 export interface ChaosResult {
   readonly options: ChaosOptions;
   readonly startedAt: number;
@@ -71,7 +78,13 @@ export interface ChaosResult {
   readonly faults: readonly FaultResult[];
   /** connections_used after every client closed (should reach 0). */
   readonly usageAtEnd: UsageConvergence;
+  readonly health: readonly PhaseHealth[];
+  /** The launcher's own largest event-loop lag per phase, ms (its clients and watchers run there). */
+  readonly launcherLagMs: Record<string, number | undefined>;
+  /** Broken promises: the run fails on any. */
   readonly problems: string[];
+  /** Things worth knowing that break no documented promise. */
+  readonly findings: string[];
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -81,6 +94,7 @@ export async function runScenario(cluster: Cluster, opts: ChaosOptions, say: (li
   const ledger = new Ledger();
   const occupancy = new Occupancy();
   const monitor = new ReadyMonitor(cluster.replicas.map((r) => ({ name: r.name, url: r.url })));
+  const lag = new LagMonitor(cluster.replicas.map((r) => ({ name: r.name, url: r.url })));
   const fleet = new Fleet({ entryUrl: cluster.entryUrl, apiKey: CHAOS_KEY, sessions: opts.sessions, lostAfterMs: opts.lostAfterSeconds * 1000, ledger, occupancy });
   const probe = new CapProbe(CHAOS_KEY, occupancy);
   const holdMs = opts.secondsPerPhase * 1000;
@@ -215,12 +229,10 @@ export async function runScenario(cluster: Cluster, opts: ChaosOptions, say: (li
     if (steadyAgainMs === undefined) phaseProblems.push(`${name}: ${opts.sessions - fleet.openCount} learner(s) still without an open session ${STEADY_TIMEOUT_MS / 1000} s after the recovery`);
     say(`${name}: recovered; steady load for ${opts.secondsPerPhase} s`);
     await sleep(holdMs);
-    const readiness = Object.fromEntries(cluster.replicas.map((r) => [r.name, monitor.span(r.name, t0, Date.now())]));
     faults.push({
       name,
       holdMs,
       detectMs,
-      readiness,
       readyAgainMs,
       caps,
       drops: { learners: dropped?.indexes ?? [], reopenedMs },
@@ -241,10 +253,31 @@ export async function runScenario(cluster: Cluster, opts: ChaosOptions, say: (li
   const usageAtEnd = await usage(usageTimeoutMs);
   if (usageAtEnd.ms === undefined) problems.push(`end: connections_used stayed ${usageAtEnd.lastUsed ?? 'unanswered'} with every client closed`);
   ledger.finish();
-  await monitor.stop();
+  const health: PhaseHealth[] = [];
+  const launcherLagMs: Record<string, number | undefined> = {};
+  const findings: string[] = [];
+  for (const p of ledger.phases) {
+    const end = p.endedAt ?? Date.now();
+    launcherLagMs[p.name] = lag.launcherMaxMs(p.startedAt, end);
+    for (const r of cluster.replicas) {
+      const readiness = monitor.span(r.name, p.startedAt, end);
+      const lagMaxMs = lag.replicaMaxMs(r.name, p.startedAt, end);
+      health.push({ phase: p.name, replica: r.name, readiness, lagMaxMs });
+      // Redis was up in these phases (and in a Redis fault, a second 503 spell came after it was back).
+      const redisFault = p.name === 'redis-kill' || p.name === 'redis-pause';
+      const spurious = redisFault ? readiness.episodes503 - 1 : readiness.episodes503;
+      if (spurious > 0) {
+        findings.push(
+          `${p.name}: ${r.name} declared the store unreachable ${spurious} time(s) while Redis was answering` +
+            ` (its largest event-loop lag in the phase: ${lagMaxMs === undefined ? 'n/a' : `${Math.round(lagMaxMs)} ms`}; store.commandTimeoutMs is 500)`,
+        );
+      }
+    }
+  }
+  await Promise.all([monitor.stop(), lag.stop()]);
 
   const lost = ledger.phases.reduce((a, p) => a + p.lost.length, 0);
   if (lost > 0) problems.unshift(`${lost} lost turn(s): a request that got neither an answer nor an error`);
   for (const r of cluster.replicas) for (const c of r.crashes) problems.push(`${r.name} ${c}`);
-  return { options: opts, startedAt, endedAt: Date.now(), ledger, warmupOpenMs, baseline, faults, usageAtEnd, problems };
+  return { options: opts, startedAt, endedAt: Date.now(), ledger, warmupOpenMs, baseline, faults, usageAtEnd, health, launcherLagMs, problems, findings };
 }

@@ -3,6 +3,7 @@
  * the replica, not through the balancer), and `connections_used` from `GET /v1/usage` compared
  * with the connections the clients really hold.
  */
+import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import { readyz } from './cluster.js';
 import type { Occupancy } from './occupancy.js';
 
@@ -24,6 +25,8 @@ export interface ReadinessSpan {
   readonly first503At: number | undefined;
   /** Epoch ms of the last non-200 sample, if any. */
   readonly lastNotReadyAt: number | undefined;
+  /** Times it turned from 200 to 503 within the interval. */
+  readonly episodes503: number;
 }
 
 export class ReadyMonitor {
@@ -51,8 +54,10 @@ export class ReadyMonitor {
     let unreachableMs = 0;
     let first503At: number | undefined;
     let lastNotReadyAt: number | undefined;
+    let episodes503 = 0;
     for (let i = 0; i < s.length; i++) {
       const cur = s[i]!;
+      if (cur.at >= from && cur.at < to && cur.status === 503 && s[i - 1]?.status === 200) episodes503++;
       const next = s[i + 1]?.at ?? to;
       const a = Math.max(cur.at, from);
       const b = Math.min(next, to);
@@ -63,7 +68,7 @@ export class ReadyMonitor {
       } else if (cur.status === undefined) unreachableMs += b - a;
       if (cur.status !== 200) lastNotReadyAt = Math.min(next, to);
     }
-    return { notReadyMs, unreachableMs, first503At, lastNotReadyAt };
+    return { notReadyMs, unreachableMs, first503At, lastNotReadyAt, episodes503 };
   }
 
   async stop(): Promise<void> {
@@ -146,4 +151,68 @@ export async function waitUsageTrue(
     if (Date.now() - start > timeoutMs) return { ms: undefined, lastUsed, lastTruth };
     await new Promise((r) => setTimeout(r, 250));
   }
+}
+
+/**
+ * Event-loop lag, to tell a hung Redis from a starved process on a shared machine: each replica's
+ * `parley_event_loop_lag_seconds{quantile="1"}` (the maximum over its last 5 s window) read every
+ * 2.5 s from its /metrics, and the launcher's own (perf_hooks.monitorEventLoopDelay).
+ */
+export class LagMonitor {
+  private readonly samples = new Map<string, { at: number; maxMs: number }[]>();
+  private running = true;
+  private readonly loops: Promise<void>[] = [];
+  private readonly own: IntervalHistogram = monitorEventLoopDelay({ resolution: 20 });
+  private readonly ownMax: { at: number; maxMs: number }[] = [];
+  private readonly ownTimer: NodeJS.Timeout;
+
+  constructor(replicas: readonly { name: string; url: string }[]) {
+    this.own.enable();
+    this.ownTimer = setInterval(() => {
+      this.ownMax.push({ at: Date.now(), maxMs: this.own.max / 1e6 });
+      this.own.reset();
+    }, 2500);
+    for (const r of replicas) {
+      this.samples.set(r.name, []);
+      this.loops.push(this.poll(r.name, r.url));
+    }
+  }
+
+  /** The largest lag a replica reported within [from, to] (its readings cover the 5 s before each), in ms. */
+  replicaMaxMs(name: string, from: number, to: number): number | undefined {
+    return maxIn(this.samples.get(name) ?? [], from, to + 5000);
+  }
+
+  /** The launcher's own largest lag within [from, to], in ms. */
+  launcherMaxMs(from: number, to: number): number | undefined {
+    return maxIn(this.ownMax, from, to + 2500);
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    clearInterval(this.ownTimer);
+    this.own.disable();
+    await Promise.all(this.loops);
+  }
+
+  private async poll(name: string, url: string): Promise<void> {
+    const list = this.samples.get(name)!;
+    while (this.running) {
+      try {
+        const res = await fetch(`${url}/metrics`, { signal: AbortSignal.timeout(2000) });
+        const text = await res.text();
+        const m = /^parley_event_loop_lag_seconds\{quantile="1"\} ([0-9.eE+-]+)$/m.exec(text);
+        if (m) list.push({ at: Date.now(), maxMs: Number(m[1]) * 1000 });
+      } catch {
+        /* the replica is down: no reading */
+      }
+      await new Promise((r) => setTimeout(r, 2500));
+    }
+  }
+}
+
+function maxIn(samples: readonly { at: number; maxMs: number }[], from: number, to: number): number | undefined {
+  let max: number | undefined;
+  for (const s of samples) if (s.at >= from && s.at <= to && (max === undefined || s.maxMs > max)) max = s.maxMs;
+  return max;
 }
