@@ -9,7 +9,11 @@ import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler';
 const Strict = { additionalProperties: false } as const;
 
 /** A request id: echoed as `request_id` on every event that answers the request. */
-export const RequestId = Type.Union([Type.String({ minLength: 1, maxLength: 128 }), Type.Integer()]);
+export const RequestId = Type.Union([
+  Type.String({ minLength: 1, maxLength: 128 }),
+  // Safe integers only: a larger one would not come back as the number the client sent.
+  Type.Integer({ minimum: -Number.MAX_SAFE_INTEGER, maximum: Number.MAX_SAFE_INTEGER }),
+]);
 export type RequestId = Static<typeof RequestId>;
 
 const Language = Type.String({ minLength: 2, maxLength: 35, pattern: '^[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8})*$' });
@@ -194,6 +198,7 @@ function compileAll<T extends Record<string, TSchema>>(schemas: T): { [K in keyo
 
 /** Compiled once at module load (STYLE.md §6). */
 export const clientValidators = compileAll(ClientMessages);
+const requestIdCheck = TypeCompiler.Compile(RequestId);
 export const serverValidators = compileAll(ServerEvents);
 
 export type DecodeResult =
@@ -217,8 +222,9 @@ export function decodeClientMessage(text: string): DecodeResult {
     return { ok: false, code: 'invalid_message', message: 'frame must be a JSON object with a "type"' };
   }
   const obj = parsed as Record<string, unknown>;
-  const rawId = obj.id;
-  const requestId = typeof rawId === 'string' || (typeof rawId === 'number' && Number.isInteger(rawId)) ? (rawId as RequestId) : undefined;
+  // Only an id that is itself valid is echoed: an empty or 200,000-character id echoed back as
+  // `request_id` would break the server's own event schema (and mirror whatever a client sends).
+  const requestId = requestIdCheck.Check(obj.id) ? obj.id : undefined;
   const type = obj.type;
   if (typeof type !== 'string') {
     return withId({ ok: false, code: 'invalid_message', message: '"type" must be a string' }, requestId);
