@@ -41,6 +41,9 @@ defaults
   timeout server 60s
   # WebSockets: once upgraded, the tunnel timeout applies (longer than the gateway's 30 s ping).
   timeout tunnel 1h
+  # A check waits up to 2 s (the default is the check interval): on a starved machine a replica
+  # whose event loop lags a second is slow, not dead, and the balancer must not answer 503 itself.
+  timeout check 2s
   # A connection refused by a dead replica is retried on another one.
   retries 3
   option redispatch

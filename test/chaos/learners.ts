@@ -241,7 +241,9 @@ class Learner {
     }
     if (res.statusCode !== 201) {
       await res.body.dump();
-      this.o.ledger.tokenFailed(`HTTP ${res.statusCode}`);
+      // No replica header: HAProxy answered itself (no server up in either backend).
+      const by = res.headers[REPLICA_HEADER];
+      this.o.ledger.tokenFailed(`HTTP ${res.statusCode} from ${typeof by === 'string' ? by : 'HAProxy'}`);
       throw new Error(`POST /v1/tokens answered ${res.statusCode}`);
     }
     return ((await res.body.json()) as { token: string }).token;
