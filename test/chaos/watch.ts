@@ -9,7 +9,8 @@ import type { Occupancy } from './occupancy.js';
 
 const POLL_MS = 100;
 
-interface Sample {
+/** One /readyz poll. */
+export interface Sample {
   readonly at: number;
   /** HTTP status, or undefined when nothing answered (the process is gone). */
   readonly status: number | undefined;
@@ -27,6 +28,32 @@ export interface ReadinessSpan {
   readonly lastNotReadyAt: number | undefined;
   /** Times it turned from 200 to 503 within the interval. */
   readonly episodes503: number;
+}
+
+/**
+ * Readiness over [from, to] from polls in time order: each sample's status stands until the next
+ * sample (the last until `to`). A spell of 503 is counted where a 503 follows a 200.
+ */
+export function readinessSpan(samples: readonly Sample[], from: number, to: number): ReadinessSpan {
+  let notReadyMs = 0;
+  let unreachableMs = 0;
+  let first503At: number | undefined;
+  let lastNotReadyAt: number | undefined;
+  let episodes503 = 0;
+  for (let i = 0; i < samples.length; i++) {
+    const cur = samples[i]!;
+    if (cur.at >= from && cur.at < to && cur.status === 503 && samples[i - 1]?.status === 200) episodes503++;
+    const next = samples[i + 1]?.at ?? to;
+    const a = Math.max(cur.at, from);
+    const b = Math.min(next, to);
+    if (b <= a) continue;
+    if (cur.status === 503) {
+      notReadyMs += b - a;
+      first503At ??= cur.at;
+    } else if (cur.status === undefined) unreachableMs += b - a;
+    if (cur.status !== 200) lastNotReadyAt = b;
+  }
+  return { notReadyMs, unreachableMs, first503At, lastNotReadyAt, episodes503 };
 }
 
 export class ReadyMonitor {
@@ -49,26 +76,7 @@ export class ReadyMonitor {
 
   /** Time answered 503 / not at all within [from, to], from the samples (each stands until the next). */
   span(name: string, from: number, to: number): ReadinessSpan {
-    const s = this.samples.get(name) ?? [];
-    let notReadyMs = 0;
-    let unreachableMs = 0;
-    let first503At: number | undefined;
-    let lastNotReadyAt: number | undefined;
-    let episodes503 = 0;
-    for (let i = 0; i < s.length; i++) {
-      const cur = s[i]!;
-      if (cur.at >= from && cur.at < to && cur.status === 503 && s[i - 1]?.status === 200) episodes503++;
-      const next = s[i + 1]?.at ?? to;
-      const a = Math.max(cur.at, from);
-      const b = Math.min(next, to);
-      if (b <= a) continue;
-      if (cur.status === 503) {
-        notReadyMs += b - a;
-        first503At ??= cur.at;
-      } else if (cur.status === undefined) unreachableMs += b - a;
-      if (cur.status !== 200) lastNotReadyAt = Math.min(next, to);
-    }
-    return { notReadyMs, unreachableMs, first503At, lastNotReadyAt, episodes503 };
+    return readinessSpan(this.samples.get(name) ?? [], from, to);
   }
 
   async stop(): Promise<void> {
