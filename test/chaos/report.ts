@@ -67,6 +67,7 @@ export function formatReport(result: ChaosResult, replicas: readonly ReplicaProc
       ` cap ${o.cap} connections per account, store.expectedReplicas ${replicas.length}, store.leaseSeconds ${o.leaseSeconds};` +
       ` each fault held ${o.secondsPerPhase} s, then ${o.secondsPerPhase} s steady; ${o.drops} learner socket(s) cut per Redis fault; run took ${secs(result.endedAt - result.startedAt, 0)} s.`,
   );
+  out.push(`Warm-up: every learner had a session open ${secs(result.warmupOpenMs)} s after the first started (learners start over 2 s).`);
 
   out.push('', 'Turns (each in the last phase it was in flight in; p50/p99: ms from asking to reply.audio.end)');
   out.push(
