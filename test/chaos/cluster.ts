@@ -166,10 +166,13 @@ export class Cluster {
   }
 }
 
-/** The /readyz status code, or undefined when nothing answers within a second. */
-export async function readyz(baseUrl: string): Promise<number | undefined> {
+/**
+ * The /readyz status code, or undefined when nothing answers within `timeoutMs` (default 2.5 s:
+ * on a starved machine a live replica can take over a second to answer).
+ */
+export async function readyz(baseUrl: string, timeoutMs = 2500): Promise<number | undefined> {
   try {
-    const res = await fetch(`${baseUrl}/readyz`, { signal: AbortSignal.timeout(1000) });
+    const res = await fetch(`${baseUrl}/readyz`, { signal: AbortSignal.timeout(timeoutMs) });
     await res.arrayBuffer();
     return res.status;
   } catch {

@@ -102,9 +102,15 @@ export async function runScenario(cluster: Cluster, opts: ChaosOptions, say: (li
   const usageTimeoutMs = leaseMs + 15_000;
   const problems: string[] = [];
   const targets = cluster.replicas.map((r) => ({ name: r.name, url: r.url }));
-  const liveReady = (): boolean => cluster.replicas.every((r) => !r.running || monitor.latest(r.name) === 200);
-  const usage = (timeoutMs: number, gate: () => boolean = liveReady): Promise<UsageConvergence> =>
-    waitUsageTrue(cluster.entryUrl, CHAOS_KEY, occupancy, timeoutMs, gate);
+  // A reading counts only from a replica whose /readyz said 200 throughout the request (on its
+  // fallback a replica counts only its own connections). Without HAProxy the first replica answers.
+  const answeredReady = (replica: string | undefined, from: number, to: number): boolean => {
+    const name = replica ?? (cluster.haproxy ? undefined : cluster.replicas[0]!.name);
+    if (name === undefined || monitor.latest(name) !== 200) return false;
+    const span = monitor.span(name, from, to);
+    return span.notReadyMs === 0 && span.unreachableMs === 0;
+  };
+  const usage = (timeoutMs: number): Promise<UsageConvergence> => waitUsageTrue(cluster.entryUrl, CHAOS_KEY, occupancy, timeoutMs, answeredReady);
 
   const probeCaps = async (): Promise<CapProbeOutcome> => {
     occupancy.resetPeaks();
@@ -131,8 +137,8 @@ export async function runScenario(cluster: Cluster, opts: ChaosOptions, say: (li
   const baselineUsage = await usage(10_000);
   await probe.release();
   const baselineRelease = await usage(10_000);
-  if (baselineUsage.ms === undefined || baselineRelease.ms === undefined) {
-    problems.push(`warm-up: connections_used ${baselineUsage.lastUsed ?? baselineRelease.lastUsed} never matched the ${baselineRelease.lastTruth} connections open, with Redis healthy`);
+  for (const [u, when] of [[baselineUsage, 'with the probe open'], [baselineRelease, 'after the probe closed']] as const) {
+    if (u.ms === undefined) problems.push(`warm-up: connections_used (${u.lastUsed ?? 'no answer'}) never matched the ${u.lastTruth} connections open ${when}, with Redis healthy`);
   }
   const baseline: BaselineResult = { caps: baselineCaps, usage: baselineUsage, usageAfterRelease: baselineRelease };
 
@@ -194,10 +200,8 @@ export async function runScenario(cluster: Cluster, opts: ChaosOptions, say: (li
       victim = target.name;
       say(`replica-kill: SIGKILL ${victim} (${occupancy.count(victim)} learners on it), restarted after ${opts.secondsPerPhase} s`);
       const onVictim = fleet.on(victim);
-      const survivors = cluster.replicas.filter((r) => r !== target);
-      // Its slots stay in Redis until their lease expires (docs/operations.md "Leases"): measured from
-      // the kill, reading through HAProxy (which routes to ready replicas only) while the survivors are ready.
-      const usageP = usage(usageTimeoutMs, () => survivors.every((r) => monitor.latest(r.name) === 200));
+      // Its slots stay in Redis until their lease expires (docs/operations.md "Leases"): measured from the kill.
+      const usageP = usage(usageTimeoutMs);
       await target.kill();
       const killedAt = Date.now();
       allOpenAgainMs = await timeUntil(() => onVictim.allReopened, Math.max(holdMs, opts.lostAfterSeconds * 1000 + 5000));

@@ -5,6 +5,7 @@
  */
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import { readyz } from './cluster.js';
+import { REPLICA_HEADER } from './haproxy.js';
 import type { Occupancy } from './occupancy.js';
 
 const POLL_MS = 100;
@@ -106,15 +107,16 @@ export async function timeUntil(pred: () => boolean | Promise<boolean>, timeoutM
   }
 }
 
-/** `connections_used` from GET /v1/usage, or undefined when the answer is not a 200. */
-export async function connectionsUsed(entryUrl: string, apiKey: string): Promise<number | undefined> {
+/** `connections_used` from GET /v1/usage and the replica that answered (HAProxy's header), or undefined when the answer is not a 200. */
+export async function connectionsUsed(entryUrl: string, apiKey: string): Promise<{ used: number; replica: string | undefined } | undefined> {
   try {
-    const res = await fetch(`${entryUrl}/v1/usage`, { headers: { Authorization: `Bearer ${apiKey}` }, signal: AbortSignal.timeout(2000) });
+    const res = await fetch(`${entryUrl}/v1/usage`, { headers: { Authorization: `Bearer ${apiKey}` }, signal: AbortSignal.timeout(3000) });
     if (res.status !== 200) {
       await res.arrayBuffer();
       return undefined;
     }
-    return ((await res.json()) as { connections_used: number }).connections_used;
+    const used = ((await res.json()) as { connections_used: number }).connections_used;
+    return { used, replica: res.headers.get(REPLICA_HEADER) ?? undefined };
   } catch {
     return undefined;
   }
@@ -131,15 +133,15 @@ export interface UsageConvergence {
 /**
  * Waits until `connections_used` equals the connections the clients hold, on two successive
  * readings 250 ms apart, each taken while no socket was in transition and the clients' count did
- * not move during the request, and only while `gate()` holds (every live replica ready: a replica
- * still on its fallback counts only its own connections).
+ * not move during the request, and answered by a replica that `ready(name, from, to)` says was
+ * ready throughout the request (a replica on its fallback counts only its own connections).
  */
 export async function waitUsageTrue(
   entryUrl: string,
   apiKey: string,
   occupancy: Occupancy,
   timeoutMs: number,
-  gate: () => boolean = () => true,
+  ready: (replica: string | undefined, from: number, to: number) => boolean,
 ): Promise<UsageConvergence> {
   const start = Date.now();
   let firstMatchAt: number | undefined;
@@ -147,12 +149,14 @@ export async function waitUsageTrue(
   let lastTruth = occupancy.total;
   for (;;) {
     const before = occupancy.total;
-    const quiet = occupancy.transitional === 0 && gate();
-    const used = await connectionsUsed(entryUrl, apiKey);
+    const quiet = occupancy.transitional === 0;
+    const askedAt = Date.now();
+    const reading = await connectionsUsed(entryUrl, apiKey);
     const after = occupancy.total;
-    lastUsed = used;
+    lastUsed = reading?.used;
     lastTruth = after;
-    if (quiet && occupancy.transitional === 0 && gate() && before === after && used === after) {
+    const trusted = reading !== undefined && ready(reading.replica, askedAt, Date.now());
+    if (quiet && trusted && occupancy.transitional === 0 && before === after && reading.used === after) {
       if (firstMatchAt !== undefined) return { ms: firstMatchAt - start, lastUsed, lastTruth };
       firstMatchAt = Date.now();
     } else firstMatchAt = undefined;
