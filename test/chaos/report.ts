@@ -4,6 +4,7 @@
  * beyond the documented fallback bound, a replica that never became ready again, a
  * `connections_used` that never came back to the truth, a replica that crashed.
  */
+import { cpus } from 'node:os';
 import { table } from '../../bench/lib/report.js';
 import { DOCUMENTED_RULE } from './cap-bound.js';
 import type { PhaseStats } from './ledger.js';
@@ -67,6 +68,8 @@ export function formatReport(result: ChaosResult, replicas: readonly ReplicaProc
       ` cap ${o.cap} connections per account, store.expectedReplicas ${replicas.length}, store.leaseSeconds ${o.leaseSeconds};` +
       ` each fault held ${o.secondsPerPhase} s, then ${o.secondsPerPhase} s steady; ${o.drops} learner socket(s) cut per Redis fault; run took ${secs(result.endedAt - result.startedAt, 0)} s.`,
   );
+  const load = (l: readonly number[]): string => l.map((x) => x.toFixed(1)).join(' / ');
+  out.push(`Machine: ${cpus().length} cores, load average (1/5/15 min) ${load(result.loadAtStart)} at the start, ${load(result.loadAtEnd)} at the end.`);
   out.push(`Warm-up: every learner had a session open ${secs(result.warmupOpenMs)} s after the first started (learners start over 2 s).`);
 
   out.push('', 'Turns (each in the last phase it was in flight in; p50/p99: ms from asking to reply.audio.end)');
@@ -198,6 +201,8 @@ export function formatReport(result: ChaosResult, replicas: readonly ReplicaProc
 export function reportJson(result: ChaosResult, replicas: readonly ReplicaProcess[]): unknown {
   return {
     options: result.options,
+    loadAtStart: result.loadAtStart,
+    loadAtEnd: result.loadAtEnd,
     startedAt: new Date(result.startedAt).toISOString(),
     seconds: (result.endedAt - result.startedAt) / 1000,
     phases: result.ledger.phases.map((p) => ({ ...p, latencies: undefined, p50Ms: percentile(p.latencies, 0.5), p99Ms: percentile(p.latencies, 0.99) })),

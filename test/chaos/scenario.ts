@@ -5,6 +5,7 @@
  * be answered. Waits are conditions wherever one exists (a replica's /readyz, the learners'
  * sessions, `connections_used`); the fixed waits are the stated hold and steady times.
  */
+import { loadavg } from 'node:os';
 import { checkCaps, type CapCheck } from './cap-bound.js';
 import type { Cluster } from './cluster.js';
 import { CHAOS_KEY } from './config.js';
@@ -72,6 +73,9 @@ export interface PhaseHealth {
 
 export interface ChaosResult {
   readonly options: ChaosOptions;
+  /** os.loadavg() (1, 5, 15 min) at the start and at the end: the figures depend on how busy the machine was. */
+  readonly loadAtStart: readonly number[];
+  readonly loadAtEnd: readonly number[];
   readonly startedAt: number;
   readonly endedAt: number;
   readonly ledger: Ledger;
@@ -93,6 +97,7 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 
 export async function runScenario(cluster: Cluster, opts: ChaosOptions, say: (line: string) => void): Promise<ChaosResult> {
   const startedAt = Date.now();
+  const loadAtStart = loadavg();
   const ledger = new Ledger();
   const occupancy = new Occupancy();
   const monitor = new ReadyMonitor(cluster.replicas.map((r) => ({ name: r.name, url: r.url })));
@@ -149,9 +154,10 @@ export async function runScenario(cluster: Cluster, opts: ChaosOptions, say: (li
     findings.push(`warm-up: the cap probe with Redis healthy met ${degradedDuringProbe.join(' and ')} on the fallback (a spurious store outage), so it was held to the fallback bound: peak ${baselineCaps.check.peakTotal} against the cap of ${opts.cap}`);
     if (!baselineCaps.check.kept) problems.push(`warm-up: connection cap beyond the documented fallback bound while ${degradedDuringProbe.join(' and ')} was on its fallback`);
   }
-  const baselineUsage = await usage(10_000);
+  // Lease-bounded like the faults: slots released by a replica on its fallback stay in Redis until they expire.
+  const baselineUsage = await usage(usageTimeoutMs);
   await probe.release();
-  const baselineRelease = await usage(10_000);
+  const baselineRelease = await usage(usageTimeoutMs);
   for (const [u, when] of [[baselineUsage, 'with the probe open'], [baselineRelease, 'after the probe closed']] as const) {
     if (u.ms === undefined) problems.push(`warm-up: connections_used (${u.lastUsed ?? 'no answer'}) never matched the ${u.lastTruth} connections open ${when}, with Redis healthy`);
   }
@@ -297,5 +303,5 @@ export async function runScenario(cluster: Cluster, opts: ChaosOptions, say: (li
   const lost = ledger.phases.reduce((a, p) => a + p.lost.length, 0);
   if (lost > 0) problems.unshift(`${lost} lost turn(s): a request that got neither an answer nor an error`);
   for (const r of cluster.replicas) for (const c of r.crashes) problems.push(`${r.name} ${c}`);
-  return { options: opts, startedAt, endedAt: Date.now(), ledger, warmupOpenMs, baseline, faults, usageAtEnd, health, launcherLagMs, problems, findings };
+  return { options: opts, loadAtStart, loadAtEnd: loadavg(), startedAt, endedAt: Date.now(), ledger, warmupOpenMs, baseline, faults, usageAtEnd, health, launcherLagMs, problems, findings };
 }
