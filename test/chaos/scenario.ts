@@ -133,7 +133,8 @@ export async function runScenario(cluster: Cluster, opts: ChaosOptions, say: (li
   say(`warm-up: ${opts.sessions} learners through ${cluster.haproxy ? 'HAProxy' : 'the first replica'}, ${opts.warmupSeconds} s`);
   const warmStart = Date.now();
   await fleet.start();
-  const warmupOpenMs = await timeUntil(() => fleet.openCount === opts.sessions, 30_000);
+  const allOpen = await timeUntil(() => fleet.openCount === opts.sessions, 30_000);
+  const warmupOpenMs = allOpen === undefined ? undefined : Date.now() - warmStart;
   if (warmupOpenMs === undefined) problems.push(`warm-up: only ${fleet.openCount} of ${opts.sessions} learners had a session open after 30 s`);
   await sleep(Math.max(0, warmStart + opts.warmupSeconds * 1000 - Date.now()));
 
