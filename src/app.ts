@@ -8,6 +8,7 @@ import websocket from '@fastify/websocket';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { asyncScheduler, type SchedulerLike } from 'rxjs';
 import type { Config } from './config/schema.js';
+import { registerApiDocs } from './edge/api-docs.js';
 import { registerDashboard } from './edge/dashboard.js';
 import { registerDemo } from './edge/demo.js';
 import { Gateway } from './edge/gateway.js';
@@ -169,6 +170,8 @@ export async function buildApp(opts: AppOptions): Promise<ParleyApp> {
   });
   app.setNotFoundHandler((req, reply) => sendError(reply, 'not_found', `no route ${req.method} ${req.url.split('?')[0]}`));
 
+  // Before any route: @fastify/swagger collects the routes as they are added (GET /openapi.json).
+  await registerApiDocs(app);
   await app.register(websocket, {
     options: {
       maxPayload: maxPayloadBytes(config),
