@@ -353,12 +353,12 @@ describe('no secret in any log line, client error or HTTP answer (CONTRACT §10)
     await admin.call('ACL', 'SETUSER', 'default', '-set');
     s2.send({ type: 'turn.text', id: 'during', text: 'Hola otra vez' });
     await s2.waitFor('reply.audio.end', (e) => e.request_id === 'during');
-    await until(() => a.logs.raw.some((l) => l.includes('store unreachable')), 5000, 'the store outage in the log');
+    await until(() => a.logs.raw.some((l) => l.includes('store unreachable')), 10_000, 'the store outage in the log');
     const outage = a.logs.find((l) => String(l.msg).includes('store unreachable'))!;
     expect(JSON.stringify(outage.err)).toMatch(/EXECABORT|NOPERM/);
     expect((await http(a, 'GET', '/v1/sessions', { key: KEY_FILE })).status).toBe(200);
     await admin.call('ACL', 'SETUSER', 'default', '+set');
-    await until(() => a.logs.raw.some((l) => l.includes('store reachable again')), 5000, 'the store recovery in the log');
+    await until(() => a.logs.raw.some((l) => l.includes('store reachable again')), 10_000, 'the store recovery in the log');
     s2.send({ type: 'session.end' });
     expect((await s2.waitClose()).code).toBe(1000);
 
@@ -367,7 +367,12 @@ describe('no secret in any log line, client error or HTTP answer (CONTRACT §10)
     const res = await fetch(`${a.base}/dashboard/events`, { headers: { Authorization: `Bearer ${KEY_FILE}` }, signal: ctl.signal });
     const reader = res.body!.getReader();
     let sse = '';
-    while (!sse.includes('data:')) sse += new TextDecoder().decode((await reader.read()).value);
+    while (!sse.includes('data:')) {
+      const chunk = await reader.read();
+      if (chunk.done) break;
+      sse += new TextDecoder().decode(chunk.value);
+    }
+    expect(sse).toContain('data:');
     ctl.abort();
     a.answers.push({ what: 'GET /dashboard/events', text: `${res.status} ${headerText(res.headers)} ${sse}` });
     expect((await http(a, 'GET', '/metrics')).status).toBe(200);
