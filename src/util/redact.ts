@@ -12,9 +12,9 @@
  *   and Redis passwords) replaced, for the logger's last line of defence.
  *
  * config/ and telemetry/ both need it and config/ may not import telemetry/ (ARCHITECTURE.md), so
- * it lives below both. Written here rather than taken from a library: the packages that exist
- * either censor whole fields (pino's own `redact`, which the logger also uses) or scan for vendor
- * key formats, and none removes credentials from inside a URL or a sentence while keeping the rest.
+ * it lives below both. Written here rather than taken from a library: pino's own `redact` (which
+ * the logger also uses) censors whole fields, while this keeps a URL's host and path, or the rest
+ * of a sentence, and takes out only the credential: a few regular expressions, no dependency.
  */
 
 /** What a removed secret is replaced with, everywhere. */
