@@ -25,6 +25,7 @@ import {
   type RawConfig,
   type StoreConfig,
 } from './schema.js';
+import { redactText, redactUrl } from '../util/redact.js';
 
 /** An invalid configuration. `key` is the offending key path (or environment variable), if any. */
 export class ConfigError extends Error {
@@ -271,11 +272,12 @@ function kindOf(value: unknown): string {
   }
 }
 
-/** The value for a message: JSON for scalars (truncated), the kind for the rest or for secrets. */
+/** The value for a message: JSON for scalars (credentials redacted, truncated), the kind for the rest or for secrets. */
 function show(value: unknown, secret: boolean): string {
   if (secret) return typeof value === 'object' && value !== null ? kindOf(value) : `${kindOf(value)} (value not shown)`;
   if (typeof value === 'string') {
-    const json = JSON.stringify(value);
+    // Redacted before the cut: a URL's password (`baseUrl`, `store.url`) never shows, not even in part.
+    const json = JSON.stringify(redactText(value));
     return json.length > 60 ? `${json.slice(0, 56)}…" (${value.length} characters)` : json;
   }
   if (typeof value === 'number' || typeof value === 'boolean' || value === null) return String(value);
@@ -565,11 +567,6 @@ function envPort(env: NodeJS.ProcessEnv): number | undefined {
     );
   }
   return port;
-}
-
-/** Hides the password of a `redis://user:password@host` URL. */
-function redactUrl(url: string): string {
-  return url.replace(/\/\/[^/@]*@/, '//***@');
 }
 
 function applyEnvOverrides(config: MutableConfig, env: NodeJS.ProcessEnv): void {
