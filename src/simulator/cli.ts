@@ -1,5 +1,5 @@
 /**
- * Runs the simulated upstream server (`sim-server.ts`) from the command line:
+ * Runs the simulated upstream server (`server.ts`) from the command line:
  *
  *   npm run upstream:sim -- --port 9000 --rps 5 --burst 5 --rpm 60 --concurrency 2 --latency-ms 300 --api-key X
  *
@@ -7,7 +7,7 @@
  * come from SIM_UPSTREAM_API_KEY, which keeps it out of the process list.
  */
 import { parseArgs } from 'node:util';
-import { startSimUpstream, type SimUpstreamOptions } from './sim-server.js';
+import { startSimUpstream, type SimUpstreamOptions } from './server.js';
 
 const USAGE = `Usage: upstream:sim [--port 9000] [--host 127.0.0.1] [--rps N] [--burst N] [--rpm N]
                     [--concurrency N] [--latency-ms N] [--fail-rate 0..1] [--api-key KEY]`;

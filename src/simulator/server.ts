@@ -1,6 +1,6 @@
 /**
  * A simulated upstream HTTP server speaking the OpenAI-compatible wire format (CONTRACT.md §3),
- * with answers from the built-in simulated providers (`simulated.ts`). It enforces its own limits
+ * with answers from the built-in simulated providers (`index.ts`). It enforces its own limits
  * the way a real provider account does, and counts what it saw, so the gateway's upstream governor
  * can be exercised and measured end to end without a network or a key:
  *
@@ -25,8 +25,8 @@ import type { AddressInfo } from 'node:net';
 import { SlidingWindowLog } from '../limits/sliding-window.js';
 import { TokenBucket } from '../limits/token-bucket.js';
 import { encodeWav } from '../audio/wav.js';
-import { UpstreamError, type ChatMessage, type Providers } from './provider.js';
-import { createSimulatedProviders } from './simulated.js';
+import { UpstreamError, type ChatMessage, type Providers } from '../upstream/provider.js';
+import { createSimulatedProviders } from './index.js';
 
 export interface SimUpstreamOptions {
   /** TCP port (0 or absent: any free port). */

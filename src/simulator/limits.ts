@@ -6,8 +6,8 @@
  */
 import { SlidingWindowLog } from '../limits/sliding-window.js';
 import { TokenBucket } from '../limits/token-bucket.js';
-import { UpstreamHttpError } from './http-error.js';
-import type { CallOptions, Providers } from './provider.js';
+import { UpstreamHttpError } from '../upstream/http-error.js';
+import type { CallOptions, Providers } from '../upstream/provider.js';
 
 export interface SimulatedLimits {
   readonly requestsPerSecond?: number | undefined;
