@@ -34,7 +34,7 @@ export function createAdapters(config: Config): Providers {
   const limiters = new Map<string, SimulatedLimiter>();
   const sim = (kind: UpstreamKind): Providers => {
     const cfg = u[kind];
-    const providers: SimulatedProviders = createSimulatedProviders(cfg.latencyMs !== undefined ? { latencyMs: cfg.latencyMs } : {});
+    const providers: SimulatedProviders = createSimulatedProviders({ latencyMs: cfg.latencyMs, ...cfg.simulatedTiming });
     if (!cfg.simulatedLimits) return providers;
     const account = cfg.account ?? kind;
     let limiter = limiters.get(account);

@@ -5,11 +5,14 @@
  * Demo and test scaffolding, not product logic (ARCHITECTURE.md): only the composition root, tests,
  * the bench and the standalone server (`npm run upstream:sim`) use it.
  *
- * - conversation (`conversation.ts`, `tutor.ts`): a friendly tutor in the session language.
+ * - conversation (`conversation.ts`, `tutor.ts`): a friendly tutor in the session language,
+ *   streamed token by token with usage (`tokens.ts`, `token-stream.ts`).
  * - stt (`stt.ts`): a plausible learner sentence whose length fits the speech in the audio.
- * - tts (`tts.ts`): `synthesizeSpeech` at 24 kHz.
+ * - tts (`tts.ts`): `synthesizeSpeech` at 24 kHz, streamed in 100 ms chunks.
  * - pronunciation (`pronunciation.ts`): per-word and overall scores from the audio's energy and timing.
  * - translation (`translation.ts`): a small phrase book and word list.
+ *
+ * Their timing is a latency profile (`timing.ts`): instant unless configured.
  */
 import type { Providers } from '../upstream/provider.js';
 import { SimulatedConversationProvider } from './conversation.js';
@@ -20,7 +23,7 @@ import { SimulatedTranslationProvider } from './translation.js';
 import { SimulatedTtsProvider } from './tts.js';
 
 export { SIMULATED_LANGUAGES, type SimulatedLanguage } from './language.js';
-export { SimulatedAbortError, type SimulatedTiming } from './timing.js';
+export { AUDIO_CHUNK_MS, REFERENCE_TIMING, SimulatedAbortError, type SimulatedTiming } from './timing.js';
 export { SIMULATED_TTS_SAMPLE_RATE } from './tts.js';
 export { SimulatedConversationProvider, SimulatedPronunciationProvider, SimulatedSttProvider, SimulatedTranslationProvider, SimulatedTtsProvider };
 

@@ -1,11 +1,14 @@
 /**
  * The simulated translation: the phrase book first, then word by word for short texts of known
- * words, else the text itself marked `[target] text`. Deterministic; no network.
+ * words, else the text itself marked `[target] text`. Deterministic; no network. A translation
+ * model is a chat model: the answer comes when its last token would (first token, tokens/s).
  */
 import type { CallOptions, TranslationProvider, TranslationRequest } from '../upstream/provider.js';
 import { CJK, primaryTag, supportedLanguage, type SimulatedLanguage } from './language.js';
 import { lookup, normalizePhrase, PHRASES, WORDS } from './phrase-book.js';
-import { latency, type SimulatedTiming } from './timing.js';
+import type { SimulatedTiming } from './timing.js';
+import { tokenPieces } from './tokens.js';
+import { streamTokens } from './token-stream.js';
 
 /** Re-applies the original's capitalisation and end punctuation, in the target's conventions. */
 function decorate(result: string, original: string, target: SimulatedLanguage): string {
@@ -59,7 +62,8 @@ export class SimulatedTranslationProvider implements TranslationProvider {
   constructor(private readonly timing: SimulatedTiming = {}) {}
 
   async translate(req: TranslationRequest, opts?: CallOptions): Promise<string> {
-    await latency(this.timing, opts?.signal);
-    return translateText(req);
+    const text = translateText(req);
+    await streamTokens(tokenPieces(text), this.timing, opts?.signal, () => undefined);
+    return text;
   }
 }
