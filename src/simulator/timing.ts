@@ -55,7 +55,11 @@ export class SimulatedAbortError extends Error {
   }
 }
 
-/** Resolves after `ms`; rejects with a {@link SimulatedAbortError} as soon as `signal` aborts. */
+/**
+ * Resolves after `ms`; rejects with a {@link SimulatedAbortError} as soon as `signal` aborts. Not
+ * `node:timers/promises`' abortable setTimeout: fake timers (vi.useFakeTimers) replace only the
+ * global timers, and the simulator's waits must run on virtual time in tests.
+ */
 export function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
   if (signal?.aborted) return Promise.reject(new SimulatedAbortError(signal.reason));
   if (!(ms > 0)) return Promise.resolve();
