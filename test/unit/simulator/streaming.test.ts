@@ -8,6 +8,7 @@ import { defaultConfig } from '../../../src/config/load.js';
 import { createSimulatedProviders, REFERENCE_TIMING, SIMULATED_TTS_SAMPLE_RATE } from '../../../src/simulator/index.js';
 import { SimulatedLimiter, withSimulatedLimits } from '../../../src/simulator/limits.js';
 import { synthesizeSpeech } from '../../../src/simulator/speech-synth.js';
+import { SpeechCache } from '../../../src/simulator/tts.js';
 import { promptTokens, tokenPieces } from '../../../src/simulator/tokens.js';
 import { tutorReply } from '../../../src/simulator/tutor.js';
 import type { ChatMessage, ConversationRequest } from '../../../src/upstream/provider.js';
@@ -245,6 +246,29 @@ describe('simulated TTS stream', () => {
     expect(state).toMatchObject({ settled: true, error: { name: 'AbortError' } });
     await vi.advanceTimersByTimeAsync(1000);
     expect(sink).not.toHaveBeenCalled();
+  });
+});
+
+describe('speech cache', () => {
+  it('synthesizes a key once, and evicts the least recently used past its byte bound', () => {
+    const cache = new SpeechCache(10);
+    const made: string[] = [];
+    const get = (key: string, bytes: number): Buffer =>
+      cache.get(key, () => {
+        made.push(key);
+        return Buffer.alloc(bytes);
+      });
+    const a = get('a', 4);
+    expect(get('a', 4)).toBe(a);
+    get('b', 4);
+    get('a', 4); // a is now the most recently used
+    get('c', 4); // 12 bytes: b goes
+    expect(cache.size).toBe(2);
+    get('a', 4);
+    get('b', 4);
+    get('big', 11); // larger than the whole bound: answered, not kept
+    expect(made).toEqual(['a', 'b', 'c', 'b', 'big']);
+    expect(cache.size).toBe(2);
   });
 });
 
