@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import websocket from '@fastify/websocket';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { asyncScheduler, type SchedulerLike } from 'rxjs';
+import { createAdapters } from './adapters.js';
 import type { Config } from './config/schema.js';
 import { configSecrets } from './config/secrets.js';
 import { registerDashboard } from './edge/dashboard.js';
@@ -114,7 +115,7 @@ export async function buildApp(opts: AppOptions): Promise<ParleyApp> {
     store,
     scheduler,
     logger,
-    ...(opts.providers ? { adapters: opts.providers } : {}),
+    adapters: { ...createAdapters(config), ...opts.providers },
     hooks: (name) => upstreamHooks!(name),
   });
   const gateway = new Gateway({ config, store, logger, scheduler, providers: upstreams.providers, replicaId: opts.replicaId, defaultMetrics: opts.defaultMetrics });

@@ -81,8 +81,9 @@ function checkFiles(config: Config): void {
 
 /**
  * The embedded configuration used when there is no config file: port 8080 (or `PORT`), the
- * in-memory store (or `REDIS_URL`), simulated upstreams, one plan `standard`, one demo account
- * `acct_demo` with a random key, and the demo page and the operator dashboard on.
+ * in-memory store (or `REDIS_URL`), simulated upstreams with the reference latency profile, one
+ * plan `standard`, one demo account `acct_demo` with a random key, and the demo page and the
+ * operator dashboard on.
  */
 export function defaultConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const port = envPort(env) ?? 8080;
@@ -97,6 +98,16 @@ export function defaultConfig(env: NodeJS.ProcessEnv = process.env): Config {
         keys: [{ id: 'key_demo', secret: `sk_demo_${randomBytes(24).toString('base64url')}` }],
       },
     ],
+    // The simulator answers with ordinary upstream latencies (issue 13's reference profile: STT
+    // 250 ms; a chat model with 350 ms to first token at 40 tokens/s; TTS 150 ms to first byte at
+    // 5× real time), so the demo shows the timing a learner would meet with real providers.
+    upstreams: {
+      conversation: { simulatedTiming: { firstTokenMs: 350, tokensPerSecond: 40 } },
+      stt: { latencyMs: 250 },
+      tts: { simulatedTiming: { firstByteMs: 150, realTimeFactor: 5 } },
+      translation: { simulatedTiming: { firstTokenMs: 350, tokensPerSecond: 40 } },
+      pronunciation: { latencyMs: 250 },
+    },
   };
   return parseConfig(raw, env);
 }

@@ -6,7 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { startSimUpstream, type SimUpstream } from '../../src/upstream/sim-server.js';
+import { startSimUpstream, type SimUpstream } from '../../src/simulator/server.js';
 import { startApp, testConfig, until, type TestApp, type TestAppOptions } from '../helpers/app.js';
 import { connect, type TestClient } from '../helpers/client.js';
 import { startRedis, startRedisCluster, type RedisHandle } from '../helpers/redis.js';

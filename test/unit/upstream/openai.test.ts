@@ -7,7 +7,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import { request } from 'undici';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { encodeWav } from '../../../src/audio/wav.js';
-import { synthesizeSpeech } from '../../../src/upstream/audio.js';
+import { synthesizeSpeech } from '../../../src/simulator/speech-synth.js';
 import { parseRetryAfter, UpstreamHttpError } from '../../../src/upstream/http-error.js';
 import {
   createOpenAiAdapters,
@@ -18,7 +18,7 @@ import {
   type OpenAiOptions,
 } from '../../../src/upstream/openai.js';
 import { UpstreamError, type AudioInput, type ConversationRequest } from '../../../src/upstream/provider.js';
-import { startSimUpstream, type SimUpstream, type SimUpstreamStats } from '../../../src/upstream/sim-server.js';
+import { startSimUpstream, type SimUpstream, type SimUpstreamStats } from '../../../src/simulator/server.js';
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
