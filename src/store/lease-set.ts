@@ -3,19 +3,20 @@
  * taking and releasing a slot cost the same at 10 or 100,000 holders (issue 18 item 1: sweeping every
  * holder on every call made one renewal round quadratic in the connections of a key, 3.2 s at 10k).
  *
- * How. A `Map` iterates in insertion order (ECMA-262 §24.1.3.5, Map.prototype.forEach), and an update
- * deletes and re-inserts its holder, so the holder moves to the end. The slots of one key nearly always
- * have one TTL (a replica's connection lease, an upstream's job lease) and the clock moves forward, so
- * each insertion's expiry is at least every earlier one's: the map is in expiry order, the expired
- * holders are at its front, and a sweep walks from the front and stops at the first live holder.
- * An insertion that breaks the order (a shorter TTL than the last, or a clock that stepped back) is
- * also put in a small min-heap, which finds it when it expires wherever it stands in the map. Why the
- * front walk still stops right: every in-order insertion after an out-of-order one expires later than
- * it (that is what made the earlier one out of order), so behind a live holder only out-of-order
- * holders can have expired, and those are the heap's.
+ * How. `slots` maps each holder to its expiry (the truth). Beside it, a queue of (holder, expiry) in
+ * the order they were set: the slots of one key nearly always have one TTL (a replica's connection
+ * lease, an upstream's job lease) and the clock moves forward, so each one set expires no earlier
+ * than those set before it, and the expired holders are at the queue's front. An update appends a
+ * new entry; the holder's older entry becomes stale (its expiry is no longer the holder's) and is
+ * skipped when the front reaches it. A sweep pops from the front until the first live entry.
+ * A slot set out of that order (a shorter TTL than the last, or a clock that stepped back) goes to a
+ * small min-heap instead, which finds it when it expires.
  *
- * Hand-written rather than a priority-queue package: the common path needs no heap at all (a Map's
- * own order), and the heap for the rare path is thirty lines.
+ * Not a `Map` walked from its start: V8 leaves a deleted entry as a hole until the table is rebuilt,
+ * and every fresh iterator skips the holes again, so a walk from the start after a renewal round
+ * (every holder moved to the end) costs the whole round again (measured: 12.7 s for one round of
+ * 100,000 holders). Hand-written rather than a priority-queue package: the common path is a queue
+ * (two arrays and an index), and the heap for the rare path is thirty lines.
  */
 
 interface Odd {
@@ -24,13 +25,15 @@ interface Odd {
 }
 
 export class LeaseSet {
-  /** Holder → expiry (epoch ms), in insertion order (see above). */
+  /** Holder → expiry (epoch ms): the truth. */
   private readonly slots = new Map<string, number>();
-  /** The latest expiry inserted in order: an insertion below it is out of order. */
-  private tail = -Infinity;
-  /** Out-of-order insertions, a binary min-heap on `exp`; entries a later update replaced are skipped. */
+  /** The queue: entry i is (qHolder[i], qExp[i]), expiries non-decreasing; live from `head` on. */
+  private qHolder: string[] = [];
+  private qExp: number[] = [];
+  private head = 0;
+  /** Slots set out of expiry order, a binary min-heap on `exp`; entries since replaced are stale. */
   private odd: Odd[] = [];
-  /** Entries visited (front walk, heap steps): a measure of work that tests hold flat. */
+  /** Entries visited (queue steps, heap steps, updates): a measure of work that tests hold flat. */
   work = 0;
 
   get size(): number {
@@ -43,11 +46,7 @@ export class LeaseSet {
 
   /** Drops every holder whose slot expired at or before `now`. */
   sweep(now: number): void {
-    for (const [holder, exp] of this.slots) {
-      this.work++;
-      if (exp > now) break;
-      this.slots.delete(holder);
-    }
+    this.trimQueue(now);
     while (this.odd.length > 0 && this.odd[0]!.exp <= now) {
       const top = this.pop();
       if (this.slots.get(top.holder) === top.exp) this.slots.delete(top.holder);
@@ -56,17 +55,19 @@ export class LeaseSet {
 
   /** Sets (or moves) a holder's expiry. */
   set(holder: string, exp: number): void {
-    this.slots.delete(holder);
     this.slots.set(holder, exp);
     this.work++;
-    if (exp >= this.tail) {
-      this.tail = exp;
+    const n = this.qExp.length;
+    if (n === this.head || exp >= this.qExp[n - 1]!) {
+      this.qHolder.push(holder);
+      this.qExp.push(exp);
+      // Entries made stale by later updates stay until the front reaches them; rebuild the queue
+      // from the live ones when they outnumber them, so it stays within a constant of the holders.
+      if (n + 1 - this.head > 2 * this.slots.size + 32) this.compactQueue();
       return;
     }
     this.push({ exp, holder });
-    // Entries replaced by later updates stay in the heap until they expire; rebuild it from the live
-    // ones when they outnumber them, so it stays within a constant of the holders.
-    if (this.odd.length > 2 * this.slots.size + 32) this.compact();
+    if (this.odd.length > 2 * this.slots.size + 32) this.compactHeap();
   }
 
   delete(holder: string): void {
@@ -76,20 +77,61 @@ export class LeaseSet {
 
   /** The earliest expiry of a live holder (call `sweep` first), or undefined with none. */
   earliest(): number | undefined {
-    let min: number | undefined;
-    for (const exp of this.slots.values()) {
-      this.work++;
-      min = exp;
-      break;
-    }
-    // The first in-order holder expires no earlier than the front one; out-of-order ones are the heap's.
+    // Pops stale entries (no expired one is left after a sweep): the front is then a live holder.
+    this.trimQueue(-Infinity);
     while (this.odd.length > 0 && this.slots.get(this.odd[0]!.holder) !== this.odd[0]!.exp) this.pop();
-    const top = this.odd[0];
-    if (top !== undefined && (min === undefined || top.exp < min)) min = top.exp;
-    return min;
+    const q = this.head < this.qExp.length ? this.qExp[this.head] : undefined;
+    const top = this.odd[0]?.exp;
+    if (q === undefined) return top;
+    return top === undefined || q <= top ? q : top;
   }
 
-  private compact(): void {
+  /** Pops the front while it is stale or expired at `now` (an expired live holder is dropped). */
+  private trimQueue(now: number): void {
+    const holders = this.qHolder;
+    const exps = this.qExp;
+    let i = this.head;
+    while (i < exps.length) {
+      this.work++;
+      const h = holders[i]!;
+      const exp = exps[i]!;
+      const current = this.slots.get(h) === exp;
+      if (current && exp > now) break;
+      if (current) this.slots.delete(h);
+      i++;
+    }
+    this.head = i;
+    if (i === exps.length) {
+      this.qHolder = [];
+      this.qExp = [];
+      this.head = 0;
+    } else if (i > 1024 && i > exps.length >> 1) {
+      this.qHolder = holders.slice(i);
+      this.qExp = exps.slice(i);
+      this.head = 0;
+    }
+  }
+
+  /** Rebuilds the queue from its live entries, one per holder (its latest), in order. */
+  private compactQueue(): void {
+    const holders: string[] = [];
+    const exps: number[] = [];
+    const kept = new Set<string>();
+    // From the back, so a holder set twice with the same expiry keeps only its latest entry.
+    for (let i = this.qExp.length - 1; i >= this.head; i--) {
+      this.work++;
+      const h = this.qHolder[i]!;
+      if (this.slots.get(h) !== this.qExp[i] || kept.has(h)) continue;
+      kept.add(h);
+      holders.push(h);
+      exps.push(this.qExp[i]!);
+    }
+    this.qHolder = holders.reverse();
+    this.qExp = exps.reverse();
+    this.head = 0;
+  }
+
+  private compactHeap(): void {
     const live = this.odd.filter((e) => this.slots.get(e.holder) === e.exp);
     this.work += this.odd.length;
     this.odd = [];

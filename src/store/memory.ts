@@ -101,17 +101,30 @@ export class MemoryStore implements Store {
   }
 
   async renew(holders: readonly LeaseHolder[], ttlMs: number, mode: 'extend' | 'restore' = 'extend'): Promise<void> {
+    this.renewNow(holders, ttlMs, mode);
+  }
+
+  /**
+   * `renew`, synchronously: one pass over the holders, each key swept once, then a constant number
+   * of steps a slot (LeaseSet).
+   */
+  renewNow(holders: readonly LeaseHolder[], ttlMs: number, mode: 'extend' | 'restore'): void {
     const now = this.now();
-    // One pass over the holders: each slot is a constant number of map steps (LeaseSet).
-    const touched = new Set<string>();
+    const exp = now + ttlMs;
+    const sets = new Map<string, LeaseSet>();
     for (const { leases, holderId } of holders) {
       for (const l of leases) {
-        const slots = this.holders(l.key, now);
-        if (mode === 'restore' || slots.has(holderId)) slots.set(holderId, now + ttlMs);
-        touched.add(l.key);
+        let slots = sets.get(l.key);
+        if (slots === undefined) sets.set(l.key, (slots = this.holders(l.key, now)));
+        if (mode === 'restore' || slots.has(holderId)) slots.set(holderId, exp);
       }
     }
-    for (const key of touched) this.dropIfEmpty(key);
+    // The entries this round replaced are now at the front of each key's queue: dropped here, in the
+    // round's own pass, rather than by the next acquire.
+    for (const [key, slots] of sets) {
+      slots.sweep(now);
+      this.dropIfEmpty(key);
+    }
   }
 
   /**

@@ -211,7 +211,7 @@ export class ResilientStore implements Store {
     // The own record first, in one pass (a few map steps a slot): the holders renewed are this
     // replica's open connections, so they are (re)taken whatever the mode, and an outage starting
     // now counts every one of them.
-    await this.fallback.renew(holders, ttlMs, 'restore');
+    this.fallback.renewNow(holders, ttlMs, 'restore');
     await this.quietly(() => this.primary.renew(holders, ttlMs, mode));
   }
 
