@@ -66,6 +66,12 @@ type WithAdmit = Client & {
 /** Decisions per script call at most (a hot tag's burst may exceed it: a tag is never split). */
 const MAX_BATCH = 32;
 const MODE_CODE: Record<Mode, number> = { a: 1, q: 2, p: 3 };
+/**
+ * Holders per ZADD of a renewal: Redis runs one command at a time, and a ZADD of 20,000 members took
+ * it 53 ms (bench/redis-leases.ts); 1,000 keep each under a few ms, and a 100,000-holder renewal no
+ * longer builds one call of 200,000 arguments (which overflowed the stack).
+ */
+const RENEW_CHUNK = 1000;
 
 function nodeOf(url: string): { host: string; port: number } {
   const u = new URL(url);
@@ -267,6 +273,18 @@ export class RedisStore implements Store {
     await this.t(Promise.all(calls));
   }
 
+  /**
+   * Several writes that need not be atomic, in one round trip: a pipeline, not a MULTI, so Redis
+   * serves other clients between its commands (a renewal of 20,000 holders as one ZADD blocked Redis
+   * for 53 ms, bench/redis-leases.ts). On a Cluster each command goes on its own, as in `batch`.
+   */
+  private async pipelined(build: (m: ChainableCommander) => void): Promise<void> {
+    if (this.isCluster) return this.batch(build);
+    const p = this.redis.pipeline();
+    build(p);
+    await this.t(p.exec());
+  }
+
   /** Resolves once the connection is ready (commands fail fast while offline). */
   async ready(): Promise<void> {
     if (this.redis.status === 'ready') return;
@@ -454,27 +472,30 @@ export class RedisStore implements Store {
   }
 
   async renew(holders: readonly LeaseHolder[], ttlMs: number, mode: 'extend' | 'restore' = 'extend'): Promise<void> {
-    // One TIME and one batch for every holder: per lease key a sweep, one ZADD of all its holders
-    // and its expiry (connections of one account share their keys).
-    const byKey = new Map<string, (string | number)[]>();
+    // One TIME and one pipeline for every holder: per lease key a sweep, its holders' new expiry in
+    // ZADDs of at most RENEW_CHUNK members, and the key's own expiry (connections of one account
+    // share their keys).
+    const byKey = new Map<string, string[]>();
     for (const { leases, holderId } of holders) {
       for (const l of leases) {
         const key = this.k(l.key);
         let members = byKey.get(key);
         if (!members) byKey.set(key, (members = []));
-        members.push(0, holderId);
+        members.push(holderId);
       }
     }
     if (byKey.size === 0) return;
     const now = await this.serverNow();
     const exp = now + ttlMs;
-    await this.batch((m) => {
+    await this.pipelined((m) => {
       for (const [key, members] of byKey) {
-        for (let i = 0; i < members.length; i += 2) members[i] = exp;
         // Sweep first, then XX: only a live holder is extended (restore re-adds a lost one).
         m.zremrangebyscore(key, '-inf', now);
-        if (mode === 'restore') m.zadd(key, ...members);
-        else m.zadd(key, 'XX', ...members);
+        for (let i = 0; i < members.length; i += RENEW_CHUNK) {
+          const args: (string | number)[] = mode === 'restore' ? [] : ['XX'];
+          for (let j = i; j < Math.min(i + RENEW_CHUNK, members.length); j++) args.push(exp, members[j]!);
+          m.zadd(key, ...args);
+        }
         m.pexpire(key, ttlMs + 1000, 'GT');
         m.pexpire(key, ttlMs + 1000, 'NX');
       }
