@@ -31,6 +31,11 @@ export const ServerSchema = Obj({
   dashboardStreams: PositiveInt(32, 'Dashboard event streams this replica serves at once; beyond it 503 server_full'),
   dashboardStreamsPerAccount: PositiveInt(4, "Dashboard event streams one account's keys may hold open on this replica; beyond it 429 rate_limited"),
   demoAccount: Type.Optional(Type.String({ minLength: 1, description: 'Account used by the demo (default: the first account)' })),
+  allowedHosts: Type.Array(Type.String({ minLength: 1 }), {
+    default: ['localhost', '127.0.0.1', '[::1]'],
+    description:
+      'Host names the demo is served under (its page, POST /demo/token, and its own origin allowed for the demo account); a leading "." allows subdomains. Requests naming any other Host are refused, as dev servers refuse them against DNS rebinding',
+  }),
   heartbeatSeconds: PositiveNum(30, 'Protocol-level ping interval; a peer that misses one ping is dropped'),
   sessionStartTimeoutSeconds: PositiveNum(10, 'A connection that sends no session.start within this time is closed with 4031'),
   maxBufferedBytes: PositiveInt(4 * 1024 * 1024, 'Bytes waiting to be sent to one client before it is closed as a slow consumer (1008)'),

@@ -14,7 +14,7 @@ import { errorEvent } from '../protocol/messages.js';
 import type { LeaseSpec } from '../limits/spec.js';
 import { redactUrl } from '../telemetry/logger.js';
 import type { Principal } from '../identity/principal.js';
-import { bearer, originAllowed, tokenKey, TOKEN_PATTERN } from './auth.js';
+import { bearer, hostAllowed, originAllowed, tokenKey, TOKEN_PATTERN } from './auth.js';
 import { Connection } from './connection.js';
 import type { Gateway } from './gateway.js';
 
@@ -90,7 +90,9 @@ export function registerRealtime(app: FastifyInstance, gateway: Gateway): void {
       return { ok: false, error: new ParleyError('unauthorized', cred.kind === 'key' ? 'invalid API key' : 'invalid, expired or already used token') };
     }
     const origin = req.headers.origin;
-    const extra = principal.account.id === demoAccount ? ownOrigin(req) : undefined;
+    // The demo page's own origin, only under a Host the operator allows (server.allowedHosts): else
+    // any site could send a matching Origin and Host and pass for the demo page.
+    const extra = principal.account.id === demoAccount && hostAllowed(req.headers.host, server.allowedHosts) ? ownOrigin(req) : undefined;
     if (!originAllowed(principal.account, origin, extra)) {
       return { ok: false, error: new ParleyError('forbidden', `origin ${String(origin).slice(0, 80)} is not allowed for this account`, { closeCode: CloseCode.policyViolation }) };
     }
