@@ -12,11 +12,17 @@
  * - a check that runs late (the loop was blocked) gives every command in flight a fresh full timeout
  *   from now instead of a verdict: a command fails only after it went unanswered for the whole
  *   timeout while this process was free to read its answer.
- * A hung or absent Redis is still found within one timeout of a responsive loop (and, on a loop that
- * lags at every check, after at most MAX_FORGIVEN fresh timeouts).
+ * - while answers keep arriving to commands sent before it, Redis is alive and busy, not absent: a
+ *   burst of our own (every session re-written after an outage, 20,000 of them) is answered in
+ *   order, and its last commands may wait longer than the timeout. Such a command waits up to
+ *   `maxWaitMs` (default 4 timeouts) before it fails, so a burst never turns into a
+ *   degrade-recover loop. (Answers to commands sent after it do not count: on one connection Redis
+ *   answers in order, so those came from another connection, e.g. another node of a Cluster.)
+ * A hung or absent Redis (no answer at all) is still found within one timeout of a responsive loop,
+ * and after at most MAX_FORGIVEN stalls in a row; a hung node of a Cluster whose other nodes keep
+ * answering, within `maxWaitMs`.
  *
- * One timer for all commands in flight (they start in order and share one timeout, so the oldest
- * deadline is the first), not one per command.
+ * One timer for all commands in flight, armed for the earliest deadline, not one per command.
  */
 
 /** What a command that timed out rejects with (the message ioredis uses, which logs and tests know). */
@@ -28,6 +34,10 @@ export class CommandTimeoutError extends Error {
 }
 
 interface InFlight {
+  /** When it was sent (orders commands: on one connection Redis answers in that order). */
+  readonly start: number;
+  /** Since when it has waited with the loop free (`start`, or the end of the last stall forgiven). */
+  waitFrom: number;
   deadline: number;
   /** Stalls this command was given a fresh timeout for. */
   forgiven: number;
@@ -45,6 +55,8 @@ export interface CommandDeadlineOptions {
   readonly timeoutMs: number;
   /** A check this much later than planned means the loop was blocked (default: half the timeout, at least 50 ms). */
   readonly stallMs?: number;
+  /** The longest a command waits while other commands are being answered (default 4 × timeoutMs). */
+  readonly maxWaitMs?: number;
   /** Monotonic ms (default `performance.now`). */
   readonly now?: () => number;
 }
@@ -53,8 +65,11 @@ export class CommandDeadline {
   readonly timeoutMs: number;
   private readonly stallMs: number;
   private readonly now: () => number;
-  /** In start order (a Map iterates in insertion order), so the first has the earliest deadline. */
+  private readonly maxWaitMs: number;
   private readonly inFlight = new Map<number, InFlight>();
+  /** When a command last got its answer (or its error), and when that command had started. */
+  private lastAnswer = -Infinity;
+  private lastAnsweredStart = -Infinity;
   private nextId = 0;
   private timer: NodeJS.Timeout | undefined;
   /** When the armed timer should fire. */
@@ -65,6 +80,7 @@ export class CommandDeadline {
   constructor(opts: CommandDeadlineOptions) {
     this.timeoutMs = opts.timeoutMs;
     this.stallMs = opts.stallMs ?? Math.max(50, opts.timeoutMs / 2);
+    this.maxWaitMs = opts.maxWaitMs ?? 4 * opts.timeoutMs;
     this.now = opts.now ?? (() => performance.now());
   }
 
@@ -80,18 +96,20 @@ export class CommandDeadline {
   track<T>(command: Promise<T>): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       const id = this.nextId++;
-      this.inFlight.set(id, { deadline: this.now() + this.timeoutMs, forgiven: 0, reject });
+      const start = this.now();
+      this.inFlight.set(id, { start, waitFrom: start, deadline: start + this.timeoutMs, forgiven: 0, reject });
       command.then(
         (value) => {
-          this.inFlight.delete(id);
+          this.answered(id);
           resolve(value);
         },
         (err: unknown) => {
-          this.inFlight.delete(id);
+          this.answered(id);
           reject(err);
         },
       );
-      this.arm();
+      // Every deadline set later is at least this one, so an armed timer is never too late for it.
+      if (this.timer === undefined) this.arm(start + this.timeoutMs);
     });
   }
 
@@ -101,12 +119,17 @@ export class CommandDeadline {
     this.timer = undefined;
   }
 
-  private arm(): void {
-    if (this.timer !== undefined) return;
-    const first = this.inFlight.values().next();
-    if (first.done) return;
-    this.plannedAt = first.value.deadline;
-    this.timer = setTimeout(() => setImmediate(() => this.check()), Math.max(0, this.plannedAt - this.now()));
+  private answered(id: number): void {
+    const c = this.inFlight.get(id);
+    if (c === undefined) return;
+    this.inFlight.delete(id);
+    this.lastAnswer = this.now();
+    this.lastAnsweredStart = c.start;
+  }
+
+  private arm(at: number): void {
+    this.plannedAt = at;
+    this.timer = setTimeout(() => setImmediate(() => this.check()), Math.max(0, at - this.now()));
     // A pending command keeps nothing alive on its own account: the socket does that.
     this.timer.unref();
   }
@@ -116,20 +139,26 @@ export class CommandDeadline {
     const now = this.now();
     const stalled = now - this.plannedAt > this.stallMs;
     if (stalled) this.stallsForgiven++;
+    const flowingSince = now - this.lastAnswer < this.timeoutMs ? this.lastAnsweredStart : Infinity;
+    let next = Infinity;
     for (const [id, c] of this.inFlight) {
-      if (c.deadline > now) break;
-      if (stalled && c.forgiven < MAX_FORGIVEN) {
-        // The loop was blocked: this command has not had its timeout of a loop free to read answers.
-        c.forgiven++;
-        c.deadline = now + this.timeoutMs;
-        // Moved to the end, so the map stays in deadline order.
-        this.inFlight.delete(id);
-        this.inFlight.set(id, c);
-        continue;
+      if (c.deadline <= now) {
+        if (stalled && c.forgiven < MAX_FORGIVEN) {
+          // The loop was blocked: this command has not had its timeout of a loop free to read answers.
+          c.forgiven++;
+          c.waitFrom = now;
+          c.deadline = now + this.timeoutMs;
+        } else if (flowingSince <= c.start && now - c.waitFrom < this.maxWaitMs) {
+          // Answers are arriving: Redis is busy with what was sent before this, not gone.
+          c.deadline = Math.min(this.lastAnswer + this.timeoutMs, c.waitFrom + this.maxWaitMs);
+        } else {
+          this.inFlight.delete(id);
+          c.reject(new CommandTimeoutError(this.timeoutMs));
+          continue;
+        }
       }
-      this.inFlight.delete(id);
-      c.reject(new CommandTimeoutError(this.timeoutMs));
+      if (c.deadline < next) next = c.deadline;
     }
-    this.arm();
+    if (next !== Infinity) this.arm(next);
   }
 }

@@ -94,3 +94,45 @@ describe('CommandDeadline', () => {
     expect(vi.getTimerCount()).toBe(0);
   });
 });
+
+describe('CommandDeadline while answers keep coming', () => {
+  const clock = { t: 0 };
+  beforeEach(() => {
+    clock.t = 0;
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+  });
+  afterEach(() => vi.useRealTimers());
+  const advance = async (ms: number): Promise<void> => {
+    clock.t += ms;
+    await vi.advanceTimersByTimeAsync(ms);
+    await new Promise<void>((resolve) => setImmediate(resolve));
+  };
+
+  it('a burst answered in order is not timed out while the answers before each command keep coming, up to maxWaitMs', async () => {
+    const d = new CommandDeadline({ timeoutMs: 500, now: () => clock.t });
+    // 30 commands sent at once; Redis answers one every 100 ms, in order (a burst of our own).
+    const answers: ((v: number) => void)[] = [];
+    const outcomes = Array.from({ length: 30 }, (_, i) =>
+      d.track(new Promise<number>((r) => (answers[i] = r))).then((v) => `ok${v}`, () => `timeout${i}`),
+    );
+    for (let i = 0; i < 30; i++) {
+      await advance(100);
+      answers[i]!(i);
+    }
+    const got = await Promise.all(outcomes);
+    // Each answered within 4 × 500 ms of being sent gets its answer (the 19th at 1,900 ms); at
+    // 2,000 ms the rest have waited maxWaitMs and fail.
+    expect(got).toEqual([...Array.from({ length: 19 }, (_, i) => `ok${i}`), ...Array.from({ length: 11 }, (_, i) => `timeout${i + 19}`)]);
+  });
+
+  it('answers to commands sent later (another node) do not keep an unanswered one alive', async () => {
+    const d = new CommandDeadline({ timeoutMs: 500, now: () => clock.t });
+    const hung = d.track(new Promise<never>(() => undefined)).then(() => 'answered', () => 'timeout');
+    for (let i = 0; i < 5; i++) {
+      await advance(100);
+      await d.track(Promise.resolve(i));
+    }
+    expect(await hung).toBe('timeout');
+    expect(clock.t).toBe(500);
+  });
+});
