@@ -50,10 +50,10 @@ export const RedisStoreSchema = Obj({
   kind: Type.Literal('redis', { description: 'Redis store: limits, sessions and leases shared by every replica' }),
   url: Type.String({ default: 'redis://127.0.0.1:6379', description: 'redis:// URL' }),
   prefix: Type.String({ default: 'parley:', description: 'Key prefix' }),
-  expectedReplicas: PositiveInt(1, 'Replicas sharing the store; while Redis is unreachable shared limits fall back to limit / expectedReplicas'),
+  expectedReplicas: PositiveInt(1, "Replicas sharing the store; while Redis is unreachable shared limits fall back to limit / expectedReplicas, and connection caps count the replica's own open connections against that share"),
   cluster: Type.Optional(Type.Array(Type.String(), { minItems: 1, description: 'Redis Cluster node URLs (instead of url)' })),
   leaseSeconds: PositiveNum(30, "Connection-slot lease; renewed every third of it, so a crashed replica's slots free themselves within it"),
-  commandTimeoutMs: PositiveInt(500, 'A Redis command unanswered within this time falls back to the in-process limiters'),
+  commandTimeoutMs: PositiveInt(500, 'A Redis command unanswered within this time of a free event loop (a stall of the replica itself does not count; while earlier commands are being answered, up to 4 times this) falls back to the in-process limiters'),
   tls: Type.Optional(
     Obj(
       {
