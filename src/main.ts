@@ -5,6 +5,7 @@
  */
 import { buildApp, newReplicaId } from './app.js';
 import { ConfigError, loadConfig } from './config/load.js';
+import { configSecrets } from './config/secrets.js';
 import { createLogger } from './telemetry/logger.js';
 
 async function main(): Promise<void> {
@@ -21,7 +22,7 @@ async function main(): Promise<void> {
   const { config, source } = loaded;
   // The replica id goes into the logger's base, so even the lines written here carry it.
   const replicaId = newReplicaId();
-  const logger = createLogger({ level: config.logLevel, replicaId });
+  const logger = createLogger({ level: config.logLevel, replicaId, secrets: configSecrets(config) });
   const app = await buildApp({ config, logger, replicaId, defaultMetrics: true });
   const { url } = await app.listen();
   logger.info({ url, config: source, store: config.store.kind }, 'parley listening');
