@@ -197,6 +197,9 @@ export const ConfigSchema = Obj({
   plans: Type.Record(Type.String({ minLength: 1 }), PlanSchema, { default: {}, description: 'Plans by name' }),
   accounts: Type.Array(AccountSchema, { default: [], description: 'Customer accounts' }),
   upstreams: Type.Optional(UpstreamsSchema),
+  $schema: Type.Optional(
+    Type.String({ minLength: 1, description: 'The JSON Schema the file follows, for editors (docs/config.schema.json, by a relative path or URL); the gateway ignores it' }),
+  ),
 });
 
 type Required<T> = { -readonly [K in keyof T]-?: T[K] };
@@ -223,3 +226,35 @@ export interface Config {
 
 export type RawConfig = Static<typeof ConfigSchema>;
 export type { TSchema };
+
+/** Where the published JSON Schema of the configuration lives, relative to the repository. */
+export const CONFIG_SCHEMA_FILE = 'docs/config.schema.json';
+
+/**
+ * The configuration's JSON Schema for editors and other tools (docs/config.schema.json, CONTRACT
+ * §9): the same schema the loader validates with, as plain JSON (draft 07, what VS Code and the
+ * YAML language server read), except that a key with a `default` is not `required`, since the
+ * loader fills it before validating.
+ */
+export function configJsonSchema(): Record<string, unknown> {
+  const plain = JSON.parse(JSON.stringify(ConfigSchema)) as Record<string, unknown>;
+  const visit = (node: unknown): void => {
+    if (Array.isArray(node)) return node.forEach(visit);
+    if (typeof node !== 'object' || node === null) return;
+    const obj = node as Record<string, unknown>;
+    const properties = obj.properties as Record<string, Record<string, unknown>> | undefined;
+    if (properties && Array.isArray(obj.required)) {
+      const required = (obj.required as string[]).filter((key) => !('default' in (properties[key] ?? {})));
+      if (required.length > 0) obj.required = required;
+      else delete obj.required;
+    }
+    Object.values(obj).forEach(visit);
+  };
+  visit(plain);
+  return {
+    $schema: 'http://json-schema.org/draft-07/schema#',
+    title: 'Parley gateway configuration',
+    description: 'PARLEY_CONFIG (JSON, or YAML for .yaml/.yml). Generated from src/config/schema.ts by scripts/gen-schemas.ts; see docs/configuration.md.',
+    ...plain,
+  };
+}
