@@ -63,6 +63,21 @@ export function registerRealtime(app: FastifyInstance, gateway: Gateway): void {
   const server = gateway.config.server;
   const demoAccount = server.demo ? (server.demoAccount ?? gateway.config.accounts[0]?.id) : undefined;
 
+  /**
+   * The connection slots of a key, made once per key and shared by its connections (each used to
+   * carry its own copy of the same two specs and their key strings).
+   */
+  const leaseCache = new Map<string, readonly LeaseSpec[]>();
+  function leasesOf(principal: Principal): readonly LeaseSpec[] {
+    const id = `${principal.account.id}\u0000${principal.key.id}`;
+    let leases = leaseCache.get(id);
+    if (leases === undefined) {
+      leases = Object.freeze(connectionLeases(principal.plan, principal.account.id, principal.key.id));
+      leaseCache.set(id, leases);
+    }
+    return leases;
+  }
+
   async function admit(req: FastifyRequest): Promise<Admission> {
     if (gateway.isDraining) return { ok: false, error: new ParleyError('server_draining', 'this replica is shutting down; connect to another') };
     const cred = presentedCredential(req);
@@ -84,7 +99,7 @@ export function registerRealtime(app: FastifyInstance, gateway: Gateway): void {
       return { ok: false, error: new ParleyError('server_full', 'this replica is at its connection limit', { retryAfterMs: 5000 }) };
     }
     const connId = `conn_${randomUUID().replace(/-/g, '').slice(0, 20)}`;
-    const leases = connectionLeases(principal.plan, principal.account.id, principal.key.id);
+    const leases = leasesOf(principal);
     const decision = await gateway.store.acquire(leases, connId, gateway.leaseMs);
     gateway.metrics.decided(leases.map((l) => l.name), decision);
     if (!decision.allowed) {
@@ -143,21 +158,7 @@ export function registerRealtime(app: FastifyInstance, gateway: Gateway): void {
         refuse(socket, new ParleyError('server_draining', 'this replica is shutting down; connect to another'), gateway);
         return;
       }
-      const conn = new Connection(
-        socket,
-        admission.principal,
-        {
-          server,
-          scheduler: gateway.scheduler,
-          logger: gateway.logger,
-          store: gateway.store,
-          registry: gateway.registry,
-          metrics: gateway.metrics,
-          leases: admission.leases,
-          onClosed: (c) => gateway.remove(c),
-        },
-        admission.connId,
-      );
+      const conn = new Connection(socket, admission.principal, gateway.connectionDeps, admission.connId, admission.leases);
       gateway.add(conn);
       conn.start();
     },
@@ -168,11 +169,11 @@ export function registerRealtime(app: FastifyInstance, gateway: Gateway): void {
  * After the upgrade nothing needs the HTTP request any more, but @fastify/websocket's socket
  * `error` listener closes over the fastify Request and Reply, and the TCP socket still points at
  * the upgrade's ServerResponse: together ~3 KB per connection (including the raw headers) kept
- * for the socket's whole life. Drop both; the Connection adds its own error listener.
+ * for the socket's whole life. Drop both. The socket is left with no `error` listener only until
+ * the handler, in the same synchronous run, gives it the Connection's (or the refusal's) own.
  */
 function releaseUpgradeRequest(socket: WebSocket, req: FastifyRequest): void {
   socket.removeAllListeners('error');
-  socket.on('error', () => undefined);
   // `_httpMessage` is node's link from a socket to its response (no public getter exists);
   // `detachSocket` is the public way to cut it.
   const tcp = req.raw.socket as (typeof req.raw.socket & { _httpMessage?: ServerResponse | null }) | null;
@@ -181,12 +182,15 @@ function releaseUpgradeRequest(socket: WebSocket, req: FastifyRequest): void {
 }
 
 function refuse(socket: WebSocket, error: ParleyError, gateway: Gateway): void {
+  socket.on('error', ignore); // a reset while the refusal is sent must not throw
   const code = error.closeCode ?? CloseCode.internalError;
   gateway.logger.info({ code: error.code, close_code: code }, 'connection refused');
   gateway.metrics.closed(code);
   socket.send(JSON.stringify(errorEvent(error.code, error.message, { retryAfterMs: error.retryAfterMs, closeCode: code })));
   socket.close(code, closeReason(error.code));
 }
+
+const ignore = (): void => undefined;
 
 /** ws option: answer `parley.v1` when offered (the token subprotocol is never echoed). */
 export function handleProtocols(protocols: Set<string>): string | false {
