@@ -77,6 +77,11 @@ function onSocketClose(this: OwnedSocket, code: number): void {
 function onSocketError(this: OwnedSocket, err: Error): void {
   this[CONNECTION]?.socketError(err);
 }
+/** ws's frame parser, private (`_receiver`); see `start()`. */
+type OwnedReceiver = { [CONNECTION]?: Connection; prependListener(e: 'error', l: (this: OwnedReceiver, err: Error) => void): void };
+function onReceiverError(this: OwnedReceiver, err: Error): void {
+  this[CONNECTION]?.protocolError(err as Error & { code?: string });
+}
 
 /** `session.created` / `session.resumed`: the same fields, so a client handles both alike. */
 function sessionEvent(type: 'session.created' | 'session.resumed', session: Session, requestId: RequestId | undefined): ServerEvent {
@@ -152,6 +157,16 @@ export class Connection implements SessionSink, TimerEntry, LogContext {
     ws.on('pong', onSocketPong);
     ws.on('close', onSocketClose);
     ws.on('error', onSocketError);
+    // ws closes a connection whose framing breaks RFC 6455 by itself (1002, 1007, 1008, 1009) and
+    // only then emits 'error'. Its receiver's 'error' comes first, while the socket is still open,
+    // so a listener put before ws's own sends the contract's `error` event ahead of that close
+    // frame. `_receiver` is ws's private field; no public hook runs before the close. (A shared
+    // listener, not a once-wrapped closure per connection: `protocolError` acts only once anyway.)
+    const receiver = (ws as unknown as { _receiver?: OwnedReceiver })._receiver;
+    if (receiver) {
+      receiver[CONNECTION] = this;
+      receiver.prependListener('error', onReceiverError);
+    }
     this.deps.timers.set(this, this.deps.scheduler.now() + this.deps.server.sessionStartTimeoutSeconds * 1000);
   }
 
@@ -297,6 +312,33 @@ export class Connection implements SessionSink, TimerEntry, LogContext {
     } catch (err) {
       this.log('warn', 'could not close cleanly', { err });
       this.ws.terminate();
+    }
+    this.teardown();
+  }
+
+  /**
+   * ws is about to close with the status of a framing error: say why first (the error event's
+   * close_code is that status), then let ws close.
+   */
+  /** A framing error from ws's receiver, before ws closes the socket itself. */
+  protocolError(err: Error & { code?: string }): void {
+    if (this.closing) return;
+    const code = err.code ?? '';
+    const error =
+      code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH' || code === 'WS_ERR_UNSUPPORTED_DATA_PAYLOAD_LENGTH'
+        ? new ParleyError('frame_too_large', `frame larger than the gateway's hard ceiling (${err.message})`)
+        : code === 'WS_ERR_TOO_MANY_BUFFERED_PARTS'
+          ? new ParleyError('invalid_message', `a message in too many fragments (${err.message})`, { closeCode: CloseCode.policyViolation })
+          : new ParleyError('protocol_error', `WebSocket protocol error: ${err.message}`, {
+              closeCode: code === 'WS_ERR_INVALID_UTF8' ? CloseCode.invalidPayload : CloseCode.protocolError,
+            });
+    this.closing = true;
+    this.sentCloseCode = error.closeCode;
+    this.log('info', 'closing connection: protocol error', { code: error.code, close_code: error.closeCode, ws_code: code });
+    try {
+      this.ws.send(JSON.stringify(errorEvent(error.code, error.message, { closeCode: error.closeCode })));
+    } catch {
+      /* the socket is already gone; ws closes it */
     }
     this.teardown();
   }

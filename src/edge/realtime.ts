@@ -14,7 +14,7 @@ import { errorEvent } from '../protocol/messages.js';
 import type { LeaseSpec } from '../limits/spec.js';
 import { redactUrl } from '../telemetry/logger.js';
 import type { Principal } from '../identity/principal.js';
-import { bearer, originAllowed, tokenKey, TOKEN_PATTERN } from './auth.js';
+import { bearer, hostAllowed, originAllowed, tokenKey, TOKEN_PATTERN } from './auth.js';
 import { Connection } from './connection.js';
 import type { Gateway } from './gateway.js';
 
@@ -80,8 +80,19 @@ export function registerRealtime(app: FastifyInstance, gateway: Gateway): void {
 
   async function admit(req: FastifyRequest): Promise<Admission> {
     if (gateway.isDraining) return { ok: false, error: new ParleyError('server_draining', 'this replica is shutting down; connect to another') };
+    const now = gateway.scheduler.now();
+    const blockedMs = gateway.authFailures.retryAfterMs(req.ip, now);
+    if (blockedMs > 0) {
+      return {
+        ok: false,
+        error: new ParleyError('rate_limited', 'too many failed authentications from this address', { closeCode: CloseCode.rateLimited, retryAfterMs: blockedMs }),
+      };
+    }
     const cred = presentedCredential(req);
-    if (!cred) return { ok: false, error: new ParleyError('unauthorized', 'no token: use the subprotocol "parley.token.<token>", ?token= or Authorization: Bearer') };
+    if (!cred) {
+      gateway.authFailures.fail(req.ip, now);
+      return { ok: false, error: new ParleyError('unauthorized', 'no token: use the subprotocol "parley.token.<token>", ?token= or Authorization: Bearer') };
+    }
     let principal: Principal | undefined;
     if (cred.kind === 'key') {
       principal = gateway.keyRing.authenticate(cred.value);
@@ -89,9 +100,14 @@ export function registerRealtime(app: FastifyInstance, gateway: Gateway): void {
       const record = await gateway.store.takeToken(tokenKey(cred.value));
       if (record) principal = gateway.keyRing.principalFor(record.accountId, record.keyId, record.learnerId);
     }
-    if (!principal) return { ok: false, error: new ParleyError('unauthorized', cred.kind === 'key' ? 'invalid API key' : 'invalid, expired or already used token') };
+    if (!principal) {
+      gateway.authFailures.fail(req.ip, now);
+      return { ok: false, error: new ParleyError('unauthorized', cred.kind === 'key' ? 'invalid API key' : 'invalid, expired or already used token') };
+    }
     const origin = req.headers.origin;
-    const extra = principal.account.id === demoAccount ? ownOrigin(req) : undefined;
+    // The demo page's own origin, only under a Host the operator allows (server.allowedHosts): else
+    // any site could send a matching Origin and Host and pass for the demo page.
+    const extra = principal.account.id === demoAccount && hostAllowed(req.headers.host, server.allowedHosts) ? ownOrigin(req) : undefined;
     if (!originAllowed(principal.account, origin, extra)) {
       return { ok: false, error: new ParleyError('forbidden', `origin ${String(origin).slice(0, 80)} is not allowed for this account`, { closeCode: CloseCode.policyViolation }) };
     }

@@ -61,6 +61,16 @@ export const ClientMessages = {
     },
     Strict,
   ),
+  cancel: Type.Object(
+    {
+      type: Type.Literal('cancel'),
+      request_id: RequestId,
+      /** The learner's playback position in that request's reply audio, ms from its first byte. */
+      played_ms: Type.Optional(Type.Number({ minimum: 0 })),
+      id: Type.Optional(RequestId),
+    },
+    Strict,
+  ),
   ping: Type.Object({ type: Type.Literal('ping'), id: Type.Optional(RequestId) }, Strict),
   'session.end': Type.Object({ type: Type.Literal('session.end'), id: Type.Optional(RequestId) }, Strict),
 } as const;
@@ -104,6 +114,7 @@ export const ServerEvents = {
   'session.created': Type.Object({ type: Type.Literal('session.created'), request_id: ReqId, ...SessionInfo }, Strict),
   'session.resumed': Type.Object({ type: Type.Literal('session.resumed'), request_id: ReqId, ...SessionInfo }, Strict),
   transcript: Type.Object({ type: Type.Literal('transcript'), request_id: RequestId, text: Type.String() }, Strict),
+  'reply.text.delta': Type.Object({ type: Type.Literal('reply.text.delta'), request_id: RequestId, delta: Type.String({ minLength: 1 }) }, Strict),
   'reply.text': Type.Object({ type: Type.Literal('reply.text'), request_id: RequestId, text: Type.String() }, Strict),
   'reply.audio.start': Type.Object(
     { type: Type.Literal('reply.audio.start'), request_id: RequestId, format: Type.String(), sample_rate: Type.Integer() },
@@ -121,6 +132,29 @@ export const ServerEvents = {
   ),
   'translation.result': Type.Object({ type: Type.Literal('translation.result'), request_id: RequestId, text: Type.String() }, Strict),
   'request.queued': Type.Object({ type: Type.Literal('request.queued'), request_id: RequestId, position: Type.Integer({ minimum: 1 }) }, Strict),
+  'request.cancelled': Type.Object(
+    {
+      type: Type.Literal('request.cancelled'),
+      request_id: RequestId,
+      stage: Type.Union([Type.Literal('waiting'), Type.Literal('queued'), Type.Literal('running'), Type.Literal('speaking'), Type.Literal('done')]),
+      audio_bytes_sent: Type.Integer({ minimum: 0 }),
+      kept_text: Type.String(),
+    },
+    Strict,
+  ),
+  'turn.metrics': Type.Object(
+    {
+      type: Type.Literal('turn.metrics'),
+      request_id: RequestId,
+      queued_ms: Type.Integer({ minimum: 0 }),
+      stt_ms: Type.Optional(Type.Integer({ minimum: 0 })),
+      first_token_ms: Type.Optional(Type.Integer({ minimum: 0 })),
+      first_audio_ms: Type.Optional(Type.Integer({ minimum: 0 })),
+      total_ms: Type.Integer({ minimum: 0 }),
+      tts_requests: Type.Integer({ minimum: 0 }),
+    },
+    Strict,
+  ),
   'quota.updated': Type.Object({ type: Type.Literal('quota.updated'), limits: Type.Array(LimitStateSchema) }, Strict),
   'session.expiring': Type.Object(
     {

@@ -221,3 +221,31 @@ describe('invalid request ids (never echoed)', () => {
     expect(c.invalid).toEqual([]);
   });
 });
+
+describe('WebSocket framing errors (RFC 6455)', () => {
+  /** A masked client frame written straight to the socket (ws will not send a broken one itself). */
+  function rawFrame(firstByte: number, payload: Buffer = Buffer.alloc(0)): Buffer {
+    const mask = Buffer.from([1, 2, 3, 4]);
+    const body = Buffer.from(payload.map((b, i) => b ^ mask[i % 4]!));
+    return Buffer.concat([Buffer.from([firstByte, 0x80 | payload.length]), mask, body]);
+  }
+  const write = (c: { ws: unknown }, frame: Buffer): void => {
+    (c.ws as { _socket: { write(b: Buffer): void } })._socket.write(frame);
+  };
+
+  it.each([
+    ['an unknown opcode', 1002, 'protocol_error', rawFrame(0x80 | 0x3)],
+    ['RSV bits set', 1002, 'protocol_error', rawFrame(0x80 | 0x40 | 0x1, Buffer.from('{}'))],
+    ['a fragmented ping', 1002, 'protocol_error', rawFrame(0x9)],
+    ['a close frame with an invalid code', 1002, 'protocol_error', rawFrame(0x88, Buffer.from([0x03, 0xe7]))],
+  ])('%s: close %s after error %s with that close_code', async (_name, close, code, frame) => {
+    t = await startApp();
+    const c = await t.session();
+    write(c, frame);
+    expect((await c.waitClose()).code).toBe(close);
+    expect(c.of('error').at(-1)).toMatchObject({ code, close_code: close });
+    expect(c.invalid).toEqual([]);
+    // The gateway decided this close: it is counted as its own, not as a client close.
+    await until(() => t.app.gateway.metrics.totals().closes[String(close)] === 1, 3000, 'the close counted');
+  });
+});
