@@ -90,6 +90,20 @@ const SETTLED: Promise<unknown> = Promise.resolve();
 /** The record's lists when empty (most records): one shared frozen array. */
 const NONE: readonly never[] = Object.freeze([]);
 
+/**
+ * One copy of each recent `quota.updated` change key. A resting session's key (full buckets, no
+ * queue entry) is the same string for every session of a plan, and each session kept its own copy
+ * (a tree of concatenated strings, ~0.15 KB). Bounded: cleared when full.
+ */
+const recentKeys = new Map<string, string>();
+function sharedKey(key: string): string {
+  const known = recentKeys.get(key);
+  if (known !== undefined) return known;
+  if (recentKeys.size >= 256) recentKeys.clear();
+  recentKeys.set(key, key);
+  return key;
+}
+
 /** A request accepted and not yet answered. */
 interface Pending {
   readonly ctl: AbortController;
@@ -699,7 +713,7 @@ export class Session implements TimerEntry, LogContext {
     // session's own requests are sent by the forced update after each accepted request.
     const key = quotaChangeKey([...this.sink.connectionLimits(), ...(this.queueWait ? [queueWaitState(this.queueWait, this.deps.scheduler.now())] : [])]);
     if (!force && key === this.lastQuota) return;
-    this.lastQuota = key;
+    this.lastQuota = sharedKey(key);
     this.limitStates().then(
       (limits) => {
         if (!this.sink || this.gone) return;
