@@ -491,13 +491,33 @@ export class Connection implements SessionSink, TimerEntry, LogContext {
     this.bind(session);
     // The record is in the store before the client hears of the session, so a drop right after
     // session.created resumes on any replica (and an operator sees it there). A new session holds
-    // nothing, so attaching first sends nothing before session.created.
-    await session.attach(this);
+    // nothing, so attaching first sends nothing before session.created. The first quota.updated
+    // is read meanwhile, so both events leave together.
+    const saved = session.attach(this);
+    const quota = session.limitStates().catch(() => undefined); // unread: quotaNow reads again, and logs
+    await saved;
+    const limits = await quota;
     if (this.closing) return; // closed while saving: the close detached the session (resume window)
-    this.sendEvent(sessionEvent('session.created', session, msg.id));
+    this.together(() => {
+      this.sendEvent(sessionEvent('session.created', session, msg.id));
+      session.quotaNow(limits);
+    });
     this.deps.metrics.sessionStarted(p.account.id);
     this.log('info', 'session created');
-    session.quotaNow();
+  }
+
+  /**
+   * Runs `send` with the TCP socket corked, so the frames it sends leave in one write (ws writes
+   * each frame on its own, one syscall each). `_socket` is ws's private link to the TCP socket.
+   */
+  private together(send: () => void): void {
+    const tcp = (this.ws as unknown as { _socket?: { cork(): void; uncork(): void } })._socket;
+    tcp?.cork();
+    try {
+      send();
+    } finally {
+      tcp?.uncork();
+    }
   }
 
   private async resume(msg: ClientMessageOf<'session.start'>, resumeToken: string): Promise<void> {

@@ -4,7 +4,6 @@
  * is then reported with an `error` event and a close, because a browser cannot read the HTTP
  * status of a failed handshake.
  */
-import { randomUUID } from 'node:crypto';
 import type { ServerResponse } from 'node:http';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { WebSocket } from 'ws';
@@ -15,6 +14,7 @@ import type { LeaseSpec } from '../limits/spec.js';
 import { redactUrl } from '../telemetry/logger.js';
 import type { Principal } from '../identity/principal.js';
 import { bearer, hostAllowed, originAllowed, tokenKey, TOKEN_PATTERN } from './auth.js';
+import { randomHex } from '../sessions/ids.js';
 import { Connection } from './connection.js';
 import type { Gateway } from './gateway.js';
 
@@ -114,7 +114,7 @@ export function registerRealtime(app: FastifyInstance, gateway: Gateway): void {
     if (gateway.connections.size >= server.maxConnections) {
       return { ok: false, error: new ParleyError('server_full', 'this replica is at its connection limit', { retryAfterMs: 5000 }) };
     }
-    const connId = `conn_${randomUUID().replace(/-/g, '').slice(0, 20)}`;
+    const connId = `conn_${randomHex(10)}`;
     const leases = leasesOf(principal);
     const decision = await gateway.store.acquire(leases, connId, gateway.leaseMs);
     gateway.metrics.decided(leases.map((l) => l.name), decision);

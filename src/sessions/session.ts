@@ -688,11 +688,15 @@ export class Session implements TimerEntry, LogContext {
     }));
   }
 
-  /** Sends `quota.updated` now (after session.created/resumed and each accepted request). */
-  quotaNow(): void {
+  /**
+   * Sends `quota.updated` now (after session.created/resumed and each accepted request). `limits`,
+   * when given, is a reading of `limitStates()` taken just before (the connection reads it while
+   * the session is saved, so session.created and this go out in one write); else it is read.
+   */
+  quotaNow(limits?: LimitStateWire[]): void {
     // A check still queued finds nothing due when it fires, and the session re-arms.
     this.quotaAt = Number.NaN;
-    this.emitQuota(true);
+    this.emitQuota(true, limits);
   }
 
   /**
@@ -705,25 +709,32 @@ export class Session implements TimerEntry, LogContext {
     this.rearm();
   }
 
-  private emitQuota(force: boolean): void {
+  private emitQuota(force: boolean, known?: LimitStateWire[]): void {
     if (!this.sink || this.gone) return;
     // Only this connection's own values (buckets, queue entry) decide whether to send: they are
     // read without the store, so a quiet check costs no store round trip, and account values moved
     // by other sessions cannot keep an idle session's checks going. Account values changed by this
     // session's own requests are sent by the forced update after each accepted request.
-    const key = quotaChangeKey([...this.sink.connectionLimits(), ...(this.queueWait ? [queueWaitState(this.queueWait, this.deps.scheduler.now())] : [])]);
+    const conn = this.sink.connectionLimits();
+    const wait = this.queueWait ? queueWaitState(this.queueWait, this.deps.scheduler.now()) : undefined;
+    const key = quotaChangeKey(wait ? [...conn, wait] : conn);
     if (!force && key === this.lastQuota) return;
     this.lastQuota = sharedKey(key);
-    this.limitStates().then(
-      (limits) => {
-        if (!this.sink || this.gone) return;
-        this.send({ type: 'quota.updated', limits });
-        // Look again in a second: a bucket refilling or a queue entry going is reported once a
-        // second until nothing moves; then the session stays quiet (idle sessions get nothing).
-        this.quotaMaybeChanged();
-      },
-      (err: unknown) => this.log('warn', 'could not read quotas', { err }),
-    );
+    // Full buckets and no queue entry: nothing can move by itself (a frame or a request that
+    // changes them looks again on its own), so no check a second later is needed.
+    const resting = wait === undefined && conn.every((l) => l.resetMs === 0);
+    const send = (limits: LimitStateWire[]): void => {
+      if (!this.sink || this.gone) return;
+      this.send({ type: 'quota.updated', limits });
+      // Look again in a second: a bucket refilling or a queue entry going is reported once a
+      // second until nothing moves; then the session stays quiet (idle sessions get nothing).
+      if (!resting) this.quotaMaybeChanged();
+    };
+    if (known) {
+      send(known);
+      return;
+    }
+    this.limitStates().then(send, (err: unknown) => this.log('warn', 'could not read quotas', { err }));
   }
 
   /** Notes the upstream queue a request of this session waits in (undefined: none). */
