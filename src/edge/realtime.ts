@@ -81,7 +81,9 @@ export function registerRealtime(app: FastifyInstance, gateway: Gateway): void {
   async function admit(req: FastifyRequest): Promise<Admission> {
     if (gateway.isDraining) return { ok: false, error: new ParleyError('server_draining', 'this replica is shutting down; connect to another') };
     const now = gateway.scheduler.now();
-    const blockedMs = gateway.authFailures.retryAfterMs(req.ip, now);
+    // With no failures on record nothing can be blocked: the client's address (a getpeername call,
+    // then cached on the socket for its whole life) is read only when there is something to match.
+    const blockedMs = gateway.authFailures.size === 0 ? 0 : gateway.authFailures.retryAfterMs(req.ip, now);
     if (blockedMs > 0) {
       return {
         ok: false,

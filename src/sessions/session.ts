@@ -104,6 +104,9 @@ function sharedKey(key: string): string {
   return key;
 }
 
+/** `Session.wireLimitsJson` per plan, then per audio format. */
+const limitsJson = new WeakMap<PlanConfig, Map<string, string>>();
+
 /** A request accepted and not yet answered. */
 interface Pending {
   readonly ctl: AbortController;
@@ -216,6 +219,23 @@ export class Session implements TimerEntry, LogContext {
       max_text_chars: p.maxTextChars,
       audio: { format: this.audioFormat.format, sample_rate: this.audioFormat.sampleRate },
     };
+  }
+
+  /**
+   * `wireLimits()` as JSON, encoded once per plan and audio format (the same for every session of
+   * a plan) and kept for the next session; at most a few dozen formats per plan are kept (the
+   * sample rate is the client's choice).
+   */
+  wireLimitsJson(): string {
+    let byFormat = limitsJson.get(this.plan);
+    if (byFormat === undefined) limitsJson.set(this.plan, (byFormat = new Map()));
+    const format = `${this.audioFormat.format}/${this.audioFormat.sampleRate}`;
+    let json = byFormat.get(format);
+    if (json === undefined) {
+      json = JSON.stringify(this.wireLimits());
+      if (byFormat.size < 32) byFormat.set(format, json);
+    }
+    return json;
   }
 
   record(): SessionRecord {
