@@ -5,12 +5,13 @@
  * status of a failed handshake.
  */
 import type { ServerResponse } from 'node:http';
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyRequest, RouteShorthandOptions } from 'fastify';
 import type { WebSocket } from 'ws';
 import { connectionLeases } from '../limits/account-limits.js';
 import { CloseCode, ParleyError, closeReason } from '../protocol/codes.js';
 import { errorEvent } from '../protocol/messages.js';
 import type { LeaseSpec } from '../limits/spec.js';
+import { LazyRequestLogger } from '../telemetry/lazy-log.js';
 import { redactUrl } from '../telemetry/logger.js';
 import type { Principal } from '../identity/principal.js';
 import { bearer, hostAllowed, originAllowed, tokenKey, TOKEN_PATTERN } from './auth.js';
@@ -151,6 +152,8 @@ export function registerRealtime(app: FastifyInstance, gateway: Gateway): void {
     {
       websocket: true,
       logLevel: 'warn',
+      // An upgrade that goes well logs nothing: no pino child per request unless a line is written.
+      childLoggerFactory: LazyRequestLogger.factory as unknown as NonNullable<RouteShorthandOptions['childLoggerFactory']>,
       preValidation: async (req) => {
         try {
           const admission = await admit(req);

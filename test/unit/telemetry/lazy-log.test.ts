@@ -1,5 +1,5 @@
-import { describe, expect, it } from 'vitest';
-import { logWith, type LogContext } from '../../../src/telemetry/lazy-log.js';
+import { describe, expect, it, vi } from 'vitest';
+import { LazyRequestLogger, logWith, type LogContext } from '../../../src/telemetry/lazy-log.js';
 import { logSink } from '../../helpers/log-sink.js';
 
 class Owner implements LogContext {
@@ -37,5 +37,41 @@ describe('logWith', () => {
     logWith(sink.logger, 'error', new Owner(), 'failed', { token: 'pt_secret_value_123', err: new Error('boom') });
     expect(sink.raw.join('\n')).not.toContain('pt_secret_value_123');
     expect(sink.lines[0]).toMatchObject({ token: '[REDACTED]', err: { message: 'boom', type: 'Error' } });
+  });
+});
+
+describe('LazyRequestLogger (fastify childLoggerFactory)', () => {
+  it("makes no pino child for a request that writes nothing at the route's level", () => {
+    const sink = logSink('info');
+    const child = vi.spyOn(sink.logger, 'child');
+    const log = LazyRequestLogger.factory(sink.logger, { reqId: 'req-1' }, { level: 'warn' });
+    expect(log.level).toBe('warn');
+    log.info({ req: 'x' }, 'incoming request');
+    log.debug('detail');
+    expect(log.isLevelEnabled('info')).toBe(false);
+    expect(child).not.toHaveBeenCalled();
+    expect(sink.lines).toHaveLength(0);
+  });
+
+  it('makes the child on the first enabled line and writes through it, with the bindings and the redaction', () => {
+    const sink = logSink('info');
+    const child = vi.spyOn(sink.logger, 'child');
+    const log = LazyRequestLogger.factory(sink.logger, { reqId: 'req-2' }, { level: 'warn' });
+    log.error({ err: new Error('boom'), token: 'pt_secret_value_123' }, 'admission failed');
+    log.warn('again');
+    expect(child).toHaveBeenCalledTimes(1);
+    expect(sink.lines).toEqual([
+      expect.objectContaining({ level: 50, msg: 'admission failed', reqId: 'req-2', token: '[REDACTED]', err: expect.objectContaining({ message: 'boom' }) }),
+      expect.objectContaining({ level: 40, msg: 'again', reqId: 'req-2' }),
+    ]);
+  });
+
+  it("follows the parent's level when the route sets none", () => {
+    const sink = logSink('warn');
+    const log = LazyRequestLogger.factory(sink.logger, { reqId: 'req-3' }, {});
+    expect(log.level).toBe('warn');
+    log.info('quiet');
+    log.warn('heard');
+    expect(sink.lines.map((l) => l.msg)).toEqual(['heard']);
   });
 });
