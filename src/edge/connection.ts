@@ -22,6 +22,7 @@ import { TokenBucket } from '../limits/token-bucket.js';
 import { CloseCode, ParleyError, closeReason } from '../protocol/codes.js';
 import { decodeClientMessage, errorEvent, type ClientMessage, type ClientMessageOf, type RequestId, type ServerEvent } from '../protocol/messages.js';
 import type { Session, SessionSink } from '../sessions/session.js';
+import { requestSpec } from '../sessions/limit-specs.js';
 import type { SessionRegistry } from '../sessions/registry.js';
 import type { TimerEntry, TimerQueue } from '../sessions/timers.js';
 import type { LeaseHolder, Store } from '../store/store.js';
@@ -30,7 +31,6 @@ import { logWith, type LogContext, type LogLevel } from '../telemetry/lazy-log.j
 import type { Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
 import type { Principal } from '../identity/principal.js';
-import { requestLimit } from '../limits/account-limits.js';
 
 /** Invalid messages tolerated within `STRIKE_WINDOW_MS` before closing with 1008. */
 const MAX_STRIKES = 10;
@@ -485,7 +485,7 @@ export class Connection implements SessionSink, TimerEntry, LogContext {
 
   private async create(msg: ClientMessageOf<'session.start'>): Promise<void> {
     const p = this.principal;
-    const limit = requestLimit(p.plan, p.account.id, 'conversation.start');
+    const limit = requestSpec(p.plan, p.account.id, 'conversation.start');
     const decision = await this.deps.store.consume([limit], `start:${this.id}`);
     this.deps.metrics.decided([limit.name], decision);
     if (this.closing) return;

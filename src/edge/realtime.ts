@@ -66,15 +66,17 @@ export function registerRealtime(app: FastifyInstance, gateway: Gateway): void {
 
   /**
    * The connection slots of a key, made once per key and shared by its connections (each used to
-   * carry its own copy of the same two specs and their key strings).
+   * carry its own copy of the same two specs; a kept key string is also cheaper for the store to
+   * look up, see sessions/limit-specs.ts).
    */
-  const leaseCache = new Map<string, readonly LeaseSpec[]>();
+  const leaseCache = new Map<string, Map<string, readonly LeaseSpec[]>>();
   function leasesOf(principal: Principal): readonly LeaseSpec[] {
-    const id = `${principal.account.id}\u0000${principal.key.id}`;
-    let leases = leaseCache.get(id);
+    let byKey = leaseCache.get(principal.account.id);
+    if (byKey === undefined) leaseCache.set(principal.account.id, (byKey = new Map()));
+    let leases = byKey.get(principal.key.id);
     if (leases === undefined) {
       leases = Object.freeze(connectionLeases(principal.plan, principal.account.id, principal.key.id));
-      leaseCache.set(id, leases);
+      byKey.set(principal.key.id, leases);
     }
     return leases;
   }

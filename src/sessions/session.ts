@@ -14,7 +14,6 @@ import type { SchedulerLike } from 'rxjs';
 import { readWavHeader, wavSeconds } from '../audio/wav.js';
 import type { PlanConfig, RequestKind } from '../config/schema.js';
 import type { Principal } from '../identity/principal.js';
-import { audioMinutesLimit, accountLimits, requestLimit } from '../limits/account-limits.js';
 import type { LimitState } from '../limits/decision.js';
 import { ParleyError } from '../protocol/codes.js';
 import { errorEvent, type ClientMessageOf, type LimitStateWire, type RequestId, type ServerEvent, type SessionLimits } from '../protocol/messages.js';
@@ -27,6 +26,7 @@ import { queueWaitState, quotaChangeKey, type QueueWait } from '../telemetry/quo
 import type { AudioInput, CallOptions, ChatMessage, Providers } from '../upstream/provider.js';
 import { UpstreamError } from '../upstream/provider.js';
 import { AudioBuffer } from './audio-buffer.js';
+import { accountSpecs, audioSpec, requestSpec } from './limit-specs.js';
 import type { TimerEntry, TimerQueue } from './timers.js';
 
 /** The connection side of a session, implemented by `Connection`. */
@@ -467,8 +467,8 @@ export class Session implements TimerEntry, LogContext {
       this.invalid(`input_audio.commit: ${seconds}`, id);
       return;
     }
-    const kind: RequestKind = msg.purpose === 'turn' ? 'conversation.turn' : 'pronunciation.assess';
-    const extra = [audioMinutesLimit(this.plan, this.principal.account.id, seconds / 60)];
+    const kind: Exclude<RequestKind, 'rest'> = msg.purpose === 'turn' ? 'conversation.turn' : 'pronunciation.assess';
+    const extra = [audioSpec(this.plan, this.principal.account.id, seconds / 60)];
     this.accept(id, kind, extra, async (call) => {
       this.counters.audioSeconds += seconds;
       if (msg.purpose === 'turn') {
@@ -523,7 +523,7 @@ export class Session implements TimerEntry, LogContext {
    * nothing, through the store) in a serial chain, then accepted work joins the session's serial
    * run queue. A refused request is answered with an error and never run.
    */
-  private accept(id: RequestId, kind: RequestKind, extra: LimitSpec[], run: (call: CallOptions) => Promise<void>): void {
+  private accept(id: RequestId, kind: Exclude<RequestKind, 'rest'>, extra: LimitSpec[], run: (call: CallOptions) => Promise<void>): void {
     const pendings = (this.pending ??= new Map());
     if (pendings.has(id)) {
       this.invalid(`request id ${JSON.stringify(id)} is already in flight`, id);
@@ -535,7 +535,7 @@ export class Session implements TimerEntry, LogContext {
     }
     const pending: Pending = { ctl: new AbortController(), started: false };
     pendings.set(id, pending);
-    const limits = [requestLimit(this.plan, this.principal.account.id, kind), ...extra];
+    const limits = [requestSpec(this.plan, this.principal.account.id, kind), ...extra];
     const opId = `${this.id}:${String(id)}:${this.deps.scheduler.now()}`;
     this.admission = (this.admission ?? SETTLED).then(async () => {
       let allowed = false;
@@ -692,7 +692,7 @@ export class Session implements TimerEntry, LogContext {
     const conn = this.sink?.connectionLimits() ?? [];
     const sessionLeftMs = Math.max(0, this.expiresAt - now);
     const idleLeftMs = Math.max(0, this.plan.idleTimeoutSeconds * 1000 - (now - this.lastActivity));
-    const account = await this.deps.store.peek(accountLimits(this.plan, this.principal.account.id));
+    const account = await this.deps.store.peek(accountSpecs(this.plan, this.principal.account.id));
     const all: LimitState[] = [
       ...conn,
       { name: 'session.seconds', limit: this.plan.maxSessionSeconds, remaining: Math.floor(sessionLeftMs / 1000), resetMs: sessionLeftMs },
