@@ -33,6 +33,12 @@ type Admission =
     }
   | { ok: false; error: ParleyError };
 
+/** A key's connection leases and their names (for the decision metrics), kept per key. */
+interface KeyLeases {
+  readonly leases: readonly LeaseSpec[];
+  readonly names: readonly string[];
+}
+
 declare module 'fastify' {
   interface FastifyRequest {
     parleyAdmission?: Admission;
@@ -69,16 +75,17 @@ export function registerRealtime(app: FastifyInstance, gateway: Gateway): void {
    * carry its own copy of the same two specs; a kept key string is also cheaper for the store to
    * look up, see sessions/limit-specs.ts).
    */
-  const leaseCache = new Map<string, Map<string, readonly LeaseSpec[]>>();
-  function leasesOf(principal: Principal): readonly LeaseSpec[] {
+  const leaseCache = new Map<string, Map<string, KeyLeases>>();
+  function leasesOf(principal: Principal): KeyLeases {
     let byKey = leaseCache.get(principal.account.id);
     if (byKey === undefined) leaseCache.set(principal.account.id, (byKey = new Map()));
-    let leases = byKey.get(principal.key.id);
-    if (leases === undefined) {
-      leases = Object.freeze(connectionLeases(principal.plan, principal.account.id, principal.key.id));
-      byKey.set(principal.key.id, leases);
+    let kept = byKey.get(principal.key.id);
+    if (kept === undefined) {
+      const leases = Object.freeze(connectionLeases(principal.plan, principal.account.id, principal.key.id));
+      kept = { leases, names: Object.freeze(leases.map((l) => l.name)) };
+      byKey.set(principal.key.id, kept);
     }
-    return leases;
+    return kept;
   }
 
   async function admit(req: FastifyRequest): Promise<Admission> {
@@ -120,9 +127,9 @@ export function registerRealtime(app: FastifyInstance, gateway: Gateway): void {
       return { ok: false, error: new ParleyError('server_full', 'this replica is at its connection limit', { retryAfterMs: 5000 }) };
     }
     const connId = `conn_${randomHex(10)}`;
-    const leases = leasesOf(principal);
+    const { leases, names } = leasesOf(principal);
     const decision = await gateway.store.acquire(leases, connId, gateway.leaseMs);
-    gateway.metrics.decided(leases.map((l) => l.name), decision);
+    gateway.metrics.decided(names, decision);
     if (!decision.allowed) {
       const which = decision.limitName === 'key.connections' ? `connectionsPerKey (${principal.plan.connectionsPerKey})` : `connectionsPerAccount (${principal.plan.connectionsPerAccount})`;
       return { ok: false, error: new ParleyError('connection_limit', `too many connections: ${which}`, { retryAfterMs: decision.retryAfterMs }) };

@@ -105,7 +105,7 @@ function sharedKey(key: string): string {
 }
 
 /** `Session.wireLimitsJson` per plan, then per audio format. */
-const limitsJson = new WeakMap<PlanConfig, Map<string, string>>();
+const limitsJson = new WeakMap<PlanConfig, Record<'pcm16' | 'wav', Map<number, string>>>();
 
 /** A request accepted and not yet answered. */
 interface Pending {
@@ -228,12 +228,12 @@ export class Session implements TimerEntry, LogContext {
    */
   wireLimitsJson(): string {
     let byFormat = limitsJson.get(this.plan);
-    if (byFormat === undefined) limitsJson.set(this.plan, (byFormat = new Map()));
-    const format = `${this.audioFormat.format}/${this.audioFormat.sampleRate}`;
-    let json = byFormat.get(format);
+    if (byFormat === undefined) limitsJson.set(this.plan, (byFormat = { pcm16: new Map(), wav: new Map() }));
+    const byRate = byFormat[this.audioFormat.format];
+    let json = byRate.get(this.audioFormat.sampleRate);
     if (json === undefined) {
       json = JSON.stringify(this.wireLimits());
-      if (byFormat.size < 32) byFormat.set(format, json);
+      if (byRate.size < 16) byRate.set(this.audioFormat.sampleRate, json);
     }
     return json;
   }
@@ -689,23 +689,20 @@ export class Session implements TimerEntry, LogContext {
   /** The current limits, as `quota.updated` lists them. */
   async limitStates(): Promise<LimitStateWire[]> {
     const now = this.deps.scheduler.now();
-    const conn = this.sink?.connectionLimits() ?? [];
+    const conn = this.sink?.connectionLimits();
     const sessionLeftMs = Math.max(0, this.expiresAt - now);
     const idleLeftMs = Math.max(0, this.plan.idleTimeoutSeconds * 1000 - (now - this.lastActivity));
     const account = await this.deps.store.peek(accountSpecs(this.plan, this.principal.account.id));
-    const all: LimitState[] = [
-      ...conn,
-      { name: 'session.seconds', limit: this.plan.maxSessionSeconds, remaining: Math.floor(sessionLeftMs / 1000), resetMs: sessionLeftMs },
-      { name: 'session.idle_seconds', limit: this.plan.idleTimeoutSeconds, remaining: Math.floor(idleLeftMs / 1000), resetMs: idleLeftMs },
-      ...account,
-      ...(this.queueWait ? [queueWaitState(this.queueWait, now)] : []),
-    ];
-    return all.map((s) => ({
-      name: s.name,
-      limit: s.limit,
-      remaining: s.name === 'account.audio_minutes' ? Math.round(s.remaining * 100) / 100 : Math.max(0, Math.floor(s.remaining)),
-      reset_seconds: Math.ceil(s.resetMs / 1000),
-    }));
+    // One array, filled in order (it runs for every quota.updated, twice in a session's first second).
+    const out: LimitStateWire[] = [];
+    if (conn) for (const s of conn) out.push(wire(s));
+    out.push(
+      { name: 'session.seconds', limit: this.plan.maxSessionSeconds, remaining: Math.floor(sessionLeftMs / 1000), reset_seconds: Math.ceil(sessionLeftMs / 1000) },
+      { name: 'session.idle_seconds', limit: this.plan.idleTimeoutSeconds, remaining: Math.floor(idleLeftMs / 1000), reset_seconds: Math.ceil(idleLeftMs / 1000) },
+    );
+    for (const s of account) out.push(wire(s));
+    if (this.queueWait) out.push(wire(queueWaitState(this.queueWait, now)));
+    return out;
   }
 
   /**
@@ -839,6 +836,16 @@ export class Session implements TimerEntry, LogContext {
     }
     return true;
   }
+}
+
+/** A limit state as `quota.updated` lists it: whole units left (audio minutes to the hundredth), seconds to reset. */
+function wire(s: LimitState): LimitStateWire {
+  return {
+    name: s.name,
+    limit: s.limit,
+    remaining: s.name === 'account.audio_minutes' ? Math.round(s.remaining * 100) / 100 : Math.max(0, Math.floor(s.remaining)),
+    reset_seconds: Math.ceil(s.resetMs / 1000),
+  };
 }
 
 async function* oneShot<T>(p: Promise<T>): AsyncIterable<T> {
