@@ -4,24 +4,30 @@
  * and holds their answers (bounded) for the next connection (CONTRACT.md §5 "Resume").
  *
  * Requests run one at a time, in the order they were accepted. Timers (max duration, idle, resume
- * window) run on the injected RxJS scheduler, so tests drive them with virtual time.
+ * window, the quota.updated throttle) are one entry in the replica's timer queue (./timers.ts), on
+ * the injected RxJS scheduler, so tests drive them with virtual time.
+ *
+ * Most of a replica's sessions are idle, so a session allocates its request and outbox state on
+ * first use and makes no child logger (issue 18).
  */
-import type { SchedulerLike, Subscription } from 'rxjs';
+import type { SchedulerLike } from 'rxjs';
 import { readWavHeader, wavSeconds } from '../audio/wav.js';
 import type { PlanConfig, RequestKind } from '../config/schema.js';
 import type { Principal } from '../identity/principal.js';
-import { audioMinutesLimit, accountLimits, requestLimit } from '../limits/account-limits.js';
 import type { LimitState } from '../limits/decision.js';
 import { ParleyError } from '../protocol/codes.js';
 import { errorEvent, type ClientMessageOf, type LimitStateWire, type RequestId, type ServerEvent, type SessionLimits } from '../protocol/messages.js';
 import type { SessionRecord, Store } from '../store/store.js';
 import type { LimitSpec } from '../limits/spec.js';
+import { logWith, type LogContext, type LogLevel } from '../telemetry/lazy-log.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
 import { queueWaitState, quotaChangeKey, type QueueWait } from '../telemetry/quota.js';
 import type { AudioInput, CallOptions, ChatMessage, Providers } from '../upstream/provider.js';
 import { UpstreamError } from '../upstream/provider.js';
 import { AudioBuffer } from './audio-buffer.js';
+import { accountSpecs, audioSpec, requestSpec } from './limit-specs.js';
+import type { TimerEntry, TimerQueue } from './timers.js';
 
 /** The connection side of a session, implemented by `Connection`. */
 export interface SessionSink {
@@ -45,6 +51,8 @@ export interface SessionDeps {
   readonly store: Store;
   readonly providers: Providers;
   readonly scheduler: SchedulerLike;
+  /** The replica's timer queue; the session is one entry in it. */
+  readonly timers: TimerQueue;
   readonly logger: Logger;
   readonly replicaId: string;
   /** Called once when the session is over for good (ended, expired, resume window passed, killed). */
@@ -77,6 +85,28 @@ const TTS_SAMPLE_RATE = 24_000;
 
 type Held = { event: ServerEvent } | { audio: Buffer };
 
+/** A settled promise to chain the first request of a session on (shared: a session holds none until then). */
+const SETTLED: Promise<unknown> = Promise.resolve();
+/** The record's lists when empty (most records): one shared frozen array. */
+const NONE: readonly never[] = Object.freeze([]);
+
+/**
+ * One copy of each recent `quota.updated` change key. A resting session's key (full buckets, no
+ * queue entry) is the same string for every session of a plan, and each session kept its own copy
+ * (a tree of concatenated strings, ~0.15 KB). Bounded: cleared when full.
+ */
+const recentKeys = new Map<string, string>();
+function sharedKey(key: string): string {
+  const known = recentKeys.get(key);
+  if (known !== undefined) return known;
+  if (recentKeys.size >= 256) recentKeys.clear();
+  recentKeys.set(key, key);
+  return key;
+}
+
+/** `Session.wireLimitsJson` per plan, then per audio format. */
+const limitsJson = new WeakMap<PlanConfig, Record<'pcm16' | 'wav', Map<number, string>>>();
+
 /** A request accepted and not yet answered. */
 interface Pending {
   readonly ctl: AbortController;
@@ -84,7 +114,7 @@ interface Pending {
   started: boolean;
 }
 
-export class Session {
+export class Session implements TimerEntry, LogContext {
   readonly id: string;
   readonly resumeToken: string;
   readonly principal: Principal;
@@ -97,31 +127,40 @@ export class Session {
   readonly createdAt: number;
   readonly expiresAt: number;
 
+  /**
+   * The session's place in the replica's timer queue (TimerEntry): the next time it must look at
+   * its clocks. Attached: the earliest of the idle check, the session-length check and a pending
+   * quota.updated check. Detached: the end of the resume window, and nothing else.
+   */
+  timerAt = Number.NaN;
+  timerIndex = -1;
+
   private readonly deps: SessionDeps;
-  private childLog: Logger | undefined;
   private history: ChatMessage[];
   private readonly counters: SessionRecord['counters'];
-  private readonly input: AudioBuffer;
+  /** The input audio buffer, made with the first audio frame. */
+  private input: AudioBuffer | undefined;
   private sink: SessionSink | undefined;
-  private admission: Promise<unknown> = Promise.resolve();
-  private chain: Promise<unknown> = Promise.resolve();
-  private readonly pending = new Map<RequestId, Pending>();
-  private held: Held[] = [];
+  /** The serial admission and run chains (undefined until the first request). */
+  private admission: Promise<unknown> | undefined;
+  private chain: Promise<unknown> | undefined;
+  /** Requests accepted and not answered, and the outbox while detached: made on first use. */
+  private pending: Map<RequestId, Pending> | undefined;
+  private held: Held[] | undefined;
   private heldBytes = 0;
-  private readonly lost = new Set<RequestId>();
-  private readonly dropped = new Set<RequestId>();
+  private lost: Set<RequestId> | undefined;
+  private dropped: Set<RequestId> | undefined;
   private lastActivity: number;
   private idleWarned = false;
   private durationWarned = false;
-  private idleTimer: Subscription | undefined;
-  private durationTimer: Subscription | undefined;
-  private resumeTimer: Subscription | undefined;
-  private quotaTimer: Subscription | undefined;
+  /** When the pending quota.updated check is due (NaN: none pending). */
+  private quotaAt = Number.NaN;
   private lastQuota = '';
   /** The request of this session waiting in an upstream queue, if any (requests run one at a time). */
   private queueWait: QueueWait | undefined;
   private gone = false;
-  private stats = { messagesIn: 0, bytesIn: 0 };
+  private messagesIn = 0;
+  private bytesIn = 0;
 
   constructor(init: SessionInit, deps: SessionDeps) {
     this.id = init.sessionId;
@@ -135,17 +174,19 @@ export class Session {
     this.audioFormat = init.audio;
     this.createdAt = init.createdAt;
     this.expiresAt = init.expiresAt;
-    this.history = [...(init.history ?? [])];
+    this.history = init.history ? [...init.history] : [];
     this.counters = { ...(init.counters ?? { turns: 0, assessments: 0, translations: 0, audioSeconds: 0 }) };
     this.deps = deps;
-    this.input = new AudioBuffer(this.plan.maxUtteranceBytes);
     this.lastActivity = deps.scheduler.now();
   }
 
-  /** A child logger made on first use: most sessions never log, and each child costs ~0.8 KB. */
-  private get log(): Logger {
-    this.childLog ??= this.deps.logger.child({ session_id: this.id, account_id: this.principal.account.id });
-    return this.childLog;
+  /** LogContext: the fields of this session's log lines. */
+  logFields(): Record<string, unknown> {
+    return { session_id: this.id, account_id: this.principal.account.id };
+  }
+
+  private log(level: LogLevel, msg: string, fields?: Record<string, unknown>): void {
+    logWith(this.deps.logger, level, this, msg, fields);
   }
 
   get attached(): boolean {
@@ -158,7 +199,7 @@ export class Session {
 
   /** Requests accepted and not yet answered. */
   get inFlight(): number {
-    return this.pending.size;
+    return this.pending?.size ?? 0;
   }
 
   /** The limits announced in session.created / session.resumed. */
@@ -180,6 +221,23 @@ export class Session {
     };
   }
 
+  /**
+   * `wireLimits()` as JSON, encoded once per plan and audio format (the same for every session of
+   * a plan) and kept for the next session; at most a few dozen formats per plan are kept (the
+   * sample rate is the client's choice).
+   */
+  wireLimitsJson(): string {
+    let byFormat = limitsJson.get(this.plan);
+    if (byFormat === undefined) limitsJson.set(this.plan, (byFormat = { pcm16: new Map(), wav: new Map() }));
+    const byRate = byFormat[this.audioFormat.format];
+    let json = byRate.get(this.audioFormat.sampleRate);
+    if (json === undefined) {
+      json = JSON.stringify(this.wireLimits());
+      if (byRate.size < 16) byRate.set(this.audioFormat.sampleRate, json);
+    }
+    return json;
+  }
+
   record(): SessionRecord {
     return {
       sessionId: this.id,
@@ -194,8 +252,8 @@ export class Session {
       audio: this.audioFormat,
       createdAt: this.createdAt,
       expiresAt: this.expiresAt,
-      history: this.history.filter((m): m is ChatMessage & { role: 'user' | 'assistant' } => m.role !== 'system'),
-      pending: [...this.pending.keys()],
+      history: this.history.length === 0 ? NONE : this.history.filter((m): m is ChatMessage & { role: 'user' | 'assistant' } => m.role !== 'system'),
+      pending: this.pending?.size ? [...this.pending.keys()] : NONE,
       replicaId: this.deps.replicaId,
       connected: this.attached,
       counters: { ...this.counters },
@@ -211,7 +269,7 @@ export class Session {
     const now = this.deps.scheduler.now();
     const resumeMs = this.plan.resumeWindowSeconds * 1000;
     const ttlMs = Math.max(1000, this.attached ? this.expiresAt - now + resumeMs : Math.min(resumeMs, this.expiresAt - now));
-    return this.deps.store.saveSession(this.record(), ttlMs).catch((err: unknown) => this.log.warn({ err }, 'could not save session state'));
+    return this.deps.store.saveSession(this.record(), ttlMs).catch((err: unknown) => this.log('warn', 'could not save session state', { err }));
   }
 
   /**
@@ -219,20 +277,23 @@ export class Session {
    * once the record saying so is in the store.
    */
   attach(sink: SessionSink): Promise<void> {
-    this.resumeTimer?.unsubscribe();
-    this.resumeTimer = undefined;
     this.sink = sink;
     this.touch();
-    this.scheduleIdle();
-    this.scheduleDuration();
+    // The session-length check runs now, as it did when each clock had its own timer: a session
+    // resumed past its warning time hears it at once, one resumed past its end closes.
+    if (this.checkDuration(this.deps.scheduler.now())) this.rearm();
     const held = this.held;
-    this.held = [];
+    this.held = undefined;
     this.heldBytes = 0;
-    for (const h of held) {
-      if ('event' in h) sink.sendEvent(h.event);
-      else sink.sendAudio(h.audio);
+    if (held) {
+      for (const h of held) {
+        if ('event' in h) sink.sendEvent(h.event);
+        else sink.sendAudio(h.audio);
+      }
     }
-    for (const id of this.lost) {
+    const lost = this.lost;
+    this.lost = undefined;
+    for (const id of lost ?? NONE) {
       sink.sendEvent({
         type: 'error',
         code: 'internal_error',
@@ -240,8 +301,9 @@ export class Session {
         request_id: id,
       });
     }
-    this.lost.clear();
-    for (const id of this.dropped) {
+    const dropped = this.dropped;
+    this.dropped = undefined;
+    for (const id of dropped ?? NONE) {
       sink.sendEvent({
         type: 'error',
         code: 'upstream_busy',
@@ -249,7 +311,6 @@ export class Session {
         request_id: id,
       });
     }
-    this.dropped.clear();
     return this.persist();
   }
 
@@ -268,7 +329,7 @@ export class Session {
     if (this.sink !== sink) return;
     this.sink = undefined;
     this.cancelTimers();
-    this.input.clear();
+    this.input = undefined;
     if (this.gone) return;
     this.dropUnstarted();
     const now = this.deps.scheduler.now();
@@ -277,7 +338,8 @@ export class Session {
       this.end('expired');
       return;
     }
-    this.resumeTimer = this.deps.scheduler.schedule(() => this.end('resume_window_passed'), windowMs);
+    // Detached, the only deadline is the resume window's end (see `onTimer`).
+    this.deps.timers.set(this, now + windowMs);
     this.persist();
   }
 
@@ -288,11 +350,13 @@ export class Session {
    * at the upstream is finished and its answer held for the resume (until the session ends).
    */
   private dropUnstarted(): void {
-    for (const [id, p] of this.pending) {
+    const pending = this.pending;
+    if (!pending) return;
+    for (const [id, p] of pending) {
       if (p.started) continue;
       p.ctl.abort();
-      this.pending.delete(id);
-      this.dropped.add(id);
+      pending.delete(id);
+      (this.dropped ??= new Set()).add(id);
     }
   }
 
@@ -301,12 +365,11 @@ export class Session {
     if (this.gone) return;
     this.gone = true;
     this.cancelTimers();
-    this.resumeTimer?.unsubscribe();
-    for (const p of this.pending.values()) p.ctl.abort();
-    this.pending.clear();
-    this.held = [];
-    this.log.info({ reason }, 'session ended');
-    if (!keepRecord) this.deps.store.deleteSession(this.id).catch((err: unknown) => this.log.warn({ err }, 'could not delete session state'));
+    if (this.pending) for (const p of this.pending.values()) p.ctl.abort();
+    this.pending = undefined;
+    this.held = undefined;
+    this.log('info', 'session ended', { reason });
+    if (!keepRecord) this.deps.store.deleteSession(this.id).catch((err: unknown) => this.log('warn', 'could not delete session state', { err }));
     this.deps.onGone(this);
   }
 
@@ -351,15 +414,15 @@ export class Session {
       assessments: this.counters.assessments,
       translations: this.counters.translations,
       audio_seconds: Math.round(this.counters.audioSeconds * 100) / 100,
-      messages_in: this.stats.messagesIn,
-      bytes_in: this.stats.bytesIn,
+      messages_in: this.messagesIn,
+      bytes_in: this.bytesIn,
     };
   }
 
   /** Counts one frame for `session.ended.usage`. */
   countFrame(bytes: number): void {
-    this.stats.messagesIn++;
-    this.stats.bytesIn += bytes;
+    this.messagesIn++;
+    this.bytesIn += bytes;
   }
 
   /** Any request or audio (not ping) counts as activity for the idle timeout. */
@@ -372,14 +435,14 @@ export class Session {
 
   appendAudio(frame: Buffer): void {
     this.touch();
-    if (!this.input.append(frame)) {
+    if (!(this.input ??= new AudioBuffer(this.plan.maxUtteranceBytes)).append(frame)) {
       this.send({ type: 'error', code: 'audio_too_large', message: `utterance larger than maxUtteranceBytes (${this.plan.maxUtteranceBytes}); the input buffer was cleared` });
     }
   }
 
   clearAudio(): void {
     this.touch();
-    this.input.clear();
+    this.input = undefined;
   }
 
   commit(msg: ClientMessageOf<'input_audio.commit'>): void {
@@ -387,14 +450,16 @@ export class Session {
     const id = msg.id;
     if (msg.purpose === 'assessment' && msg.reference_text === undefined) {
       this.invalid('input_audio.commit: "reference_text" is required for an assessment', id);
-      this.input.clear();
+      this.input = undefined;
       return;
     }
-    if (this.input.bytes === 0) {
+    const input = this.input;
+    if (input === undefined || input.bytes === 0) {
       this.invalid('input_audio.commit: the input audio buffer is empty', id);
       return;
     }
-    const audio: AudioInput = { data: this.input.take(), format: this.audioFormat.format, sampleRate: this.audioFormat.sampleRate, channels: 1 };
+    this.input = undefined;
+    const audio: AudioInput = { data: input.take(), format: this.audioFormat.format, sampleRate: this.audioFormat.sampleRate, channels: 1 };
     // One reading of the audio decides both what is billed and what goes upstream: a WAV the
     // gateway cannot read is refused here, before any quota or upstream call (D2).
     const seconds = audioSeconds(audio);
@@ -402,8 +467,8 @@ export class Session {
       this.invalid(`input_audio.commit: ${seconds}`, id);
       return;
     }
-    const kind: RequestKind = msg.purpose === 'turn' ? 'conversation.turn' : 'pronunciation.assess';
-    const extra = [audioMinutesLimit(this.plan, this.principal.account.id, seconds / 60)];
+    const kind: Exclude<RequestKind, 'rest'> = msg.purpose === 'turn' ? 'conversation.turn' : 'pronunciation.assess';
+    const extra = [audioSpec(this.plan, this.principal.account.id, seconds / 60)];
     this.accept(id, kind, extra, async (call) => {
       this.counters.audioSeconds += seconds;
       if (msg.purpose === 'turn') {
@@ -458,20 +523,21 @@ export class Session {
    * nothing, through the store) in a serial chain, then accepted work joins the session's serial
    * run queue. A refused request is answered with an error and never run.
    */
-  private accept(id: RequestId, kind: RequestKind, extra: LimitSpec[], run: (call: CallOptions) => Promise<void>): void {
-    if (this.pending.has(id)) {
+  private accept(id: RequestId, kind: Exclude<RequestKind, 'rest'>, extra: LimitSpec[], run: (call: CallOptions) => Promise<void>): void {
+    const pendings = (this.pending ??= new Map());
+    if (pendings.has(id)) {
       this.invalid(`request id ${JSON.stringify(id)} is already in flight`, id);
       return;
     }
-    if (this.pending.size >= MAX_PENDING) {
+    if (pendings.size >= MAX_PENDING) {
       this.sendError('rate_limited', `more than ${MAX_PENDING} requests are waiting in this session`, id, 1000);
       return;
     }
     const pending: Pending = { ctl: new AbortController(), started: false };
-    this.pending.set(id, pending);
-    const limits = [requestLimit(this.plan, this.principal.account.id, kind), ...extra];
+    pendings.set(id, pending);
+    const limits = [requestSpec(this.plan, this.principal.account.id, kind), ...extra];
     const opId = `${this.id}:${String(id)}:${this.deps.scheduler.now()}`;
-    this.admission = this.admission.then(async () => {
+    this.admission = (this.admission ?? SETTLED).then(async () => {
       let allowed = false;
       try {
         const decision = await this.deps.store.consume(limits, opId);
@@ -486,11 +552,11 @@ export class Session {
           );
         } else allowed = true;
       } catch (err) {
-        this.log.error({ err }, 'quota check failed');
+        this.log('error', 'quota check failed', { err });
         this.sendError('internal_error', 'quota check failed; try again', id);
       }
       if (!allowed) {
-        this.pending.delete(id);
+        this.pending?.delete(id);
         return;
       }
       this.quotaNow();
@@ -511,7 +577,7 @@ export class Session {
           },
         },
       };
-      this.chain = this.chain.then(() => this.execute(id, pending, () => run(call)));
+      this.chain = (this.chain ?? SETTLED).then(() => this.execute(id, pending, () => run(call)));
     });
   }
 
@@ -525,15 +591,15 @@ export class Session {
       if (err instanceof ParleyError) {
         this.sendError(err.code, err.message, id, err.retryAfterMs);
       } else if (err instanceof UpstreamError) {
-        this.log.warn({ upstream: err.upstream, status: err.status, err: err.message, request_id: id }, 'upstream call failed');
+        this.log('warn', 'upstream call failed', { upstream: err.upstream, status: err.status, err: err.message, request_id: id });
         this.sendError(err.busy ? 'upstream_busy' : 'upstream_error', `${err.upstream}: ${err.message}`, id);
       } else {
-        this.log.error({ err, request_id: id }, 'request failed');
+        this.log('error', 'request failed', { err, request_id: id });
         this.sendError('internal_error', 'internal error while handling the request', id);
       }
     } finally {
       this.setQueueWait(undefined);
-      if (this.pending.get(id) === pending) this.pending.delete(id);
+      if (this.pending?.get(id) === pending) this.pending.delete(id);
       this.persist();
     }
   }
@@ -601,10 +667,10 @@ export class Session {
   private hold(item: Held, bytes: number): void {
     const id = 'event' in item ? (item.event as { request_id?: RequestId }).request_id : undefined;
     if (this.heldBytes + bytes > this.deps.maxBufferedBytes) {
-      if (id !== undefined) this.lost.add(id);
+      if (id !== undefined) (this.lost ??= new Set()).add(id);
       return;
     }
-    this.held.push(item);
+    (this.held ??= []).push(item);
     this.heldBytes += bytes;
   }
 
@@ -623,30 +689,31 @@ export class Session {
   /** The current limits, as `quota.updated` lists them. */
   async limitStates(): Promise<LimitStateWire[]> {
     const now = this.deps.scheduler.now();
-    const conn = this.sink?.connectionLimits() ?? [];
+    const conn = this.sink?.connectionLimits();
     const sessionLeftMs = Math.max(0, this.expiresAt - now);
     const idleLeftMs = Math.max(0, this.plan.idleTimeoutSeconds * 1000 - (now - this.lastActivity));
-    const account = await this.deps.store.peek(accountLimits(this.plan, this.principal.account.id));
-    const all: LimitState[] = [
-      ...conn,
-      { name: 'session.seconds', limit: this.plan.maxSessionSeconds, remaining: Math.floor(sessionLeftMs / 1000), resetMs: sessionLeftMs },
-      { name: 'session.idle_seconds', limit: this.plan.idleTimeoutSeconds, remaining: Math.floor(idleLeftMs / 1000), resetMs: idleLeftMs },
-      ...account,
-      ...(this.queueWait ? [queueWaitState(this.queueWait, now)] : []),
-    ];
-    return all.map((s) => ({
-      name: s.name,
-      limit: s.limit,
-      remaining: s.name === 'account.audio_minutes' ? Math.round(s.remaining * 100) / 100 : Math.max(0, Math.floor(s.remaining)),
-      reset_seconds: Math.ceil(s.resetMs / 1000),
-    }));
+    const account = await this.deps.store.peek(accountSpecs(this.plan, this.principal.account.id));
+    // One array, filled in order (it runs for every quota.updated, twice in a session's first second).
+    const out: LimitStateWire[] = [];
+    if (conn) for (const s of conn) out.push(wire(s));
+    out.push(
+      { name: 'session.seconds', limit: this.plan.maxSessionSeconds, remaining: Math.floor(sessionLeftMs / 1000), reset_seconds: Math.ceil(sessionLeftMs / 1000) },
+      { name: 'session.idle_seconds', limit: this.plan.idleTimeoutSeconds, remaining: Math.floor(idleLeftMs / 1000), reset_seconds: Math.ceil(idleLeftMs / 1000) },
+    );
+    for (const s of account) out.push(wire(s));
+    if (this.queueWait) out.push(wire(queueWaitState(this.queueWait, now)));
+    return out;
   }
 
-  /** Sends `quota.updated` now (after session.created/resumed and each accepted request). */
-  quotaNow(): void {
-    this.quotaTimer?.unsubscribe();
-    this.quotaTimer = undefined;
-    this.emitQuota(true);
+  /**
+   * Sends `quota.updated` now (after session.created/resumed and each accepted request). `limits`,
+   * when given, is a reading of `limitStates()` taken just before (the connection reads it while
+   * the session is saved, so session.created and this go out in one write); else it is read.
+   */
+  quotaNow(limits?: LimitStateWire[]): void {
+    // A check still queued finds nothing due when it fires, and the session re-arms.
+    this.quotaAt = Number.NaN;
+    this.emitQuota(true, limits);
   }
 
   /**
@@ -654,32 +721,37 @@ export class Session {
    * follows, and only if a value other than the clocks moved.
    */
   quotaMaybeChanged(): void {
-    if (this.quotaTimer || this.gone || !this.sink) return;
-    this.quotaTimer = this.deps.scheduler.schedule(() => {
-      this.quotaTimer = undefined;
-      this.emitQuota(false);
-    }, 1000);
+    if (!Number.isNaN(this.quotaAt) || this.gone || !this.sink) return;
+    this.quotaAt = this.deps.scheduler.now() + 1000;
+    this.rearm();
   }
 
-  private emitQuota(force: boolean): void {
+  private emitQuota(force: boolean, known?: LimitStateWire[]): void {
     if (!this.sink || this.gone) return;
     // Only this connection's own values (buckets, queue entry) decide whether to send: they are
     // read without the store, so a quiet check costs no store round trip, and account values moved
     // by other sessions cannot keep an idle session's checks going. Account values changed by this
     // session's own requests are sent by the forced update after each accepted request.
-    const key = quotaChangeKey([...this.sink.connectionLimits(), ...(this.queueWait ? [queueWaitState(this.queueWait, this.deps.scheduler.now())] : [])]);
+    const conn = this.sink.connectionLimits();
+    const wait = this.queueWait ? queueWaitState(this.queueWait, this.deps.scheduler.now()) : undefined;
+    const key = quotaChangeKey(wait ? [...conn, wait] : conn);
     if (!force && key === this.lastQuota) return;
-    this.lastQuota = key;
-    this.limitStates().then(
-      (limits) => {
-        if (!this.sink || this.gone) return;
-        this.send({ type: 'quota.updated', limits });
-        // Look again in a second: a bucket refilling or a queue entry going is reported once a
-        // second until nothing moves; then the session stays quiet (idle sessions get nothing).
-        this.quotaMaybeChanged();
-      },
-      (err: unknown) => this.log.warn({ err }, 'could not read quotas'),
-    );
+    this.lastQuota = sharedKey(key);
+    // Full buckets and no queue entry: nothing can move by itself (a frame or a request that
+    // changes them looks again on its own), so no check a second later is needed.
+    const resting = wait === undefined && conn.every((l) => l.resetMs === 0);
+    const send = (limits: LimitStateWire[]): void => {
+      if (!this.sink || this.gone) return;
+      this.send({ type: 'quota.updated', limits });
+      // Look again in a second: a bucket refilling or a queue entry going is reported once a
+      // second until nothing moves; then the session stays quiet (idle sessions get nothing).
+      if (!resting) this.quotaMaybeChanged();
+    };
+    if (known) {
+      send(known);
+      return;
+    }
+    this.limitStates().then(send, (err: unknown) => this.log('warn', 'could not read quotas', { err }));
   }
 
   /** Notes the upstream queue a request of this session waits in (undefined: none). */
@@ -692,10 +764,8 @@ export class Session {
   // ---- timers ------------------------------------------------------------------------------------
 
   private cancelTimers(): void {
-    this.idleTimer?.unsubscribe();
-    this.durationTimer?.unsubscribe();
-    this.quotaTimer?.unsubscribe();
-    this.idleTimer = this.durationTimer = this.quotaTimer = undefined;
+    this.quotaAt = Number.NaN;
+    this.deps.timers.cancel(this);
   }
 
   /** Warning lead for idle: min(15 s, half the timeout) (CONTRACT §5 "Idle"). */
@@ -704,55 +774,78 @@ export class Session {
   }
 
   /**
-   * One timer, re-armed only when it fires: activity just moves `lastActivity`, so the hot path
-   * never touches a timer.
+   * Queues the next check while attached. Activity never calls this: it only moves
+   * `lastActivity`, and the idle check, when it comes, reads it and re-arms (so the hot path never
+   * touches the queue).
    */
-  private scheduleIdle(): void {
-    this.idleTimer?.unsubscribe();
-    const timeoutMs = this.plan.idleTimeoutSeconds * 1000;
-    const leadMs = this.idleLeadMs();
-    const tick = (): void => {
-      this.idleTimer = undefined;
-      if (!this.sink || this.gone) return;
-      const idleMs = this.deps.scheduler.now() - this.lastActivity;
-      if (idleMs >= timeoutMs) {
-        this.log.info('idle timeout');
-        const sink = this.sink;
-        sink.fail(new ParleyError('idle_timeout', `no request and no audio for ${this.plan.idleTimeoutSeconds} s`));
-        return;
-      }
-      if (idleMs >= timeoutMs - leadMs) {
-        if (!this.idleWarned) {
-          this.idleWarned = true;
-          this.send({ type: 'session.expiring', reason: 'idle', closes_in_ms: Math.max(0, Math.round(timeoutMs - idleMs)) });
-        }
-        this.idleTimer = this.deps.scheduler.schedule(tick, timeoutMs - idleMs);
-        return;
-      }
-      this.idleTimer = this.deps.scheduler.schedule(tick, timeoutMs - leadMs - idleMs);
-    };
-    this.idleTimer = this.deps.scheduler.schedule(tick, Math.max(0, timeoutMs - leadMs - (this.deps.scheduler.now() - this.lastActivity)));
+  private rearm(): void {
+    if (this.gone || !this.sink) return;
+    const idleAt = this.lastActivity + this.plan.idleTimeoutSeconds * 1000 - (this.idleWarned ? 0 : this.idleLeadMs());
+    const durationAt = this.durationWarned ? this.expiresAt : this.expiresAt - this.plan.expiryWarningSeconds * 1000;
+    let at = idleAt < durationAt ? idleAt : durationAt;
+    if (this.quotaAt < at) at = this.quotaAt; // false while NaN (none pending)
+    if (at !== this.timerAt) this.deps.timers.set(this, at);
   }
 
-  private scheduleDuration(): void {
-    this.durationTimer?.unsubscribe();
-    const warnAt = this.expiresAt - this.plan.expiryWarningSeconds * 1000;
-    const tick = (): void => {
-      this.durationTimer = undefined;
-      if (this.gone) return;
-      const now = this.deps.scheduler.now();
-      if (now >= this.expiresAt) {
-        this.terminate(new ParleyError('session_expired', `the session reached maxSessionSeconds (${this.plan.maxSessionSeconds} s)`), 'max_duration');
-        return;
-      }
-      if (now >= warnAt && !this.durationWarned && this.plan.expiryWarningSeconds > 0) {
-        this.durationWarned = true;
-        this.send({ type: 'session.expiring', reason: 'max_duration', closes_in_ms: Math.max(0, Math.round(this.expiresAt - now)) });
-      }
-      this.durationTimer = this.deps.scheduler.schedule(tick, now >= warnAt || this.durationWarned ? this.expiresAt - now : warnAt - now);
-    };
-    tick();
+  /** TimerEntry: a deadline came (the queue calls this only once it is due). */
+  onTimer(now: number): void {
+    if (this.gone) return;
+    if (!this.sink) {
+      this.end('resume_window_passed');
+      return;
+    }
+    if (this.quotaAt <= now) {
+      this.quotaAt = Number.NaN;
+      this.emitQuota(false);
+    }
+    if (this.checkDuration(now) && this.checkIdle(now)) this.rearm();
   }
+
+  /** Idle (CONTRACT §5): warns `idleLeadMs` before, then closes with 4031. False once closed. */
+  private checkIdle(now: number): boolean {
+    const sink = this.sink;
+    if (!sink || this.gone) return false;
+    const timeoutMs = this.plan.idleTimeoutSeconds * 1000;
+    const idleMs = now - this.lastActivity;
+    if (idleMs >= timeoutMs) {
+      this.log('info', 'idle timeout');
+      sink.fail(new ParleyError('idle_timeout', `no request and no audio for ${this.plan.idleTimeoutSeconds} s`));
+      return false;
+    }
+    if (idleMs >= timeoutMs - this.idleLeadMs() && !this.idleWarned) {
+      this.idleWarned = true;
+      this.send({ type: 'session.expiring', reason: 'idle', closes_in_ms: Math.max(0, Math.round(timeoutMs - idleMs)) });
+    }
+    return true;
+  }
+
+  /**
+   * Session length (CONTRACT §5): warns `expiryWarningSeconds` before `expiresAt`, then closes with
+   * 4008. False once ended.
+   */
+  private checkDuration(now: number): boolean {
+    if (this.gone) return false;
+    if (now >= this.expiresAt) {
+      this.terminate(new ParleyError('session_expired', `the session reached maxSessionSeconds (${this.plan.maxSessionSeconds} s)`), 'max_duration');
+      return false;
+    }
+    const warnAt = this.expiresAt - this.plan.expiryWarningSeconds * 1000;
+    if (now >= warnAt && !this.durationWarned && this.plan.expiryWarningSeconds > 0) {
+      this.durationWarned = true;
+      this.send({ type: 'session.expiring', reason: 'max_duration', closes_in_ms: Math.max(0, Math.round(this.expiresAt - now)) });
+    }
+    return true;
+  }
+}
+
+/** A limit state as `quota.updated` lists it: whole units left (audio minutes to the hundredth), seconds to reset. */
+function wire(s: LimitState): LimitStateWire {
+  return {
+    name: s.name,
+    limit: s.limit,
+    remaining: s.name === 'account.audio_minutes' ? Math.round(s.remaining * 100) / 100 : Math.max(0, Math.floor(s.remaining)),
+    reset_seconds: Math.ceil(s.resetMs / 1000),
+  };
 }
 
 async function* oneShot<T>(p: Promise<T>): AsyncIterable<T> {

@@ -338,6 +338,25 @@ describe('teardown', () => {
     expect(t.app.gateway.registry.size).toBe(0);
   });
 
+  it('idle sessions share one scheduler action for all their clocks', async () => {
+    t = await startApp({ plan: { idleTimeoutSeconds: 60, maxSessionSeconds: 600 } });
+    const baseline = t.scheduler!.pending;
+    const clients = [];
+    for (let i = 0; i < 5; i++) clients.push(await t.session());
+    // Idle, session length and quota checks of five sessions: one queue, one action.
+    expect(t.app.gateway.timers.size).toBe(5);
+    expect(t.scheduler!.pending).toBe(baseline + 1);
+    t.scheduler!.advanceBy(45_000);
+    for (const c of clients) await c.waitFor('session.expiring', (e) => e.reason === 'idle');
+    expect(t.scheduler!.pending).toBe(baseline + 1);
+    t.scheduler!.advanceBy(15_000);
+    for (const c of clients) expect((await c.waitClose()).code).toBe(4031);
+    await until(() => t.app.gateway.connections.size === 0, 3000, 'closed');
+    // Each session now waits out its resume window: still one entry each, still one action.
+    expect(t.app.gateway.timers.size).toBe(5);
+    expect(t.scheduler!.pending).toBe(baseline + 1);
+  });
+
   it('a dropped session keeps only its resume timer, which then frees everything', async () => {
     t = await startApp({ plan: { resumeWindowSeconds: 30 } });
     const baseline = t.scheduler!.pending;
