@@ -1,0 +1,129 @@
+/**
+ * The promises a fuzz run checks (CONTRACT §10's second promise, in the terms of issue 12 item 4)
+ * and the report `npm run fuzz` prints.
+ */
+import { ORACLE } from './oracle.js';
+import type { Probe } from './ipc.js';
+import type { FuzzReport } from './runner.js';
+
+/**
+ * How far the "later" reading may sit above the baseline and still count as back to it.
+ * RSS: 24 MiB or 15 %, whichever is larger. Memory the app freed is not all handed back to the
+ * system at once: glibc keeps freed arenas and V8 keeps some free pages for reuse, so RSS after a
+ * burst settles a few MiB above where it started even with nothing retained (measured: see
+ * docs/operations.md "Fuzzing"). A leak of one attack connection's state per case (several
+ * thousand cases per run) would exceed it many times over. V8 heap: 8 MiB or 15 %: live objects
+ * only, after full collections, so it is the sharper measure of retained state.
+ */
+export const TOLERANCE = {
+  rssBytes: (before: number): number => Math.max(24 * 1024 * 1024, before * 0.15),
+  heapBytes: (before: number): number => Math.max(8 * 1024 * 1024, before * 0.15),
+  /** Timers may differ by a few (pino's flush timer, a quota.updated look-again of the control session). */
+  timeouts: 3,
+};
+
+export interface Promise_ {
+  readonly name: string;
+  readonly ok: boolean;
+  readonly detail: string;
+}
+
+const MiB = (n: number): string => `${(n / 1024 / 1024).toFixed(1)} MiB`;
+const handles = (p: Probe): string =>
+  Object.entries(p.handles)
+    .sort()
+    .map(([k, v]) => `${k} ${v}`)
+    .join(', ');
+
+function handlesBack(before: Probe, later: Probe): string[] {
+  const out: string[] = [];
+  for (const [k, v] of Object.entries(later.handles)) {
+    const b = before.handles[k] ?? 0;
+    const allowed = k === 'Timeout' ? b + TOLERANCE.timeouts : b;
+    if (v > allowed) out.push(`${k} ${v} (baseline ${b})`);
+  }
+  return out;
+}
+
+/** Every promise of the run, kept or broken. */
+export function promises(r: FuzzReport): Promise_[] {
+  const s = r.stats;
+  const out: Promise_[] = [
+    { name: 'frames sent', ok: s.framesSent >= r.framesTarget, detail: `${s.framesSent} of ${r.framesTarget}` },
+    { name: 'no crash', ok: !r.crash, detail: r.crash ? `app exited (code ${r.crash.code}, signal ${r.crash.signal})` : '0 crashes' },
+    { name: 'every answer in the oracle', ok: s.unexpected === 0, detail: `${s.unexpected} unexpected` },
+    { name: 'every event matches its schema', ok: s.schemaViolations === 0, detail: `${s.schemaViolations} events break ServerEvents` },
+    { name: 'no internal_error', ok: s.internalErrors === 0, detail: `${s.internalErrors} internal_error events to attackers` },
+  ];
+  if (r.control) {
+    out.push({
+      name: 'control session unharmed',
+      ok: r.control.failures === 0 && r.control.completed > 0,
+      detail: `${r.control.completed}/${r.control.turns} turns answered in full, ${r.control.failures} failures`,
+    });
+  }
+  if (r.slotsAfter !== undefined) out.push({ name: 'connection slots released', ok: r.slotsAfter === 0, detail: `connections_used ${r.slotsAfter} with no attack connection open` });
+  if (r.readings?.later) {
+    const { before, later } = r.readings;
+    const rssOk = later.rss <= before.rss + TOLERANCE.rssBytes(before.rss);
+    const heapOk = later.heapUsed <= before.heapUsed + TOLERANCE.heapBytes(before.heapUsed);
+    out.push({ name: 'memory back to baseline', ok: rssOk && heapOk, detail: `RSS ${MiB(before.rss)} → ${MiB(later.rss)}, heap ${MiB(before.heapUsed)} → ${MiB(later.heapUsed)}` });
+    const extra = handlesBack(before, later);
+    out.push({ name: 'handles back to baseline', ok: extra.length === 0 && later.connections <= before.connections, detail: extra.length ? extra.join(', ') : `${handles(later)}; ${later.connections} connection(s)` });
+    out.push({ name: 'Object.prototype untouched', ok: later.prototypeExtras.length === 0, detail: later.prototypeExtras.length ? later.prototypeExtras.join(', ') : 'clean' });
+  }
+  out.push({ name: 'no secret in the app logs', ok: r.logs.secretLines === 0, detail: `${r.logs.secretLines} lines` });
+  return out;
+}
+
+function table(rows: string[][]): string[] {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
+  return rows.map((r) => r.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  '));
+}
+
+/** The report `npm run fuzz` prints. */
+export function formatReport(r: FuzzReport): string {
+  const s = r.stats;
+  const lines: string[] = [];
+  lines.push(`Parley fuzz report: seed ${r.seed}, ${s.framesSent} frames (target ${r.framesTarget}), ${s.sessionCases} WebSocket cases, ${s.httpCases} raw HTTP/TCP cases, ${(r.durationMs / 1000).toFixed(1)} s`);
+  lines.push(`  barrier pings (ours, not counted as frames): ${s.barrierPings}; field mutations covered: ${r.mutationCoverage.hit}/${r.mutationCoverage.of}`);
+  lines.push('', 'Frames by input class:');
+  const rows = [['class', 'steps', 'frames', 'unexpected', 'allowed answer']];
+  for (const [cls, c] of Object.entries(s.byClass).sort()) rows.push([cls, String(c.steps), String(c.frames), String(c.unexpected), ORACLE[cls]?.answer ?? '']);
+  lines.push(...table(rows).map((l) => `  ${l}`));
+  lines.push('', 'Raw HTTP/TCP attacks:');
+  const hrows = [['variant', 'cases', 'frames', 'unexpected', 'allowed answer']];
+  for (const [v, c] of Object.entries(s.byHttp).sort()) hrows.push([v, String(c.steps), String(c.frames), String(c.unexpected), ORACLE[v]?.answer ?? '']);
+  lines.push(...table(hrows).map((l) => `  ${l}`));
+  lines.push(`  slowloris sockets held to the end: ${s.slowlorisHeld}, closed by the server first: ${s.slowlorisClosedByServer}`);
+  lines.push('', `Close codes seen by attack connections: ${Object.entries(s.closeCodes).map(([k, v]) => `${k}×${v}`).join(', ')}`);
+  if (r.control) {
+    const c = r.control;
+    lines.push('', `Control session: ${c.turns} turns, ${c.completed} answered in full, ${c.failures} failures; latency p50 ${c.latencyMs.p50} ms, p95 ${c.latencyMs.p95} ms, max ${c.latencyMs.max} ms`);
+    for (const f of c.failureExamples) lines.push(`  - ${f}`);
+  }
+  if (r.readings) {
+    const { before, after, later } = r.readings;
+    lines.push('', 'App process (after forced, settled GC):');
+    const row = (name: string, p: Probe | undefined): string[] => (p ? [name, MiB(p.rss), MiB(p.heapUsed), MiB(p.external), String(p.connections), String(p.sessions), handles(p)] : [name, '-', '-', '-', '-', '-', '-']);
+    lines.push(...table([['reading', 'RSS', 'heap', 'external', 'conns', 'sessions', 'handles'], row('before', before), row('right after', after), row('later', later)]).map((l) => `  ${l}`));
+  }
+  if (r.slotsAfter !== undefined) lines.push(`  attackers' connections_used right after: ${r.slotsAfter}, later: ${r.slotsLater ?? '-'}`);
+  if (r.foreignCloseLabels.length) lines.push(`  parley_closes_total carries ${r.foreignCloseLabels.length} close codes the server never sends (client-chosen): ${r.foreignCloseLabels.slice(0, 12).join(', ')}${r.foreignCloseLabels.length > 12 ? ', …' : ''}`);
+  lines.push(`  app log lines: ${Object.entries(r.logs.byLevel).map(([k, v]) => `${k} ${v}`).join(', ')}`);
+  for (const e of r.logs.errors) lines.push(`  error line: ${e}`);
+  if (r.crash) lines.push('', `CRASH: code ${r.crash.code}, signal ${r.crash.signal}`, r.crash.stderrTail);
+  if (s.schemaExamples.length) lines.push('', 'Events that break their schema:', ...s.schemaExamples.map((e) => `  - ${e}`));
+  if (s.findings.length) {
+    lines.push('', `Unexpected answers (${s.unexpected}; first ${s.findings.length}; reproduce one with --seed ${r.seed} --case N):`);
+    for (const f of s.findings) {
+      lines.push(`- case ${f.caseIndex}${f.step !== undefined ? ` step ${f.step}` : ''} [${f.cls}${f.transport ? `, ${f.transport}` : ''}] input: ${f.input}`);
+      for (const e of f.expected) lines.push(`    expected: ${e.slice(0, 400)}`);
+      lines.push(`    got:      ${f.observed.join(' · ').slice(0, 600)}`);
+      lines.push(`    problem:  ${f.problems.join('; ').slice(0, 400)}`);
+    }
+  }
+  lines.push('', 'Promises:');
+  for (const p of promises(r)) lines.push(`  ${p.ok ? 'ok  ' : 'FAIL'} ${p.name}: ${p.detail}`);
+  return lines.join('\n');
+}
