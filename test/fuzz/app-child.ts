@@ -33,6 +33,7 @@ async function probe(app: ParleyApp, id: number): Promise<Probe> {
     previous = rss;
   }
   const m = process.memoryUsage();
+  const cpu = process.cpuUsage();
   const handles: Record<string, number> = {};
   for (const h of process.getActiveResourcesInfo()) handles[h] = (handles[h] ?? 0) + 1;
   return {
@@ -45,6 +46,7 @@ async function probe(app: ParleyApp, id: number): Promise<Probe> {
     handles,
     connections: app.gateway.connections.size,
     sessions: app.gateway.registry.size,
+    cpuMs: Math.round((cpu.user + cpu.system) / 1000),
     prototypeExtras: Object.getOwnPropertyNames(Object.prototype).filter((k) => !standardPrototype.has(k)),
   };
 }

@@ -405,10 +405,12 @@ async function slowloris(
   const f = encodeFrame({ opcode: Opcode.text, payload: Buffer.from('{"type":"ping","id":"drip"}') });
   frame();
   const gapMs = Math.max(5, Math.floor(ctx.slowlorisMs / f.length / 2));
+  cl.holdPongs();
   for (let off = 0; off < f.length; off++) {
     cl.write(f.subarray(off, off + 1));
     await sleep(gapMs);
   }
+  cl.releasePongs();
   const ok = await cl.waitUntil(() => cl.items.some((it) => it.kind === 'event' && it.parsed.event?.type === 'pong'), ctx.stepTimeoutMs);
   observe(ok ? 'pong' : 'no pong');
   if (!ok) problem('a frame dripped byte by byte was never answered');

@@ -23,6 +23,8 @@ export interface Probe {
   /** Open WebSocket connections and live sessions, as the gateway counts them. */
   readonly connections: number;
   readonly sessions: number;
+  /** CPU the app has used since it started (user + system), ms. */
+  readonly cpuMs: number;
   /** Own properties of Object.prototype other than the standard ones: a polluted prototype. */
   readonly prototypeExtras: readonly string[];
 }

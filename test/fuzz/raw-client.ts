@@ -71,6 +71,11 @@ export class RawClient {
   private waiters: { pred: () => boolean; resolve: () => void }[] = [];
   /** Answer the server's pings; a dead peer stops. */
   autoPong: boolean;
+  /**
+   * While we write a frame a piece at a time, a pong written in between would land inside it:
+   * pongs wait until `releasePongs()`.
+   */
+  private heldPongs: Buffer[] | undefined;
 
   private readonly onItem: ((item: Item) => void) | undefined;
 
@@ -162,6 +167,17 @@ export class RawClient {
     this.socket.pause();
   }
 
+  /** Holds our pongs while a frame is written a piece at a time (see heldPongs). */
+  holdPongs(): void {
+    this.heldPongs ??= [];
+  }
+
+  releasePongs(): void {
+    const held = this.heldPongs ?? [];
+    this.heldPongs = undefined;
+    for (const p of held) this.write(p);
+  }
+
   /** Reads again after stall(). */
   unstall(): void {
     this.socket.resume();
@@ -228,7 +244,11 @@ export class RawClient {
         return;
       }
       case Opcode.ping:
-        if (this.autoPong) this.write(encodeFrame({ opcode: Opcode.pong, payload }));
+        if (this.autoPong) {
+          const pong = encodeFrame({ opcode: Opcode.pong, payload });
+          if (this.heldPongs) this.heldPongs.push(pong);
+          else this.write(pong);
+        }
         return;
       case Opcode.pong:
         this.record({ kind: 'pong', payload: Buffer.from(payload) });

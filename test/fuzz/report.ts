@@ -76,9 +76,11 @@ export function promises(r: FuzzReport): Promise_[] {
   return out;
 }
 
+/** Columns padded to their widest cell: numbers to the right, words to the left; the last column is not padded. */
 function table(rows: string[][]): string[] {
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
-  return rows.map((r) => r.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  '));
+  const numeric = rows[0]!.map((_, i) => rows.slice(1).every((r) => /^[\d.,]*( MiB)?$|^-$/.test(r[i] ?? '')));
+  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : numeric[i] ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join('  ').trimEnd());
 }
 
 /** The report `npm run fuzz` prints. */
@@ -86,6 +88,7 @@ export function formatReport(r: FuzzReport): string {
   const s = r.stats;
   const lines: string[] = [];
   lines.push(`Parley fuzz report: seed ${r.seed}, ${s.framesSent} frames (target ${r.framesTarget}), ${s.sessionCases} WebSocket cases, ${s.httpCases} raw HTTP/TCP cases, ${(r.durationMs / 1000).toFixed(1)} s`);
+  if (r.cpuMs) lines.push(`  fuzzing phase ${(r.cpuMs.phaseMs / 1000).toFixed(1)} s: fuzzer CPU ${(r.cpuMs.fuzzer / 1000).toFixed(1)} s${r.cpuMs.app !== undefined ? `, app CPU ${(r.cpuMs.app / 1000).toFixed(1)} s` : ''} (2 cores shared with whatever else runs)`);
   lines.push(`  barrier pings (ours, not counted as frames): ${s.barrierPings}; field mutations covered: ${r.mutationCoverage.hit}/${r.mutationCoverage.of}`);
   lines.push('', 'Frames by input class:');
   const rows = [['class', 'steps', 'frames', 'unexpected', 'allowed answer']];

@@ -56,6 +56,8 @@ export interface FuzzReport {
   readonly foreignCloseLabels: readonly string[];
   readonly logs: LogTally;
   readonly mutationCoverage: { readonly hit: number; readonly of: number };
+  /** CPU used during the fuzzing phase (after the baseline reading), ms: by the fuzzer, and by the app. */
+  readonly cpuMs: { readonly fuzzer: number; readonly app: number | undefined; readonly phaseMs: number } | undefined;
 }
 
 /** The limits the oracle judges against: the attackers' plan (config.ts) and ws's own bounds. */
@@ -130,6 +132,7 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzReport> {
   let slotsAfter: number | undefined;
   let slotsLater: number | undefined;
   let foreign: string[] = [];
+  let cpuMs: FuzzReport['cpuMs'];
   try {
     if (opts.onlyCase !== undefined) {
       const c = generateCase(opts.seed, opts.onlyCase);
@@ -159,11 +162,13 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzReport> {
         await Promise.all(Array.from({ length: concurrency }, worker));
       };
       const drained = async (): Promise<Probe | undefined> => {
-        // Every attack socket is closed on our side; the app lets go of its connections (only the control's stays).
-        for (let i = 0; i < 100 && app.alive; i++) {
+        // Every attack socket is closed on our side: the app lets go of their connections, and of
+        // their sessions once the resume window (5 s) has passed. Only the control's stay.
+        const until = Date.now() + 30_000;
+        while (app.alive && Date.now() < until) {
           const p = await app.probe();
-          if (p.connections <= 1) return p;
-          await sleep(200);
+          if (p.connections <= 1 && p.sessions <= 1) return p;
+          await sleep(500);
         }
         return app.alive ? app.probe() : undefined;
       };
@@ -175,6 +180,8 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzReport> {
         log(`warm-up: ${stats.framesSent} frames; baseline reading…`);
         before = await drained();
       }
+      const cpu0 = process.cpuUsage();
+      const phase0 = Date.now();
       const progress = setInterval(() => log(`  ${stats.framesSent} frames, ${stats.sessionCases + stats.httpCases} cases, ${stats.unexpected} unexpected`), 10_000);
       try {
         await phase(opts.frames);
@@ -182,7 +189,10 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzReport> {
         clearInterval(progress);
       }
       log(`fuzzing done: ${stats.framesSent} frames in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+      const cpu1 = process.cpuUsage(cpu0);
+      const phaseMs = Date.now() - phase0;
       const after = await drained();
+      cpuMs = { fuzzer: Math.round((cpu1.user + cpu1.system) / 1000), app: before && after ? after.cpuMs - before.cpuMs : undefined, phaseMs };
       slotsAfter = app.alive ? await slotsHeld(app.port) : undefined;
       foreign = app.alive ? await foreignCloseLabels(app.port) : [];
       if (measure && before && after) {
@@ -214,5 +224,6 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzReport> {
     foreignCloseLabels: foreign,
     logs: app.logs,
     mutationCoverage: { hit: stats.mutationsHit.size, of: MUTATIONS.length },
+    cpuMs,
   };
 }

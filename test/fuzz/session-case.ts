@@ -26,8 +26,25 @@ export interface CaseContext {
 
 const isBarrier = (it: Item, id: string): boolean => it.kind === 'event' && it.parsed.event?.type === 'pong' && (it.parsed.event as { request_id?: unknown }).request_id === id;
 
+/** The model's labels with runs of the same kind ("fragment …") folded into one. */
+function fold(labels: readonly string[]): string {
+  const out: string[] = [];
+  let run = 0;
+  for (let i = 0; i < labels.length; i++) {
+    const kind = labels[i]!.replace(/\(.*?\)/g, '');
+    const next = labels[i + 1]?.replace(/\(.*?\)/g, '');
+    if (next === kind) {
+      run++;
+      continue;
+    }
+    out.push(run > 0 ? `${kind.trim()} ×${run + 1}` : labels[i]!);
+    run = 0;
+  }
+  return out.join('; ');
+}
+
 function expectedOf(outcomes: readonly Outcome[]): string[] {
-  return outcomes.slice(0, 3).map((o, k) => `${outcomes.length > 1 ? `(${k + 1}) ` : ''}${o.label.join('; ')}${o.events.length ? ` [events: ${o.events.map(describeSpec).join(', ')}]` : ''}`);
+  return outcomes.slice(0, 3).map((o, k) => `${outcomes.length > 1 ? `(${k + 1}) ` : ''}${fold(o.label)}${o.events.length ? ` [events: ${o.events.map(describeSpec).join(', ')}]` : ''}`);
 }
 
 export async function runSessionCase(c: SessionCase, ctx: CaseContext): Promise<void> {
