@@ -36,3 +36,33 @@ export function originAllowed(account: AccountConfig, origin: string | undefined
   if (extra !== undefined && origin === extra) return true;
   return account.origins.includes('*') || account.origins.includes(origin);
 }
+
+/**
+ * The host name of a `Host` header (no port; an IPv6 literal keeps its brackets), lower-cased, or
+ * undefined when there is none.
+ */
+export function hostName(host: string | undefined): string | undefined {
+  if (!host) return undefined;
+  const h = host.trim().toLowerCase();
+  if (h.startsWith('[')) {
+    const end = h.indexOf(']');
+    return end > 0 ? h.slice(0, end + 1) : undefined;
+  }
+  return h.split(':')[0] || undefined;
+}
+
+/**
+ * Whether a `Host` header names one of `allowed` (exact names; a leading "." allows that domain and
+ * its subdomains). Vite and webpack-dev-server check the same against DNS rebinding: a page on an
+ * attacker's name that resolves to this gateway carries that name in `Host`.
+ */
+export function hostAllowed(host: string | undefined, allowed: readonly string[]): boolean {
+  const name = hostName(host);
+  if (name === undefined) return false;
+  for (const a of allowed) {
+    const entry = a.toLowerCase();
+    if (entry === name) return true;
+    if (entry.startsWith('.') && (name === entry.slice(1) || name.endsWith(entry))) return true;
+  }
+  return false;
+}

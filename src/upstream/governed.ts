@@ -9,7 +9,7 @@ import type { Config, UpstreamConfig, UpstreamKind } from '../config/schema.js';
 import { ParleyError } from '../protocol/codes.js';
 import type { Store } from '../store/store.js';
 import type { Logger } from '../telemetry/logger.js';
-import { DEFAULT_MAX_QUEUE_WAIT_SECONDS, Governor, type GovernorHooks } from './governor.js';
+import { DEFAULT_MAX_QUEUE_WAIT_SECONDS, Governor, type GovernorHooks } from './governor/governor.js';
 import { createOpenAiConversation, createOpenAiPronunciation, createOpenAiStt, createOpenAiTranslation, createOpenAiTts, type OpenAiOptions } from './openai.js';
 import type { CallOptions, Providers, TtsRequest, TtsResult } from './provider.js';
 import { createSimulatedProviders } from './simulated.js';

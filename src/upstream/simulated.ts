@@ -12,7 +12,8 @@
  * - translation: a small phrase book and word list; anything else comes back as `[xx] text`.
  */
 import { fnv1a } from '../util/hash.js';
-import { decodeWav, frameRms, pcm16Stats, synthesizeSpeech, toMono, VOICED_FRAME_RMS } from './audio.js';
+import { decodeWav } from '../audio/wav.js';
+import { frameRms, pcm16Stats, synthesizeSpeech, toMono, VOICED_FRAME_RMS } from './audio.js';
 import type {
   AudioInput,
   CallOptions,

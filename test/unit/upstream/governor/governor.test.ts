@@ -1,10 +1,10 @@
 import { VirtualTimeScheduler } from 'rxjs';
 import { describe, expect, it } from 'vitest';
-import type { UpstreamLimits } from '../../../src/config/schema.js';
-import { MemoryStore } from '../../../src/store/memory.js';
-import { createLogger } from '../../../src/telemetry/logger.js';
-import { Governor, UpstreamHttpError, parseRetryAfter, type GovernorHooks, type UpstreamJob } from '../../../src/upstream/governor.js';
-import { UpstreamError } from '../../../src/upstream/provider.js';
+import type { UpstreamLimits } from '../../../../src/config/schema.js';
+import { MemoryStore } from '../../../../src/store/memory.js';
+import { createLogger } from '../../../../src/telemetry/logger.js';
+import { Governor, UpstreamHttpError, parseRetryAfter, type GovernorHooks, type UpstreamJob } from '../../../../src/upstream/governor/governor.js';
+import { UpstreamError } from '../../../../src/upstream/provider.js';
 
 /** Virtual epoch: scheduler.now() starts here. */
 const T0 = 1_700_000_000_000;
