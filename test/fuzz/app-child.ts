@@ -21,11 +21,11 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
  * Forces full collections until RSS settles (two readings within 0.5 %, at most 8 rounds), as
  * bench/lib/ipc.ts does: V8 frees pages concurrently after gc() returns, so one call is not enough.
  */
-async function probe(app: ParleyApp, id: number): Promise<Probe> {
+async function probe(app: ParleyApp, id: number, settle: boolean): Promise<Probe> {
   const gc = (globalThis as { gc?: () => void }).gc;
   if (!gc) throw new Error('app child started without --expose-gc');
   let previous = Number.POSITIVE_INFINITY;
-  for (let round = 0; round < 8; round++) {
+  for (let round = 0; settle && round < 8; round++) {
     gc();
     await sleep(150);
     const rss = process.memoryUsage.rss();
@@ -74,7 +74,7 @@ async function main(): Promise<void> {
   process.on('disconnect', exit);
   process.on('message', (msg: ToChild) => {
     if (msg.type === 'exit') exit();
-    else if (msg.type === 'probe') probe(app, msg.id).then(send, (err: unknown) => send({ type: 'failed', message: String(err) }));
+    else if (msg.type === 'probe') probe(app, msg.id, msg.settle).then(send, (err: unknown) => send({ type: 'failed', message: String(err) }));
   });
   const { port } = await app.listen(0, '127.0.0.1');
   send({ type: 'ready', port });

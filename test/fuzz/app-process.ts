@@ -121,8 +121,8 @@ export class AppProcess {
     return this.child.exitCode === null && this.child.signalCode === null;
   }
 
-  /** Memory after settled GC, handles, connections and sessions, read inside the app. */
-  probe(timeoutMs = 30_000): Promise<Probe> {
+  /** Handles, connections and sessions, and memory after settled GC when `settle`, read inside the app. */
+  probe(settle = true, timeoutMs = 30_000): Promise<Probe> {
     if (!this.alive) return Promise.reject(new Error('the app child is not running'));
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
@@ -134,7 +134,7 @@ export class AppProcess {
         clearTimeout(timer);
         resolve(p);
       });
-      this.child.send({ type: 'probe', id } satisfies ToChild);
+      this.child.send({ type: 'probe', id, settle } satisfies ToChild);
     });
   }
 

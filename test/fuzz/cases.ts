@@ -5,7 +5,7 @@
  */
 import { attackPlan } from './config.js';
 import { MESSAGE_TYPES } from './fields.js';
-import { deepNesting, IdSource, invalidUtf8, JSON_EDGES, MUTATIONS, mutate, PROTO_PAYLOADS, randomJson, validMessage } from './payloads.js';
+import { deepNesting, IdSource, invalidUtf8, JSON_EDGES, MUTATIONS, mutate, PROTO_PAYLOADS, randomJson, validMessage, wavFile } from './payloads.js';
 import { caseSeed, Rng } from './random.js';
 import { closePayload, Opcode, type FrameSpec } from './wire.js';
 import { truncate } from './events.js';
@@ -25,6 +25,7 @@ export const STEP_CLASSES = [
   'binary.audio',
   'binary.empty',
   'frame.fragmented',
+  'frame.too-many-fragments',
   'frame.control',
   'frame.ping-flood',
   'frame.oversize',
@@ -122,11 +123,10 @@ function sessionCase(rng: Rng, index: number): SessionCase {
   const hostility = rng.float();
   const n = rng.int(3, 40);
   // Accepted requests run real turns; a few per connection keep the app busy without flooding it.
-  let requests = 0;
+  const sent: (string | number)[] = [];
   for (let i = 0; i < n; i++) {
     const cls = pickClass(rng, raw, hostility);
-    const step = makeStep(rng, cls, ids, raw, requests < 4);
-    if (step.cls === 'text.valid' && /"(turn\.text|translate|input_audio\.commit)"/.test(step.note)) requests++;
+    const step = makeStep(rng, cls, ids, raw, sent);
     steps.push(step);
   }
   steps.push(ending(rng, raw, ids));
@@ -155,11 +155,14 @@ function pickClass(rng: Rng, raw: boolean, hostility: number): StepClass {
     weights['text.duplicate-id'] = 2;
     weights['frame.non-minimal-length'] = 2;
     weights['frame.ping-flood'] = 0.1;
+    // 16,385 frames in one step: rare, or it would be most of a run's frames.
+    weights['frame.too-many-fragments'] = 0.004;
   }
   return rng.weighted(weights as Record<StepClass, number>);
 }
 
-function makeStep(rng: Rng, cls: StepClass, ids: IdSource, raw: boolean, mayRequest: boolean): Step {
+/** `sent`: ids of the requests this case has sent so far (a cancel may name one). */
+function makeStep(rng: Rng, cls: StepClass, ids: IdSource, raw: boolean, sent: (string | number)[]): Step {
   const max = attackPlan.maxFrameBytes;
   switch (cls) {
     case 'text.random-bytes': {
@@ -193,8 +196,10 @@ function makeStep(rng: Rng, cls: StepClass, ids: IdSource, raw: boolean, mayRequ
       return { cls, frames: [textFrame(t)], after: 'barrier', note: show(t) };
     }
     case 'text.valid': {
-      const types = mayRequest ? MESSAGE_TYPES.filter((t) => t !== 'session.end') : ['ping', 'input_audio.clear', 'session.start'];
+      const types = sent.length < 4 ? MESSAGE_TYPES.filter((t) => t !== 'session.end') : ['ping', 'input_audio.clear', 'session.start', 'cancel'];
       const m = validMessage(rng, rng.pick(types), ids);
+      if (m.type === 'turn.text' || m.type === 'translate' || m.type === 'input_audio.commit') sent.push(m.id as string | number);
+      if (m.type === 'cancel' && sent.length > 0 && rng.bool(0.6)) m.request_id = rng.pick(sent);
       const t = JSON.stringify(m);
       return { cls, frames: [textFrame(t)], after: 'barrier', note: show(t) };
     }
@@ -207,9 +212,18 @@ function makeStep(rng: Rng, cls: StepClass, ids: IdSource, raw: boolean, mayRequ
       return { cls, frames: [textFrame(a), textFrame(b)], after: 'barrier', note: `${show(a)} then ${show(b)}` };
     }
     case 'binary.audio': {
+      if (rng.bool(0.3)) {
+        const w = wavFile(rng);
+        return { cls, frames: [{ opcode: Opcode.binary, payload: w }], after: 'barrier', note: `a WAV file of ${w.length} bytes (${w.toString('latin1', 12, 16)} first)` };
+      }
       const size = rng.bool(0.1) ? rng.int(200_000, max) : rng.int(1, 32_000);
       const b = rng.bytes(size);
       return { cls, frames: [{ opcode: Opcode.binary, payload: b }], after: 'barrier', note: `binary frame of ${size} bytes` };
+    }
+    case 'frame.too-many-fragments': {
+      const n = 16_385;
+      const frames: FrameSpec[] = Array.from({ length: n }, (_, i) => ({ opcode: i === 0 ? Opcode.text : Opcode.continuation, payload: Buffer.alloc(0), fin: i === n - 1 }));
+      return { cls, frames, after: 'barrier', note: `a message in ${n} empty fragments` };
     }
     case 'binary.empty':
       return { cls, frames: [{ opcode: Opcode.binary, payload: Buffer.alloc(0) }], after: 'barrier', note: 'empty binary frame' };

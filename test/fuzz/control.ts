@@ -31,9 +31,13 @@ interface Turn {
   readonly id: string;
   readonly spoken: boolean;
   readonly sentAt: number;
-  /** Next event expected, in order. */
-  stage: number;
+  transcript: boolean;
+  /** The reply.text.delta texts so far, concatenated. */
+  deltas: string;
+  text: string | undefined;
+  audioStarted: boolean;
   audioBytes: number;
+  audioEnded: boolean;
   done: boolean;
 }
 
@@ -122,7 +126,7 @@ export class ControlSession {
     for (const t of this.order) {
       if (!t.done && now - t.sentAt > this.opts.deadlineMs) {
         t.done = true;
-        this.fail(`turn ${t.id} not answered in full within ${this.opts.deadlineMs} ms (stage ${t.stage})`);
+        this.fail(`turn ${t.id} not answered in full within ${this.opts.deadlineMs} ms (${this.progress(t)})`);
       }
     }
   }
@@ -133,7 +137,7 @@ export class ControlSession {
     const ws = this.ws;
     if (!ws || ws.readyState !== WebSocket.OPEN) return;
     const spoken = this.n % 2 === 1;
-    const turn: Turn = { id: `control-${++this.n}`, spoken, sentAt: now, stage: spoken ? 0 : 1, audioBytes: 0, done: false };
+    const turn: Turn = { id: `control-${++this.n}`, spoken, sentAt: now, transcript: false, deltas: '', text: undefined, audioStarted: false, audioBytes: 0, audioEnded: false, done: false };
     this.turns.set(turn.id, turn);
     this.order.push(turn);
     if (spoken) {
@@ -144,9 +148,17 @@ export class ControlSession {
     }
   }
 
-  private static readonly STAGES = ['transcript', 'reply.text', 'reply.audio.start', 'reply.audio.end'];
+  private progress(t: Turn): string {
+    return [t.spoken ? `transcript ${t.transcript ? 'yes' : 'no'}` : '', `reply.text ${t.text !== undefined ? 'yes' : 'no'}`, `audio ${t.audioStarted ? (t.audioEnded ? 'ended' : 'started') : 'not started'}`].filter(Boolean).join(', ');
+  }
 
-  private onEvent(e: { type: string; request_id?: unknown; code?: string; bytes?: number }): void {
+  /**
+   * One event of a turn, checked against protocol.md's order: the transcript first (spoken turns),
+   * reply.text.delta… and reply.audio.start with the audio in any interleaving, reply.text once
+   * (the deltas concatenated), reply.audio.end (its byte count), then turn.metrics, which
+   * completes the turn.
+   */
+  private onEvent(e: { type: string; request_id?: unknown; code?: string; bytes?: number; delta?: string; text?: string }): void {
     if (e.type === 'error') {
       this.fail(`error ${e.code}: ${showEvent(e as never)}`);
       return;
@@ -157,20 +169,45 @@ export class ControlSession {
       this.fail(`unexpected ${showEvent(e as never)}`);
       return;
     }
-    if (e.type === 'request.queued') return;
-    const stage = ControlSession.STAGES.indexOf(e.type);
-    if (stage !== turn.stage) {
-      this.fail(`turn ${turn.id}: ${e.type} out of order (expected ${ControlSession.STAGES[turn.stage]})`);
+    const wrong = (why: string): void => {
+      this.fail(`turn ${turn.id}: ${e.type} ${why}`);
       turn.done = true;
-      return;
-    }
-    turn.stage++;
-    if (e.type === 'reply.audio.start') this.speaking = turn;
-    if (e.type === 'reply.audio.end') {
-      this.speaking = undefined;
-      turn.done = true;
-      if (e.bytes !== turn.audioBytes) this.fail(`turn ${turn.id}: reply.audio.end says ${e.bytes} bytes, ${turn.audioBytes} came`);
-      else this.latencies.push(Date.now() - turn.sentAt);
+    };
+    const replyBegun = turn.deltas !== '' || turn.text !== undefined || turn.audioStarted;
+    switch (e.type) {
+      case 'request.queued':
+        return;
+      case 'transcript':
+        if (!turn.spoken || turn.transcript || replyBegun) return wrong('out of order');
+        turn.transcript = true;
+        return;
+      case 'reply.text.delta':
+        if ((turn.spoken && !turn.transcript) || turn.text !== undefined) return wrong('out of order');
+        turn.deltas += e.delta ?? '';
+        return;
+      case 'reply.text':
+        if ((turn.spoken && !turn.transcript) || turn.text !== undefined || turn.audioEnded) return wrong('out of order');
+        if (turn.deltas !== '' && turn.deltas !== e.text) return wrong('differs from its deltas');
+        turn.text = e.text ?? '';
+        return;
+      case 'reply.audio.start':
+        if ((turn.spoken && !turn.transcript) || turn.audioStarted) return wrong('out of order');
+        turn.audioStarted = true;
+        this.speaking = turn;
+        return;
+      case 'reply.audio.end':
+        if (!turn.audioStarted || turn.audioEnded || turn.text === undefined) return wrong('out of order');
+        turn.audioEnded = true;
+        this.speaking = undefined;
+        if (e.bytes !== turn.audioBytes) return wrong(`says ${e.bytes} bytes, ${turn.audioBytes} came`);
+        return;
+      case 'turn.metrics':
+        if (!turn.audioEnded) return wrong('before reply.audio.end');
+        turn.done = true;
+        this.latencies.push(Date.now() - turn.sentAt);
+        return;
+      default:
+        wrong('is not an answer to a turn');
     }
   }
 

@@ -27,9 +27,9 @@ function lengthVerdict(s: string, min: number, max: number): Verdict {
   return 'ambiguous';
 }
 
-/** `id`: "a string of 1-128 characters or an integer" (protocol.md "Frames"). */
+/** `id`: "a string of 1-128 characters or a safe integer, |id| ≤ 2^53 − 1" (protocol.md "Frames"). */
 export function idVerdict(v: unknown): Verdict {
-  if (typeof v === 'number') return Number.isInteger(v) ? 'valid' : 'invalid';
+  if (typeof v === 'number') return Number.isSafeInteger(v) ? 'valid' : 'invalid';
   if (typeof v === 'string') return lengthVerdict(v, 1, 128);
   return 'invalid';
 }
@@ -74,7 +74,7 @@ export interface FieldSpec {
   readonly required: boolean;
   readonly verdict: (v: unknown) => Verdict;
   /** What the field holds, for the mutation generator: which wrong values are wrong for it. */
-  readonly kind: 'id' | 'language' | 'string' | 'enum' | 'object';
+  readonly kind: 'id' | 'language' | 'string' | 'enum' | 'object' | 'number';
   /** For strings: the documented bounds (characters). */
   readonly minChars?: number;
   readonly maxChars?: number;
@@ -113,6 +113,17 @@ export const MESSAGE_FIELDS: Readonly<Record<string, Readonly<Record<string, Fie
     text: { required: true, verdict: nonEmptyString, kind: 'string', minChars: 1 },
     target_language: lang(true),
     source_language: lang(false),
+  },
+  // CONTRACT §6: "played_ms ... (a number ≥ 0; anything else is invalid_message)".
+  cancel: {
+    request_id: id(true),
+    played_ms: {
+      required: false,
+      // JSON's 1e400 reads as Infinity: a number ≥ 0 to JSON.parse, not one to a schema; either answer.
+      verdict: (v) => (typeof v !== 'number' || v < 0 ? 'invalid' : Number.isFinite(v) ? 'valid' : 'ambiguous'),
+      kind: 'number',
+    },
+    id: id(false),
   },
   ping: { id: id(false) },
   'session.end': { id: id(false) },

@@ -3,14 +3,15 @@
  * take from outside, taken inside the app's own process.
  */
 
-export type ToChild = { readonly type: 'probe'; readonly id: number } | { readonly type: 'exit' };
+/** `settle`: force and settle garbage collection first (a memory reading); else just count. */
+export type ToChild = { readonly type: 'probe'; readonly id: number; readonly settle: boolean } | { readonly type: 'exit' };
 
 export type FromChild =
   | { readonly type: 'ready'; readonly port: number }
   | { readonly type: 'failed'; readonly message: string }
   | Probe;
 
-/** One reading of the app process, after forced and settled garbage collection. */
+/** One reading of the app process (after forced and settled garbage collection when asked). */
 export interface Probe {
   readonly type: 'probe';
   readonly id: number;

@@ -25,6 +25,8 @@ export interface ModelLimits {
    * (ws's `maxPendingAutoPongs`, default 60; not in docs/protocol.md).
    */
   readonly maxPendingPongs: number;
+  /** Data frames one message may come in (ws's `maxFragments`, default 16384); more: close 1008. */
+  readonly maxFragments: number;
 }
 
 export type RequestId = string | number;
@@ -32,10 +34,14 @@ type RequestKind = 'turn' | 'audio-turn' | 'assessment' | 'translate';
 
 export interface ConnState {
   started: boolean;
+  /** The session's audio format (session.start `audio.format`, default pcm16). */
+  format: 'pcm16' | 'wav';
   strikes: number;
   audioBytes: number;
-  /** A fragmented data message in progress: its opcode and bytes so far. */
-  fragment: { opcode: number; parts: Buffer[]; bytes: number } | undefined;
+  /** The buffered audio itself (a WAV session's commit is judged on it). */
+  audio: Buffer[];
+  /** A fragmented data message in progress: its opcode, bytes and data frames so far. */
+  fragment: { opcode: number; parts: Buffer[]; bytes: number; frames: number } | undefined;
   /** Requests accepted on this connection (their answers may come at any later time). */
   readonly requests: Map<string, RequestKind>;
   /** Ids accepted within the step being judged (a repeat of one is certainly a duplicate). */
@@ -43,12 +49,13 @@ export interface ConnState {
 }
 
 export function newState(): ConnState {
-  return { started: false, strikes: 0, audioBytes: 0, fragment: undefined, requests: new Map(), stepIds: new Set() };
+  return { started: false, format: 'pcm16', strikes: 0, audioBytes: 0, audio: [], fragment: undefined, requests: new Map(), stepIds: new Set() };
 }
 
 function cloneState(s: ConnState): ConnState {
   return {
     ...s,
+    audio: [...s.audio],
     fragment: s.fragment ? { ...s.fragment, parts: [...s.fragment.parts] } : undefined,
     requests: new Map(s.requests),
     stepIds: new Set(s.stepIds),
@@ -158,10 +165,13 @@ export class Model {
       if (f.opcode === Opcode.close && declared === 1n) return violation('close frame with a 1-byte payload (§5.5.1)');
     }
     if (f.mask === false) return violation('unmasked client frame (§5.1)');
-    if (declared > BigInt(Number.MAX_SAFE_INTEGER)) return [this.closeOnly(b, [1009], 'payload length over 2^53-1: close 1009')];
+    // Over the WebSocket layer's ceiling the payload is never read: close 1009. protocol.md says so
+    // twice, once with the error event (close-code table) and once without (per-connection limits):
+    // the event is optional here.
+    if (declared > BigInt(Number.MAX_SAFE_INTEGER)) return [this.tooLargeForWs(b, 'payload length over 2^53-1')];
     const soFar = b.state.fragment?.bytes ?? 0;
     if (!isControl(f.opcode) && Number(declared) + soFar > L.maxPayloadBytes && declared > 0n) {
-      return [this.closeOnly(b, [1009], `message over maxPayloadBytes (${L.maxPayloadBytes}): close 1009 from the WebSocket layer, no error event`)];
+      return [this.tooLargeForWs(b, `message over maxPayloadBytes (${L.maxPayloadBytes})`)];
     }
     if (declared !== BigInt(payload.length)) {
       // The header promises bytes that never come: the server waits. The runner ends the case.
@@ -197,7 +207,15 @@ export class Model {
     }
     if (!fin || f.opcode === Opcode.continuation) {
       const o = this.copy(b);
-      const frag = o.state.fragment ?? { opcode: f.opcode, parts: [], bytes: 0 };
+      const frag = o.state.fragment ?? { opcode: f.opcode, parts: [], bytes: 0, frames: 0 };
+      frag.frames++;
+      if (frag.frames > this.limits.maxFragments) {
+        // protocol.md close codes: 1008 "a message in too many fragments".
+        o.events.push({ type: 'error', codes: ['invalid_message'], id: ABSENT, closeCode: 1008 });
+        o.close = { codes: [1008] };
+        o.label.push(`fragment ${frag.frames} of one message, over ${this.limits.maxFragments}: error invalid_message + close 1008`);
+        return [o];
+      }
       frag.parts.push(payload);
       frag.bytes += payload.length;
       if (!fin) {
@@ -221,6 +239,7 @@ export class Model {
     }
     const code = payload.readUInt16BE(0);
     if (!validCloseCode(code)) return this.protocolError(b, `close code ${code} is not one a peer may send (§7.4)`);
+    if (!isValidUtf8(payload.subarray(2))) return this.protocolError(b, 'close reason not UTF-8 (§5.5.1)', 1007);
     const o = this.copy(b);
     o.label.push(`client close ${code}: the server closes back with ${code}`);
     o.close = { codes: [code] };
@@ -266,11 +285,13 @@ export class Model {
     if (data.length === 0) return this.strike(o, 'invalid_message', ABSENT, 'empty binary frame');
     if (o.state.audioBytes + data.length > L.maxUtteranceBytes) {
       o.state.audioBytes = 0;
+      o.state.audio = [];
       o.events.push({ type: 'error', codes: ['audio_too_large'], id: ABSENT });
       o.label.push('audio over maxUtteranceBytes: error audio_too_large, buffer cleared');
       return o;
     }
     o.state.audioBytes += data.length;
+    o.state.audio.push(data);
     o.label.push(`audio appended (${o.state.audioBytes} bytes buffered): no answer`);
     return o;
   }
@@ -296,6 +317,7 @@ export class Model {
       const refused = this.copy(o);
       o.events.push({ type: 'session.created', id });
       o.state.started = true;
+      o.state.format = (m.audio as { format?: string } | undefined)?.format === 'wav' ? 'wav' : 'pcm16';
       o.label.push('session.start: session.created');
       refused.events.push({ type: 'error', codes: ['rate_limited'], id });
       refused.label.push('session.start over conversation.start: error rate_limited');
@@ -305,7 +327,13 @@ export class Model {
     switch (type) {
       case 'input_audio.clear':
         s.audioBytes = 0;
+        s.audio = [];
         o.label.push('input_audio.clear: no answer');
+        return [o];
+      case 'cancel':
+        // CONTRACT §6: a cancel of a request this session knows answers request.cancelled (by that
+        // request's id, so it is an answer of an accepted request); of any other, nothing at all.
+        o.label.push('cancel: request.cancelled for a request in flight, else no answer');
         return [o];
       case 'session.end':
         o.events.push({ type: 'session.ended', id });
@@ -318,12 +346,18 @@ export class Model {
           // The docs do not say what happens to the buffer here; the server clears it, and the
           // model follows (a later commit's verdict depends on it).
           s.audioBytes = 0;
+          s.audio = [];
           return [this.strike(o, 'invalid_message', id, 'assessment without reference_text')];
         }
         if (s.audioBytes === 0) return [this.strike(o, 'invalid_message', id, 'commit with an empty buffer')];
-        const accepted = this.accept(o, m.id as RequestId, id, assessment ? 'assessment' : 'audio-turn');
-        for (const a of accepted) a.state.audioBytes = 0;
-        return accepted;
+        const wav = s.format === 'wav' ? wavVerdict(Buffer.concat(s.audio)) : 'valid';
+        // The commit takes the buffer whatever the verdict (a refused WAV is gone too).
+        s.audioBytes = 0;
+        s.audio = [];
+        const unreadable = (x: Outcome): Outcome => this.strike(x, 'invalid_message', id, 'a committed WAV that cannot be read');
+        if (wav === 'invalid') return [unreadable(o)];
+        const accepted = this.accept(this.copy(o), m.id as RequestId, id, assessment ? 'assessment' : 'audio-turn');
+        return wav === 'valid' ? accepted : [...accepted, unreadable(o)];
       }
       case 'turn.text':
       case 'translate': {
@@ -378,19 +412,23 @@ export class Model {
     return o;
   }
 
-  /** A WebSocket protocol violation: close 1002, the `error` event before it where the socket allows. */
-  private protocolError(b: Outcome, why: string): Outcome {
+  /**
+   * A WebSocket protocol violation: `error protocol_error` ("the error event goes out just before
+   * the close frame"), then close 1002 (1007 for a close reason that is not UTF-8).
+   */
+  private protocolError(b: Outcome, why: string, closeCode = 1002): Outcome {
     const o = this.copy(b);
-    o.events.push({ type: 'error', id: ABSENT, closeCode: 1002, optional: true });
-    o.close = { codes: [1002] };
-    o.label.push(`${why}: close 1002`);
+    o.events.push({ type: 'error', codes: ['protocol_error'], id: ABSENT, closeCode });
+    o.close = { codes: [closeCode] };
+    o.label.push(`${why}: error protocol_error + close ${closeCode}`);
     return o;
   }
 
-  private closeOnly(b: Outcome, codes: number[], why: string): Outcome {
+  private tooLargeForWs(b: Outcome, why: string): Outcome {
     const o = this.copy(b);
-    o.close = { codes };
-    o.label.push(why);
+    o.events.push({ type: 'error', codes: ['frame_too_large'], id: ABSENT, closeCode: 1009, optional: true });
+    o.close = { codes: [1009] };
+    o.label.push(`${why}: close 1009 from the WebSocket layer (error frame_too_large before it, or none)`);
     return o;
   }
 
@@ -405,9 +443,38 @@ const MESSAGE_NAMES: Record<string, true> = {
   'input_audio.clear': true,
   'turn.text': true,
   translate: true,
+  cancel: true,
   ping: true,
   'session.end': true,
 };
+
+/**
+ * Whether buffered audio is a WAV the gateway can read (protocol.md "Frames": "a RIFF/WAVE file of
+ * 16-bit integer PCM, any chunks before `fmt ` or `data` allowed"). Not RIFF at all: invalid. A
+ * chunk list that reaches a 16-bit PCM `fmt ` and then `data`: valid. Anything in between (a RIFF
+ * the docs do not settle): ambiguous.
+ */
+export function wavVerdict(buf: Buffer): Verdict {
+  if (buf.length < 12 || buf.toString('latin1', 0, 4) !== 'RIFF') return 'invalid';
+  if (buf.toString('latin1', 8, 12) !== 'WAVE') return 'invalid';
+  let fmtOk = false;
+  for (let off = 12; off + 8 <= buf.length; ) {
+    const id = buf.toString('latin1', off, off + 4);
+    const size = buf.readUInt32LE(off + 4);
+    if (id === 'fmt ') {
+      if (size < 16 || off + 24 > buf.length) return 'ambiguous';
+      const format = buf.readUInt16LE(off + 8);
+      const channels = buf.readUInt16LE(off + 10);
+      const bits = buf.readUInt16LE(off + 22);
+      fmtOk = format === 1 && bits === 16 && channels >= 1 && buf.readUInt16LE(off + 20) === channels * 2 && buf.readUInt32LE(off + 12) >= 1;
+      if (!fmtOk) return 'ambiguous';
+    } else if (id === 'data') {
+      return fmtOk ? 'valid' : 'ambiguous';
+    }
+    off += 8 + size + (size % 2);
+  }
+  return 'ambiguous';
+}
 
 /** Strict UTF-8 (RFC 3629: no overlong forms, no surrogates, nothing over U+10FFFF). */
 export function isValidUtf8(b: Buffer): boolean {
@@ -438,10 +505,10 @@ export function isValidUtf8(b: Buffer): boolean {
 
 /** Kinds of the accepted requests, and the events that may answer them (protocol.md "Client → server"). */
 export const ANSWERS: Readonly<Record<RequestKind, readonly string[]>> = {
-  turn: ['request.queued', 'reply.text', 'reply.audio.start', 'reply.audio.end'],
-  'audio-turn': ['request.queued', 'transcript', 'reply.text', 'reply.audio.start', 'reply.audio.end'],
-  assessment: ['request.queued', 'assessment.result'],
-  translate: ['request.queued', 'translation.result'],
+  turn: ['request.queued', 'reply.text.delta', 'reply.text', 'reply.audio.start', 'reply.audio.end', 'turn.metrics', 'request.cancelled'],
+  'audio-turn': ['request.queued', 'transcript', 'reply.text.delta', 'reply.text', 'reply.audio.start', 'reply.audio.end', 'turn.metrics', 'request.cancelled'],
+  assessment: ['request.queued', 'assessment.result', 'request.cancelled'],
+  translate: ['request.queued', 'translation.result', 'request.cancelled'],
 };
 
 /** Errors an accepted request may still get (quota refusals, upstream capacity); never internal_error. */

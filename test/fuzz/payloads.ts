@@ -88,6 +88,13 @@ export function validMessage(rng: Rng, type: string, ids: IdSource): Record<stri
       if (rng.bool(0.3)) m.source_language = rng.pick(LANGUAGES);
       return m;
     }
+    case 'cancel': {
+      // Naming a request this connection never sent: ignored, no answer (CONTRACT §6).
+      const m: Record<string, unknown> = { type, request_id: `never-sent-${rng.int(0, 1e6)}` };
+      if (rng.bool(0.5)) m.played_ms = rng.pick([0, 1.5, 250, 1e9]);
+      if (rng.bool(0.3)) m.id = ids.next();
+      return m;
+    }
     case 'ping':
       return rng.bool(0.7) ? { type, id: ids.next() } : { type };
     case 'session.end':
@@ -95,6 +102,36 @@ export function validMessage(rng: Rng, type: string, ids: IdSource): Record<stri
     default:
       throw new Error(`no valid message of type ${type}`);
   }
+}
+
+/**
+ * A readable WAV (RIFF/WAVE, 16-bit PCM) of a few thousand samples, now and then with chunks
+ * before `fmt ` (a 28-byte JUNK chunk, as in issue 12 D2) or between `fmt ` and `data`.
+ */
+export function wavFile(rng: Rng): Buffer {
+  const channels = rng.pick([1, 1, 2]);
+  const rate = rng.pick([8000, 16_000, 24_000, 48_000]);
+  const samples = rng.bytes(rng.int(0, 8000) * 2 * channels);
+  const chunk = (id: string, body: Buffer): Buffer => {
+    const head = Buffer.alloc(8);
+    head.write(id, 0, 'latin1');
+    head.writeUInt32LE(body.length, 4);
+    return Buffer.concat([head, body, body.length % 2 ? Buffer.alloc(1) : Buffer.alloc(0)]);
+  };
+  const fmt = Buffer.alloc(16);
+  fmt.writeUInt16LE(1, 0);
+  fmt.writeUInt16LE(channels, 2);
+  fmt.writeUInt32LE(rate, 4);
+  fmt.writeUInt32LE(rate * channels * 2, 8);
+  fmt.writeUInt16LE(channels * 2, 12);
+  fmt.writeUInt16LE(16, 14);
+  const before = rng.bool(0.3) ? [chunk('JUNK', Buffer.alloc(28))] : rng.bool(0.2) ? [chunk('LIST', Buffer.from('INFOISFT\u0005\u0000\u0000\u0000fuzz\u0000', 'latin1'))] : [];
+  const between = rng.bool(0.2) ? [chunk('fact', Buffer.alloc(4))] : [];
+  const body = Buffer.concat([Buffer.from('WAVE', 'latin1'), ...before, chunk('fmt ', fmt), ...between, chunk('data', samples)]);
+  const riff = Buffer.alloc(8);
+  riff.write('RIFF', 0, 'latin1');
+  riff.writeUInt32LE(body.length, 4);
+  return Buffer.concat([riff, body]);
 }
 
 // ---- hostile text -------------------------------------------------------------------------------
@@ -271,6 +308,7 @@ function wrongValues(spec: FieldSpec): Wrong[] {
         { label: 'empty string', json: '""' },
         { label: '129 chars', json: big(129) },
         { label: '200,000 chars', json: big(200_000) },
+        { label: 'unsafe integer', json: '9007199254740993' },
       ];
     case 'language':
       return [
@@ -284,6 +322,12 @@ function wrongValues(spec: FieldSpec): Wrong[] {
       ];
     case 'enum':
       return [...common, { label: 'empty string', json: '""' }, { label: 'wrong case', json: '"Turn"' }, { label: 'unknown value', json: '"song"' }];
+    case 'number':
+      return [
+        ...common.filter((w) => !['number', 'float', '1e400'].includes(w.label)),
+        { label: 'string', json: '"250"' },
+        { label: 'below 0', json: '-0.5' },
+      ];
     case 'object':
       return [
         { label: 'null', json: 'null' },

@@ -70,6 +70,7 @@ export function fuzzModel(): Model {
     maxTextChars: attackPlan.maxTextChars,
     maxStrikes: 10,
     maxPendingPongs: 60,
+    maxFragments: 16_384,
   });
 }
 
@@ -161,18 +162,19 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzReport> {
         };
         await Promise.all(Array.from({ length: concurrency }, worker));
       };
+      const measure = settleSeconds > 0;
       const drained = async (): Promise<Probe | undefined> => {
-        // Every attack socket is closed on our side: the app lets go of their connections, and of
-        // their sessions once the resume window (5 s) has passed. Only the control's stay.
+        // Every attack socket is closed on our side: the app lets go of their connections, and
+        // (for a memory reading) of their sessions once the resume window (5 s) has passed. Only
+        // the control's stay.
         const until = Date.now() + 30_000;
         while (app.alive && Date.now() < until) {
-          const p = await app.probe();
-          if (p.connections <= 1 && p.sessions <= 1) return p;
-          await sleep(500);
+          const p = await app.probe(false);
+          if (p.connections <= 1 && (!measure || p.sessions <= 1)) break;
+          await sleep(100);
         }
-        return app.alive ? app.probe() : undefined;
+        return app.alive ? app.probe(measure) : undefined;
       };
-      const measure = settleSeconds > 0;
       const warmup = measure ? Math.min(opts.warmupFrames ?? Math.max(1000, Math.floor(opts.frames * 0.05)), opts.frames) : 0;
       let before: Probe | undefined;
       if (measure) {
@@ -188,7 +190,7 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzReport> {
       } finally {
         clearInterval(progress);
       }
-      log(`fuzzing done: ${stats.framesSent} frames in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+      log(`fuzzing done: ${stats.framesSent} frames in ${((Date.now() - phase0) / 1000).toFixed(1)} s (${((Date.now() - t0) / 1000).toFixed(1)} s since start)`);
       const cpu1 = process.cpuUsage(cpu0);
       const phaseMs = Date.now() - phase0;
       const after = await drained();
