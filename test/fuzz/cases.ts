@@ -126,7 +126,7 @@ function sessionCase(rng: Rng, index: number): SessionCase {
   const sent: (string | number)[] = [];
   for (let i = 0; i < n; i++) {
     const cls = pickClass(rng, raw, hostility);
-    const step = makeStep(rng, cls, ids, raw, sent);
+    const step = makeStep(rng, cls, ids, sent);
     steps.push(step);
   }
   steps.push(ending(rng, raw, ids));
@@ -162,7 +162,7 @@ function pickClass(rng: Rng, raw: boolean, hostility: number): StepClass {
 }
 
 /** `sent`: ids of the requests this case has sent so far (a cancel may name one). */
-function makeStep(rng: Rng, cls: StepClass, ids: IdSource, raw: boolean, sent: (string | number)[]): Step {
+function makeStep(rng: Rng, cls: StepClass, ids: IdSource, sent: (string | number)[]): Step {
   const max = attackPlan.maxFrameBytes;
   switch (cls) {
     case 'text.random-bytes': {
@@ -196,7 +196,7 @@ function makeStep(rng: Rng, cls: StepClass, ids: IdSource, raw: boolean, sent: (
       return { cls, frames: [textFrame(t)], after: 'barrier', note: show(t) };
     }
     case 'text.valid': {
-      const types = sent.length < 4 ? MESSAGE_TYPES.filter((t) => t !== 'session.end') : ['ping', 'input_audio.clear', 'session.start', 'cancel'];
+      const types = sent.length < 3 ? MESSAGE_TYPES.filter((t) => t !== 'session.end') : ['ping', 'input_audio.clear', 'session.start', 'cancel'];
       const m = validMessage(rng, rng.pick(types), ids);
       if (m.type === 'turn.text' || m.type === 'translate' || m.type === 'input_audio.commit') sent.push(m.id as string | number);
       if (m.type === 'cancel' && sent.length > 0 && rng.bool(0.6)) m.request_id = rng.pick(sent);
@@ -228,7 +228,7 @@ function makeStep(rng: Rng, cls: StepClass, ids: IdSource, raw: boolean, sent: (
     case 'binary.empty':
       return { cls, frames: [{ opcode: Opcode.binary, payload: Buffer.alloc(0) }], after: 'barrier', note: 'empty binary frame' };
     case 'frame.fragmented':
-      return fragmented(rng, ids, raw);
+      return fragmented(rng, ids);
     case 'frame.control': {
       if (rng.bool(0.7)) {
         const p = rng.bytes(rng.int(0, 125));
@@ -259,7 +259,7 @@ function makeStep(rng: Rng, cls: StepClass, ids: IdSource, raw: boolean, sent: (
 }
 
 /** A message split into fragments (RFC 6455 §5.4), pings between them now and then. */
-function fragmented(rng: Rng, ids: IdSource, raw: boolean): Step {
+function fragmented(rng: Rng, ids: IdSource): Step {
   const cls: StepClass = 'frame.fragmented';
   const binary = rng.bool(0.2);
   let payload: Buffer;
@@ -283,7 +283,6 @@ function fragmented(rng: Rng, ids: IdSource, raw: boolean): Step {
       frames.push({ opcode: Opcode.ping, payload: rng.bytes(rng.int(0, 20)) });
     }
   }
-  void raw;
   return { cls, frames, after: 'barrier', note: `${binary ? 'binary' : 'text'} message of ${payload.length} bytes in ${pieces} fragments: ${show(payload)}` };
 }
 

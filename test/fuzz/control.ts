@@ -25,6 +25,8 @@ export interface ControlReport {
   readonly failures: number;
   readonly failureExamples: readonly string[];
   readonly latencyMs: { readonly p50: number; readonly p95: number; readonly max: number };
+  /** The close code, if the server closed the control connection before the end. */
+  readonly closedWith: number | undefined;
 }
 
 interface Turn {
@@ -75,6 +77,7 @@ export class ControlSession {
   private n = 0;
   private speaking: Turn | undefined;
   private stopping = false;
+  private closedWith: number | undefined;
   private readonly audio = tone();
 
   constructor(private readonly opts: ControlOptions) {}
@@ -95,7 +98,9 @@ export class ControlSession {
     this.ws = ws;
     ws.on('error', (err) => this.fail(`socket error: ${err.message}`));
     ws.on('close', (code) => {
-      if (!this.stopping) this.fail(`closed with ${code}`);
+      if (this.stopping) return;
+      this.closedWith = code;
+      this.fail(`closed with ${code}`);
     });
     await new Promise<void>((resolve, reject) => {
       ws.once('open', () => resolve());
@@ -242,6 +247,7 @@ export class ControlSession {
       failures: this.failureCount,
       failureExamples: this.failureList,
       latencyMs: { p50: q(0.5), p95: q(0.95), max: sorted[sorted.length - 1] ?? 0 },
+      closedWith: this.closedWith,
     };
   }
 }

@@ -38,6 +38,8 @@ function show(req: Buffer | string, key: string): string {
 interface Expect {
   /** Allowed HTTP statuses; 0 = no answer at all (the server closed, or waited for more input). */
   readonly statuses: readonly number[];
+  /** How long to wait for an answer (default: the step timeout); short where none may come. */
+  readonly waitMs?: number;
   /** After a 101: the error event and close code that must follow (a refusal), if any. */
   readonly refusal?: { readonly codes: readonly string[]; readonly closeCodes: readonly number[] };
   readonly what: string;
@@ -65,7 +67,7 @@ export async function runHttpCase(c: HttpCase, ctx: HttpContext): Promise<void> 
     expected = exp.what;
     const cl = await open(localAddress);
     cl.write(req);
-    const head = await cl.response(ctx.stepTimeoutMs);
+    const head = await cl.response(exp.waitMs ?? ctx.stepTimeoutMs);
     const status = head?.status ?? 0;
     observed.push(head ? `HTTP ${status}${cl.body ? ` ${truncate(cl.body, 120)}` : ''}` : cl.isEnded ? 'closed without an answer' : 'no answer yet');
     if (!exp.statuses.includes(status)) problems.push(`HTTP ${status || '(none)'}; allowed ${exp.statuses.map((s) => s || '(none)').join('|')}`);
@@ -193,7 +195,8 @@ export async function runHttpCase(c: HttpCase, ctx: HttpContext): Promise<void> 
         ];
         // Bare LF (sub 3) may be read as a valid upgrade; anything else must be refused or left unanswered.
         const statuses = sub === 3 ? [101, 400, 0] : [0, 505, ...FOUR];
-        const cl = await request(variants[sub]!, { statuses, what: 'garbage: 4xx (or 505), or no answer; never 5xx, never 101' });
+        // Input the parser is still waiting on gets no answer until we end it: wait 2 s, not the step timeout.
+        const cl = await request(variants[sub]!, { statuses, waitMs: 2000, what: 'garbage: 4xx (or 505), or no answer; never 5xx, never 101' });
         cl.end();
         await mustEnd(cl, 'garbage');
         return;

@@ -146,7 +146,11 @@ export class Model {
     return branches;
   }
 
-  /** The outcomes of one frame on one branch (the branch is copied per alternative). */
+  /**
+   * The outcomes of one frame on one branch. The branch is read into in place (a message in
+   * 16,385 fragments must not copy its state 16,385 times); a second alternative is a copy taken
+   * before the first changes it.
+   */
   private frame(b: Outcome, f: FrameSpec): Outcome[] {
     const L = this.limits;
     const payload = f.payload ?? Buffer.alloc(0);
@@ -181,32 +185,29 @@ export class Model {
       return [o];
     }
     const nonMinimal = f.lengthForm !== undefined && f.lengthForm !== 'minimal' && !(f.lengthForm === '16' && payload.length > 125 && payload.length <= 0xffff) && !(f.lengthForm === '64' && payload.length > 0xffff);
-    const normal = this.wellFramed(b, f, payload, fin);
     // §5.2 "the minimal number of bytes MUST be used": a server may refuse, or read it as meant.
-    if (nonMinimal) return [...normal, this.protocolError(b, 'non-minimal length encoding (§5.2)')];
-    return normal;
+    // (The refusal is copied before the frame is read into the branch.)
+    const refused = nonMinimal ? this.protocolError(b, 'non-minimal length encoding (§5.2)') : undefined;
+    const normal = this.wellFramed(b, f, payload, fin);
+    return refused ? [...normal, refused] : normal;
   }
 
   private wellFramed(b: Outcome, f: FrameSpec, payload: Buffer, fin: boolean): Outcome[] {
     switch (f.opcode) {
-      case Opcode.ping: {
-        const o = this.copy(b);
-        o.pongs.push(payload);
-        o.label.push(`ping (${payload.length} bytes): pong with the same payload (§5.5.2)`);
-        return [o];
-      }
-      case Opcode.pong: {
-        const o = this.copy(b);
-        o.label.push('unsolicited pong: no answer (§5.5.3)');
-        return [o];
-      }
+      case Opcode.ping:
+        b.pongs.push(payload);
+        b.label.push(`ping (${payload.length} bytes): pong with the same payload (§5.5.2)`);
+        return [b];
+      case Opcode.pong:
+        b.label.push('unsolicited pong: no answer (§5.5.3)');
+        return [b];
       case Opcode.close:
         return [this.clientClose(b, payload)];
       default:
         break;
     }
     if (!fin || f.opcode === Opcode.continuation) {
-      const o = this.copy(b);
+      const o = b;
       const frag = o.state.fragment ?? { opcode: f.opcode, parts: [], bytes: 0, frames: 0 };
       frag.frames++;
       if (frag.frames > this.limits.maxFragments) {
@@ -226,13 +227,13 @@ export class Model {
       o.state.fragment = undefined;
       return this.message(o, frag.opcode, Buffer.concat(frag.parts));
     }
-    return this.message(this.copy(b), f.opcode, payload);
+    return this.message(b, f.opcode, payload);
   }
 
   /** A client close frame: the server answers with a close echoing the code (§5.5.1), no error event. */
   private clientClose(b: Outcome, payload: Buffer): Outcome {
     if (payload.length === 0) {
-      const o = this.copy(b);
+      const o = b;
       o.label.push('close without a code: the server closes back without a code');
       o.close = { codes: [null] };
       return o;
@@ -240,7 +241,7 @@ export class Model {
     const code = payload.readUInt16BE(0);
     if (!validCloseCode(code)) return this.protocolError(b, `close code ${code} is not one a peer may send (§7.4)`);
     if (!isValidUtf8(payload.subarray(2))) return this.protocolError(b, 'close reason not UTF-8 (§5.5.1)', 1007);
-    const o = this.copy(b);
+    const o = b;
     o.label.push(`client close ${code}: the server closes back with ${code}`);
     o.close = { codes: [code] };
     return o;
@@ -270,8 +271,8 @@ export class Model {
     if (!Object.prototype.hasOwnProperty.call(MESSAGE_NAMES, obj.type)) return [this.strike(o, 'unknown_type', id, `unknown type ${JSON.stringify(obj.type).slice(0, 40)}`)];
     const verdict: Verdict = messageVerdict(obj);
     if (verdict === 'invalid') return [this.strike(o, 'invalid_message', id, `${obj.type}: a field is wrong, missing or unknown`)];
+    if (verdict === 'valid') return this.valid(o, obj, id);
     const valid = this.valid(this.copy(o), obj, id);
-    if (verdict === 'valid') return valid;
     return [...valid, this.strike(o, 'invalid_message', id, `${obj.type}: ambiguous by the docs, refused`)];
   }
 
@@ -356,8 +357,9 @@ export class Model {
         s.audio = [];
         const unreadable = (x: Outcome): Outcome => this.strike(x, 'invalid_message', id, 'a committed WAV that cannot be read');
         if (wav === 'invalid') return [unreadable(o)];
-        const accepted = this.accept(this.copy(o), m.id as RequestId, id, assessment ? 'assessment' : 'audio-turn');
-        return wav === 'valid' ? accepted : [...accepted, unreadable(o)];
+        const kind = assessment ? 'assessment' : 'audio-turn';
+        if (wav === 'valid') return this.accept(o, m.id as RequestId, id, kind);
+        return [...this.accept(this.copy(o), m.id as RequestId, id, kind), unreadable(o)];
       }
       case 'turn.text':
       case 'translate': {
@@ -365,13 +367,13 @@ export class Model {
         const points = [...text].length;
         const over = (n: number): boolean => n > this.limits.maxTextChars;
         if (over(text.length) && over(points)) return err('text_too_long', `text of ${points} characters: error text_too_long`);
-        const accepted = this.accept(o, m.id as RequestId, id, type === 'translate' ? 'translate' : 'turn');
-        if (!over(text.length) && !over(points)) return accepted;
+        const kind = type === 'translate' ? 'translate' : 'turn';
+        if (!over(text.length) && !over(points)) return this.accept(o, m.id as RequestId, id, kind);
         // "characters": UTF-16 code units or code points; either reading is allowed.
         const tooLong = this.copy(o);
         tooLong.events.push({ type: 'error', codes: ['text_too_long'], id });
         tooLong.label.push('text length ambiguous (code units vs code points): text_too_long');
-        return [...accepted, tooLong];
+        return [...this.accept(o, m.id as RequestId, id, kind), tooLong];
       }
       default:
         throw new Error(`model: unhandled type ${type}`);

@@ -55,6 +55,9 @@ export function promises(r: FuzzReport): Promise_[] {
     { name: 'every event matches its schema', ok: s.schemaViolations === 0, detail: `${s.schemaViolations} events break ServerEvents` },
     { name: 'no internal_error', ok: s.internalErrors === 0, detail: `${s.internalErrors} internal_error events to attackers` },
   ];
+  // The fuzzer must answer the app's pings itself: a stall past a heartbeat would make its own
+  // connections (and the control's) look dead and spoil every figure above.
+  out.push({ name: 'fuzzer kept up', ok: r.fuzzerStallMs < r.heartbeatSeconds * 1000, detail: `longest event-loop stall ${r.fuzzerStallMs} ms (heartbeat ${r.heartbeatSeconds} s)` });
   if (r.control) {
     out.push({
       name: 'control session unharmed',
@@ -102,7 +105,7 @@ export function formatReport(r: FuzzReport): string {
   lines.push('', `Close codes seen by attack connections: ${Object.entries(s.closeCodes).map(([k, v]) => `${k}×${v}`).join(', ')}`);
   if (r.control) {
     const c = r.control;
-    lines.push('', `Control session: ${c.turns} turns, ${c.completed} answered in full, ${c.failures} failures; latency p50 ${c.latencyMs.p50} ms, p95 ${c.latencyMs.p95} ms, max ${c.latencyMs.max} ms`);
+    lines.push('', `Control session: ${c.turns} turns, ${c.completed} answered in full, ${c.failures} failures; latency p50 ${c.latencyMs.p50} ms, p95 ${c.latencyMs.p95} ms, max ${c.latencyMs.max} ms${c.closedWith !== undefined ? `; CLOSED by the server with ${c.closedWith}` : ''}`);
     for (const f of c.failureExamples) lines.push(`  - ${f}`);
   }
   if (r.readings) {

@@ -4,6 +4,7 @@
  * memory and handles read before, right after and `settleSeconds` later.
  */
 import http from 'node:http';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { CloseCode } from '../../src/protocol/codes.js';
 import { AppProcess, type Crash, type LogTally } from './app-process.js';
 import { generateCase } from './cases.js';
@@ -56,6 +57,12 @@ export interface FuzzReport {
   readonly foreignCloseLabels: readonly string[];
   readonly logs: LogTally;
   readonly mutationCoverage: { readonly hit: number; readonly of: number };
+  /**
+   * The fuzzer's own longest event-loop stall, ms. Past the app's heartbeat its connections look
+   * dead to the app (they cannot answer pings), so the run would be judging the fuzzer, not the app.
+   */
+  readonly fuzzerStallMs: number;
+  readonly heartbeatSeconds: number;
   /** CPU used during the fuzzing phase (after the baseline reading), ms: by the fuzzer, and by the app. */
   readonly cpuMs: { readonly fuzzer: number; readonly app: number | undefined; readonly phaseMs: number } | undefined;
 }
@@ -111,6 +118,8 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzReport> {
   const settleSeconds = opts.settleSeconds ?? 30;
   const concurrency = opts.concurrency ?? 24;
   const t0 = Date.now();
+  const loop = monitorEventLoopDelay({ resolution: 20 });
+  loop.enable();
   const stats = new Stats();
   const model = fuzzModel();
   const app = await AppProcess.start({ heartbeatSeconds, secrets: [ATTACK_KEY, CONTROL_KEY] });
@@ -210,6 +219,7 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzReport> {
       control = undefined;
     }
   } finally {
+    loop.disable();
     if (control) controlReport = await control.stop().catch(() => undefined);
     await app.stop();
   }
@@ -226,6 +236,8 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzReport> {
     foreignCloseLabels: foreign,
     logs: app.logs,
     mutationCoverage: { hit: stats.mutationsHit.size, of: MUTATIONS.length },
+    fuzzerStallMs: Math.round(loop.max / 1e6),
+    heartbeatSeconds,
     cpuMs,
   };
 }
