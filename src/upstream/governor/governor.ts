@@ -73,8 +73,13 @@ export interface UpstreamJob<T> {
   readonly signal?: AbortSignal;
   /** Called when the job first has to wait, and each time its position improves. */
   readonly onQueued?: (position: number) => void;
-  /** One upstream HTTP attempt; throws `UpstreamHttpError` for HTTP errors. */
-  readonly attempt: (signal: AbortSignal) => Promise<T>;
+  /**
+   * One upstream HTTP attempt; throws `UpstreamHttpError` for HTTP errors. It holds its concurrency
+   * lease until it settles, so an attempt that streams its answer settles when the answer has been
+   * read (or aborted), and calls `progress` as bytes arrive: the attempt timeout then measures the
+   * gap before the first byte and between later ones, not the whole answer.
+   */
+  readonly attempt: (signal: AbortSignal, progress: () => void) => Promise<T>;
 }
 
 export { UpstreamHttpError, parseRetryAfter } from '../http-error.js';
@@ -85,6 +90,8 @@ interface Attempt {
   /** Lease holder id; undefined when no concurrency lease is configured. */
   readonly holderId: string | undefined;
   readonly startedAt: number;
+  /** Last time the attempt's answer moved (its first byte, each later chunk); undefined: no byte yet. */
+  lastProgressAt: number | undefined;
   timer: Subscription | undefined;
   settled: boolean;
 }
@@ -378,14 +385,14 @@ export class Governor {
     entry.state = 'inflight';
     entry.started = true;
     this.armDeadline(); // the deadline no longer applies; drop its timer if it was the last one
-    const attempt: Attempt = { entry, controller: new AbortController(), holderId, startedAt: now, timer: undefined, settled: false };
+    const attempt: Attempt = { entry, controller: new AbortController(), holderId, startedAt: now, lastProgressAt: undefined, timer: undefined, settled: false };
     entry.attempt = attempt;
     this.inFlightCount++;
     this.hooks.onAdmitted?.(now - entry.enqueuedAt);
     attempt.timer = this.scheduler.schedule(() => this.onTimeout(attempt), this.timeoutSeconds * 1000);
     let result: Promise<unknown>;
     try {
-      result = Promise.resolve(entry.job.attempt(attempt.controller.signal));
+      result = Promise.resolve(entry.job.attempt(attempt.controller.signal, () => this.progress(attempt)));
     } catch (err) {
       result = Promise.reject(err);
     }
@@ -404,7 +411,23 @@ export class Governor {
     );
   }
 
+  /** Bytes of the attempt's answer arrived: the first one is its first byte; each moves the timeout on. */
+  private progress(attempt: Attempt): void {
+    if (attempt.settled) return;
+    const now = this.scheduler.now();
+    if (attempt.lastProgressAt === undefined) this.hooks.onFirstByte?.(now - attempt.startedAt);
+    attempt.lastProgressAt = now;
+  }
+
   private onTimeout(attempt: Attempt): void {
+    if (attempt.settled) return;
+    // A streaming answer that moved within the timeout is not stuck: look again when its gap would end.
+    const timeoutMs = this.timeoutSeconds * 1000;
+    const idleMs = attempt.lastProgressAt === undefined ? timeoutMs : this.scheduler.now() - attempt.lastProgressAt;
+    if (idleMs < timeoutMs) {
+      attempt.timer = this.scheduler.schedule(() => this.onTimeout(attempt), timeoutMs - idleMs);
+      return;
+    }
     if (!this.endAttempt(attempt)) return;
     const err = new AttemptTimeout(this.timeoutSeconds);
     attempt.controller.abort(err);
