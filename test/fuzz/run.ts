@@ -18,6 +18,7 @@ const { values } = parseArgs({
     concurrency: { type: 'string', default: '24' },
     settle: { type: 'string', default: '30' },
     heartbeat: { type: 'string', default: '3' },
+    slowloris: { type: 'string', default: '4' },
     help: { type: 'boolean', short: 'h' },
   },
 });
@@ -25,13 +26,14 @@ const { values } = parseArgs({
 if (values.help) {
   process.stdout.write(
     [
-      'npm run fuzz -- [--seed N] [--frames N] [--case N] [--concurrency N] [--settle S] [--heartbeat S]',
+      'npm run fuzz -- [--seed N] [--frames N] [--case N] [--concurrency N] [--settle S] [--heartbeat S] [--slowloris S]',
       '  --seed N         the run seed (default: random, printed); the same seed sends the same inputs',
       '  --frames N       WebSocket frames to send in all (default 100000)',
       '  --case N         run only case N of the seed and print every step and answer',
       '  --concurrency N  attack connections at once (default 24)',
       '  --settle S       seconds between the "right after" and "later" memory readings (default 30; 0 skips memory)',
       '  --heartbeat S    the app\'s protocol ping interval (default 3)',
+      '  --slowloris S    how long a slowloris socket drips before it is cut (default 4)',
       '',
     ].join('\n'),
   );
@@ -61,6 +63,7 @@ const report = await runFuzz({
   concurrency: Math.max(1, int('concurrency', values.concurrency)),
   settleSeconds: int('settle', values.settle),
   heartbeatSeconds: Math.max(1, int('heartbeat', values.heartbeat)),
+  slowlorisMs: 1000 * Math.max(1, int('slowloris', values.slowloris)),
   ...(values.case !== undefined ? { onlyCase: int('case', values.case) } : {}),
   log,
 });
