@@ -410,6 +410,12 @@ async function slowloris(
   const gapMs = Math.max(5, Math.floor(ctx.slowlorisMs / f.length / 2));
   cl.holdPongs();
   for (let off = 0; off < f.length; off++) {
+    // The app pinged while the frame is half written: our pong cannot go inside it, and two
+    // unanswered heartbeats make us a dead peer. Finish the frame, then answer.
+    if (cl.pongsHeld) {
+      cl.write(f.subarray(off));
+      break;
+    }
     cl.write(f.subarray(off, off + 1));
     await sleep(gapMs);
   }

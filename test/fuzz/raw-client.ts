@@ -172,6 +172,11 @@ export class RawClient {
     this.heldPongs ??= [];
   }
 
+  /** Whether a pong is waiting for releasePongs() (the server pinged while a frame was half written). */
+  get pongsHeld(): boolean {
+    return (this.heldPongs?.length ?? 0) > 0;
+  }
+
   releasePongs(): void {
     const held = this.heldPongs ?? [];
     this.heldPongs = undefined;

@@ -11,6 +11,7 @@ import { newState, type Model, type Outcome } from './model.js';
 import type { Item } from './raw-client.js';
 import type { Stats } from './stats.js';
 import { RawTransport, WsTransport, type Transport } from './transport.js';
+import { Opcode } from './wire.js';
 
 export interface CaseContext {
   readonly port: number;
@@ -47,6 +48,32 @@ function expectedOf(outcomes: readonly Outcome[]): string[] {
   return outcomes.slice(0, 3).map((o, k) => `${outcomes.length > 1 ? `(${k + 1}) ` : ''}${fold(o.label)}${o.events.length ? ` [events: ${o.events.map(describeSpec).join(', ')}]` : ''}`);
 }
 
+/**
+ * Steps whose barriers may be outstanding at once. The server answers a connection's frames in
+ * order, so barrier k's pong still closes step k's window however many later steps are on the
+ * wire; pipelining only saves the round trips (which, on a busy machine, are most of a run).
+ */
+const PIPELINE = 8;
+
+/**
+ * Only well-formed data frames may be pipelined: the connection handles them strictly in order
+ * (frames behind a `session.start` wait for it). Control frames, framing violations and oversized
+ * frames are acted on by the WebSocket layer the moment they arrive, ahead of earlier messages
+ * still being handled (a close or a 1002 would overtake the `session.created` of the step
+ * before), and pings of neighbouring steps would add up toward the ping-flood bound: such a step
+ * goes alone, after every earlier step is judged.
+ */
+function pipelinable(s: Step, maxPayloadBytes: number): boolean {
+  if (s.after !== 'barrier' || s.frames.length > 1000) return false;
+  let bytes = 0;
+  for (const f of s.frames) {
+    if (f.opcode > Opcode.binary || (f.rsv ?? 0) !== 0 || f.mask === false || f.declaredLength !== undefined) return false;
+    if (f.lengthForm !== undefined && f.lengthForm !== 'minimal') return false;
+    bytes += f.payload?.length ?? 0;
+  }
+  return bytes <= maxPayloadBytes;
+}
+
 export async function runSessionCase(c: SessionCase, ctx: CaseContext): Promise<void> {
   const opts = { port: ctx.port, apiKey: ctx.apiKey, onItem: ctx.stats.onItem };
   const t: Transport = c.transport === 'ws' ? new WsTransport(opts) : new RawTransport(opts);
@@ -64,12 +91,33 @@ export async function runSessionCase(c: SessionCase, ctx: CaseContext): Promise<
     let state = newState();
     let mark = 0;
     let barriers = 0;
-    for (let k = 0; k < c.steps.length; k++) {
+    /** Steps on the wire, oldest first, with their barrier ids. */
+    const inflight: { k: number; barrier: string | undefined }[] = [];
+    let next = 0;
+    const send = (k: number): void => {
       const step = c.steps[k]!;
-      if (step.mutation !== undefined) ctx.stats.mutationsHit.add(step.mutation);
-      let outcomes = ctx.model.step(state, step.frames);
       t.send(step.frames);
+      let barrier: string | undefined;
+      if (step.after === 'barrier') {
+        barrier = `~b${++barriers}`;
+        t.sendText(JSON.stringify({ type: 'ping', id: barrier }));
+        ctx.stats.barrierPings++;
+      }
+      inflight.push({ k, barrier });
+    };
+    while (next < c.steps.length || inflight.length > 0) {
+      while (next < c.steps.length && inflight.length < PIPELINE) {
+        const alone = !pipelinable(c.steps[next]!, ctx.model.limits.maxPayloadBytes);
+        if (alone && inflight.length > 0) break;
+        send(next++);
+        if (alone) break;
+      }
+      const { k, barrier } = inflight.shift()!;
+      const step = c.steps[k]!;
+      // Counted when judged: a step still on the wire when an earlier one closed the connection was never read.
+      if (step.mutation !== undefined) ctx.stats.mutationsHit.add(step.mutation);
       ctx.stats.step(step.cls, step.frames.length);
+      let outcomes = ctx.model.step(state, step.frames);
       ctx.trace?.(`step ${k} [${step.cls}] ${step.note}`);
       if (step.after === 'reset') {
         t.reset();
@@ -86,13 +134,10 @@ export async function runSessionCase(c: SessionCase, ctx: CaseContext): Promise<
         end = gone ? { kind: 'closed', closed: t.closed ?? { frame: false } } : { kind: 'tcp-open' };
         window = t.items.slice(mark);
       } else {
-        const id = `~b${++barriers}`;
-        t.sendText(JSON.stringify({ type: 'ping', id }));
-        ctx.stats.barrierPings++;
         let at = -1;
         const found = (): boolean => {
           for (let i = Math.max(mark, 0); i < t.items.length; i++) {
-            if (isBarrier(t.items[i]!, id)) {
+            if (isBarrier(t.items[i]!, barrier!)) {
               at = i;
               return true;
             }
