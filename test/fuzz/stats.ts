@@ -77,8 +77,9 @@ export class Stats {
     this.framesSent += frames;
   }
 
+  /** `null`: a close frame without a code; 'none': TCP ended with no close frame; 'reset': we reset it. */
   closed(code: number | null | 'none' | 'reset'): void {
-    const k = String(code);
+    const k = code === null ? 'no code' : code === 'none' ? 'no close frame' : String(code);
     this.closeCodes[k] = (this.closeCodes[k] ?? 0) + 1;
   }
 

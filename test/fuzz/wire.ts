@@ -104,10 +104,19 @@ export class FrameReader {
         len = Number(big);
         off = 10;
       }
-      if ((b1 & 0x80) !== 0) this.problem = 'server frame is masked (RFC 6455 §5.1: a server MUST NOT mask)';
       if ((b0 & 0x70) !== 0) this.problem = 'server frame has RSV bits set';
+      const masked = (b1 & 0x80) !== 0;
+      if (masked) {
+        this.problem = 'server frame is masked (RFC 6455 §5.1: a server MUST NOT mask)';
+        off += 4;
+      }
       if (this.buf.length < off + len) return out;
-      out.push({ fin: (b0 & 0x80) !== 0, opcode: b0 & 0x0f, payload: this.buf.subarray(off, off + len) });
+      let payload = this.buf.subarray(off, off + len);
+      if (masked) {
+        payload = Buffer.from(payload);
+        for (let i = 0; i < payload.length; i++) payload[i] = payload[i]! ^ this.buf[off - 4 + (i & 3)]!;
+      }
+      out.push({ fin: (b0 & 0x80) !== 0, opcode: b0 & 0x0f, payload });
       this.buf = this.buf.subarray(off + len);
     }
   }
