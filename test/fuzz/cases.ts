@@ -129,7 +129,8 @@ function sessionCase(rng: Rng, index: number): SessionCase {
   // Accepted requests run real turns; a few per connection keep the app busy without flooding it.
   const sent: (string | number)[] = [];
   for (let i = 0; i < n; i++) {
-    const cls = tooManyFragments && i === n - 1 ? 'frame.too-many-fragments' : pickClass(rng, raw, hostility);
+    // Early in its case, before the strikes of a hostile case close the connection.
+    const cls = tooManyFragments && i === 0 ? 'frame.too-many-fragments' : pickClass(rng, raw, hostility);
     const step = makeStep(rng, cls, ids, sent);
     steps.push(step);
   }

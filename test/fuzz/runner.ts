@@ -62,6 +62,8 @@ export interface FuzzReport {
    * dead to the app (they cannot answer pings), so the run would be judging the fuzzer, not the app.
    */
   readonly fuzzerStallMs: number;
+  /** The 99th percentile of the fuzzer's event-loop delay, ms (a busy machine shows here first). */
+  readonly fuzzerLagP99Ms: number;
   readonly heartbeatSeconds: number;
   /** CPU used during the fuzzing phase (after the baseline reading), ms: by the fuzzer, and by the app. */
   readonly cpuMs: { readonly fuzzer: number; readonly app: number | undefined; readonly phaseMs: number } | undefined;
@@ -237,6 +239,7 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzReport> {
     logs: app.logs,
     mutationCoverage: { hit: stats.mutationsHit.size, of: MUTATIONS.length },
     fuzzerStallMs: Math.round(loop.max / 1e6),
+    fuzzerLagP99Ms: Math.round(loop.percentile(99) / 1e6),
     heartbeatSeconds,
     cpuMs,
   };

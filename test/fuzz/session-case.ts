@@ -66,12 +66,16 @@ const PIPELINE = 8;
 function pipelinable(s: Step, maxPayloadBytes: number): boolean {
   if (s.after !== 'barrier' || s.frames.length > 1000) return false;
   let bytes = 0;
+  // Whole messages only: a data frame inside another's fragments is a violation ws acts on at once.
+  let open = false;
   for (const f of s.frames) {
     if (f.opcode > Opcode.binary || (f.rsv ?? 0) !== 0 || f.mask === false || f.declaredLength !== undefined) return false;
     if (f.lengthForm !== undefined && f.lengthForm !== 'minimal') return false;
+    if ((f.opcode === Opcode.continuation) !== open) return false;
+    open = !(f.fin ?? true);
     bytes += f.payload?.length ?? 0;
   }
-  return bytes <= maxPayloadBytes;
+  return !open && bytes <= maxPayloadBytes;
 }
 
 export async function runSessionCase(c: SessionCase, ctx: CaseContext): Promise<void> {
