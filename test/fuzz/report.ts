@@ -111,6 +111,7 @@ export function formatReport(r: FuzzReport): string {
   lines.push(...table(hrows).map((l) => `  ${l}`));
   lines.push(`  slowloris sockets held to the end: ${s.slowlorisHeld}, closed by the server first: ${s.slowlorisClosedByServer}`);
   lines.push('', `Close codes seen by attack connections: ${Object.entries(s.closeCodes).map(([k, v]) => `${k}×${v}`).join(', ')}`);
+  lines.push(`  dropped for a ping flood (no close frame, no error event; ws maxPendingAutoPongs): ${s.pingFloodDrops}`);
   if (r.control) {
     const c = r.control;
     lines.push('', `Control session: ${c.turns} turns, ${c.completed} answered in full, ${c.failures} failures; latency p50 ${c.latencyMs.p50} ms, p95 ${c.latencyMs.p95} ms, max ${c.latencyMs.max} ms${c.closedWith !== undefined ? `; CLOSED by the server with ${c.closedWith}` : ''}`);

@@ -170,6 +170,7 @@ export async function runSessionCase(c: SessionCase, ctx: CaseContext): Promise<
         return;
       }
       state = verdict.outcome.state;
+      if (verdict.outcome.dropped) ctx.stats.pingFloodDrops++;
       if (end.kind === 'closed') {
         ctx.stats.closed(end.closed.frame ? end.closed.code : 'none');
         // A close frame must be followed by the end of TCP (RFC 6455 §7.1.1: the server closes first).

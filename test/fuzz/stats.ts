@@ -51,6 +51,8 @@ export class Stats {
   /** Slowloris sockets the server closed before the fuzzer gave up on them. */
   slowlorisClosedByServer = 0;
   slowlorisHeld = 0;
+  /** Connections the app dropped for a ping flood (ws's maxPendingAutoPongs), no close frame. */
+  pingFloodDrops = 0;
 
   /** Counts what every received item says, whatever step it belongs to. */
   onItem = (item: Item): void => {
