@@ -98,7 +98,8 @@ function table(rows: string[][]): string[] {
 export function formatReport(r: FuzzReport): string {
   const s = r.stats;
   const lines: string[] = [];
-  lines.push(`Parley fuzz report: seed ${r.seed}, ${s.framesSent} frames (target ${r.framesTarget}), ${s.sessionCases} WebSocket cases, ${s.httpCases} raw HTTP/TCP cases, ${(r.durationMs / 1000).toFixed(1)} s`);
+  const steps = Object.values(s.byClass).reduce((n, c) => n + c.steps, 0);
+  lines.push(`Parley fuzz report: seed ${r.seed}, ${s.framesSent} frames (target ${r.framesTarget}) in ${steps} judged steps, ${s.sessionCases} WebSocket cases, ${s.httpCases} raw HTTP/TCP cases, ${(r.durationMs / 1000).toFixed(1)} s`);
   if (r.cpuMs) lines.push(`  fuzzing phase ${(r.cpuMs.phaseMs / 1000).toFixed(1)} s: fuzzer CPU ${(r.cpuMs.fuzzer / 1000).toFixed(1)} s${r.cpuMs.app !== undefined ? `, app CPU ${(r.cpuMs.app / 1000).toFixed(1)} s` : ''} (2 cores shared with whatever else runs)`);
   lines.push(`  barrier pings (ours, not counted as frames): ${s.barrierPings}; field mutations covered: ${r.mutationCoverage.hit}/${r.mutationCoverage.of}`);
   lines.push('', 'Frames by input class:');
