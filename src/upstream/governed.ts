@@ -1,19 +1,16 @@
 /**
- * Builds the providers the sessions use from the configuration: for each upstream kind an adapter
- * (`simulated` or `openai`) behind a `Governor` (admission against the upstream account's limits,
- * fair queue, retries). Upstreams that name the same `account` share one governor, because an
- * upstream account's limits are shared by everything that uses it.
+ * Builds the providers the sessions use: for each upstream kind the raw adapter the composition
+ * root built (`src/adapters.ts`: `openai` or the simulator) behind a `Governor` (admission against
+ * the upstream account's limits, fair queue, retries). Upstreams that name the same `account`
+ * share one governor, because an upstream account's limits are shared by everything that uses it.
  */
 import type { SchedulerLike } from 'rxjs';
-import type { Config, UpstreamConfig, UpstreamKind } from '../config/schema.js';
+import type { Config, UpstreamKind } from '../config/schema.js';
 import { ParleyError } from '../protocol/codes.js';
 import type { Store } from '../store/store.js';
 import type { Logger } from '../telemetry/logger.js';
 import { DEFAULT_MAX_QUEUE_WAIT_SECONDS, Governor, type GovernorHooks } from './governor/governor.js';
-import { createOpenAiConversation, createOpenAiPronunciation, createOpenAiStt, createOpenAiTranslation, createOpenAiTts, type OpenAiOptions } from './openai.js';
 import type { CallOptions, Providers, TtsRequest, TtsResult } from './provider.js';
-import { createSimulatedProviders } from './simulated.js';
-import { SimulatedLimiter, withSimulatedLimits } from './simulated-limits.js';
 import { splitText } from './text-split.js';
 
 export interface GovernedDeps {
@@ -21,8 +18,8 @@ export interface GovernedDeps {
   readonly store: Store;
   readonly scheduler: SchedulerLike;
   readonly logger: Logger;
-  /** Adapters to use instead of the configured ones (tests). */
-  readonly adapters?: Partial<Providers>;
+  /** The raw adapters, one per kind (the composition root builds them from the configuration). */
+  readonly adapters: Providers;
   readonly hooks?: (upstream: string) => GovernorHooks;
 }
 
@@ -32,51 +29,9 @@ export interface GovernedUpstreams {
   close(): void;
 }
 
-function resolveSecret(value: string | undefined): string | undefined {
-  if (value === undefined || !value.startsWith('env:')) return value;
-  return process.env[value.slice(4)];
-}
-
-function openAiOptions(cfg: UpstreamConfig): OpenAiOptions {
-  return {
-    baseUrl: cfg.baseUrl ?? '',
-    ...(cfg.apiKey !== undefined ? { apiKey: resolveSecret(cfg.apiKey) } : {}),
-    ...(cfg.model !== undefined ? { model: cfg.model } : {}),
-    ...(cfg.voice !== undefined ? { voice: cfg.voice } : {}),
-    // The governor times attempts out (and retries); the adapter's own timeout is only a backstop.
-    timeoutMs: ((cfg.limits.timeoutSeconds ?? 30) + 5) * 1000,
-  };
-}
-
-/** The raw adapters, one per kind, as configured. */
-function adapters(config: Config): Providers {
-  const u = config.upstreams;
-  // One limiter per simulated upstream account, shared by the kinds that name that account.
-  const limiters = new Map<string, SimulatedLimiter>();
-  const sim = (kind: UpstreamKind): Providers => {
-    const cfg = u[kind];
-    const providers = createSimulatedProviders(cfg.latencyMs !== undefined ? { latencyMs: cfg.latencyMs } : {});
-    if (!cfg.simulatedLimits) return providers;
-    const account = cfg.account ?? kind;
-    let limiter = limiters.get(account);
-    if (!limiter) {
-      limiter = new SimulatedLimiter(cfg.simulatedLimits);
-      limiters.set(account, limiter);
-    }
-    return withSimulatedLimits(providers, limiter);
-  };
-  return {
-    conversation: u.conversation.provider === 'openai' ? createOpenAiConversation(openAiOptions(u.conversation)) : sim('conversation').conversation,
-    stt: u.stt.provider === 'openai' ? createOpenAiStt(openAiOptions(u.stt)) : sim('stt').stt,
-    tts: u.tts.provider === 'openai' ? createOpenAiTts(openAiOptions(u.tts)) : sim('tts').tts,
-    pronunciation: u.pronunciation.provider === 'openai' ? createOpenAiPronunciation(openAiOptions(u.pronunciation)) : sim('pronunciation').pronunciation,
-    translation: u.translation.provider === 'openai' ? createOpenAiTranslation(openAiOptions(u.translation)) : sim('translation').translation,
-  };
-}
-
 export function createGovernedProviders(deps: GovernedDeps): GovernedUpstreams {
   const { config } = deps;
-  const raw: Providers = { ...adapters(config), ...deps.adapters };
+  const raw = deps.adapters;
   const governors = new Map<string, Governor>();
   const governorFor = (kind: UpstreamKind): Governor => {
     const cfg = config.upstreams[kind];

@@ -22,7 +22,8 @@ import { randomBytes } from 'node:crypto';
 import { STATUS_CODES } from 'node:http';
 import { Agent, request, type Dispatcher } from 'undici';
 import { encodeWav } from '../audio/wav.js';
-import { parseRetryAfter, UpstreamHttpError } from './http-error.js';
+import { REDACTED } from '../util/redact.js';
+import { parseRetryAfter, shortReason, UpstreamHttpError } from './http-error.js';
 import {
   UpstreamError,
   type AudioInput,
@@ -76,7 +77,6 @@ export const DEFAULT_MAX_RESPONSE_BYTES = 32 * 1024 * 1024;
 const DEFAULT_VOICE = 'alloy';
 /** Error bodies are read only this far: enough for a message, bounded for a hostile server. */
 const MAX_ERROR_BODY_BYTES = 64 * 1024;
-const MAX_REASON_CHARS = 200;
 
 let sharedAgent: Agent | undefined;
 
@@ -163,6 +163,7 @@ class OpenAiHttp {
       };
       if (res.statusCode < 200 || res.statusCode >= 300) {
         const raw = await readBody(res.body, MAX_ERROR_BODY_BYTES, true);
+        // The key is taken out of the whole reason; UpstreamHttpError then redacts and cuts it (D6).
         throw new UpstreamHttpError(res.statusCode, this.redact(reasonOf(raw, res.statusCode)), parseRetryAfter(header, Date.now()));
       }
       const declared = Number(header('content-length'));
@@ -181,7 +182,7 @@ class OpenAiHttp {
       }
       const code = (err as { code?: unknown }).code;
       const what = typeof code === 'string' ? code : (err as Error).message;
-      throw new UpstreamError(this.kind, `${this.kind} upstream request failed: ${this.redact(String(what)).slice(0, MAX_REASON_CHARS)}`);
+      throw new UpstreamError(this.kind, `${this.kind} upstream request failed: ${this.excerpt(String(what))}`);
     } finally {
       clearTimeout(timer);
       signal?.removeEventListener('abort', onAbort);
@@ -238,7 +239,16 @@ class OpenAiHttp {
   /** Removes the API key from text that came from the network (some servers echo it back). */
   private redact(text: string): string {
     const key = this.opts.apiKey;
-    return key && key.length >= 4 ? text.split(key).join('[redacted]') : text;
+    return key && key.length >= 4 ? text.split(key).join(REDACTED) : text;
+  }
+
+  /**
+   * Text from the network made fit for a message: the API key removed from all of it, then the
+   * shared redaction and the cut ({@link shortReason}), in that order, so no part of a secret
+   * survives the cut (D6).
+   */
+  excerpt(text: string, maxChars?: number): string {
+    return shortReason(this.redact(text), maxChars);
   }
 }
 
@@ -273,7 +283,10 @@ async function readBody(body: Dispatcher.ResponseData['body'], max: number, trun
   return Buffer.concat(chunks, total);
 }
 
-/** The short reason of an error answer: the JSON error message if any, else the text, else the status text. */
+/**
+ * The reason of an error answer: the JSON error message if any, else the text, else the status
+ * text. Whole: the caller removes the key, and UpstreamHttpError redacts and cuts (D6).
+ */
 function reasonOf(raw: Buffer | null, status: number): string {
   let text = raw?.toString('utf8') ?? '';
   try {
@@ -287,13 +300,7 @@ function reasonOf(raw: Buffer | null, status: number): string {
   } catch {
     // not JSON: use the text itself
   }
-  // eslint-disable-next-line no-control-regex
-  text = text.replace(/[\u0000-\u001f\u007f-\u009f\s]+/g, ' ').trim();
-  if (!text) text = STATUS_CODES[status] ?? `HTTP ${status}`;
-  if (text.length <= MAX_REASON_CHARS) return text;
-  let cut = text.slice(0, MAX_REASON_CHARS - 1);
-  if (/[\ud800-\udbff]$/.test(cut)) cut = cut.slice(0, -1);
-  return `${cut}…`;
+  return text.trim() ? text : (STATUS_CODES[status] ?? `HTTP ${status}`);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -419,7 +426,7 @@ export class OpenAiTtsProvider implements TtsProvider {
     const body = { model: this.http.model(DEFAULT_MODELS.tts), input: req.text, voice: req.voice ?? this.http.defaultVoice, response_format: 'pcm' };
     const res = await this.http.post('/audio/speech', Buffer.from(JSON.stringify(body)), 'application/json', 'audio/pcm, application/octet-stream', opts?.signal);
     // A JSON or text answer with a 2xx status is a gateway or proxy page, not audio.
-    if (/^(application\/json|text\/)/i.test(res.contentType)) throw this.http.invalid(`expected raw PCM audio, got "${res.contentType.slice(0, 60)}"`);
+    if (/^(application\/json|text\/)/i.test(res.contentType)) throw this.http.invalid(`expected raw PCM audio, got "${this.http.excerpt(res.contentType, 60)}"`);
     if (res.data.length < 2) throw this.http.invalid('empty audio');
     // PCM16 is whole 2-byte samples; an odd trailing byte cannot be played.
     const audio = res.data.length % 2 ? res.data.subarray(0, res.data.length - 1) : res.data;

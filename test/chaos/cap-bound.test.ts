@@ -10,18 +10,18 @@ describe('the documented fallback bound of the connection cap', () => {
     expect(shareOf(60, 1)).toBe(60);
   });
 
-  it('lets a replica hold its share on top of what it held when Redis went away, and no more', () => {
-    const c = checkCaps(60, 2, { r1: 20, r2: 20 }, { r1: 50, r2: 51 }, 101);
+  it('lets a replica fill its share, counting what it held when Redis went away, and no more', () => {
+    const c = checkCaps(60, 2, { r1: 20, r2: 20 }, { r1: 30, r2: 31 }, 61);
     expect(c.replicas).toEqual([
-      { replica: 'r1', openAtStart: 20, peak: 50, bound: 50, beyondBound: 0 },
-      { replica: 'r2', openAtStart: 20, peak: 51, bound: 50, beyondBound: 1 },
+      { replica: 'r1', openAtStart: 20, peak: 30, bound: 30, beyondBound: 0 },
+      { replica: 'r2', openAtStart: 20, peak: 31, bound: 30, beyondBound: 1 },
     ]);
-    expect(c).toMatchObject({ share: 30, boundTotal: 100, peakTotal: 101, overCap: 41, kept: false });
+    expect(c).toMatchObject({ share: 30, boundTotal: 60, peakTotal: 61, overCap: 1, kept: false });
   });
 
-  it('keeps a run where the cap was exceeded within the bound', () => {
-    const c = checkCaps(60, 2, { r1: 20, r2: 20 }, { r1: 49, r2: 39 }, 88);
-    expect(c).toMatchObject({ overCap: 28, kept: true });
+  it('a replica holding more than its share when Redis went away keeps them and admits none', () => {
+    const c = checkCaps(60, 2, { r1: 45, r2: 10 }, { r1: 45, r2: 30 }, 75);
+    expect(c).toMatchObject({ overCap: 15, kept: true });
   });
 
   it('counts a replica that held nothing at the start', () => {

@@ -2,11 +2,10 @@
  * The connection cap the documentation promises while Redis is unreachable, per replica, and the
  * check of what the clients really held against it.
  *
- * docs/operations.md, "When Redis is unreachable": shared limits are decided by in-process
- * limiters sized at limit ÷ `store.expectedReplicas` (at least 1), "so N replicas together stay
- * near the configured limit; connections already open when Redis went away are not counted
- * against them". So a replica may admit up to its share on top of what it already held, and
- * holds at most `openAtStart + share`.
+ * docs/operations.md, "When Redis is unreachable": connection caps are decided in process at the
+ * replica's share, cap ÷ `store.expectedReplicas` (at least 1), and a replica counts its own open
+ * connections (those opened before the outage too) against that share. So it admits new ones only
+ * while it holds fewer than its share, and holds at most `max(openAtStart, share)`.
  */
 
 /** The share of a cap one replica decides alone (src/store/resilient.ts shareOf, integral). */
@@ -16,11 +15,11 @@ export function shareOf(cap: number, replicas: number): number {
 
 /** The most connections of the account a replica may hold during an outage, by the documented rule. */
 export function documentedBound(share: number, openAtStart: number): number {
-  return openAtStart + share;
+  return Math.max(openAtStart, share);
 }
 
 /** The documented rule in one line, for the report. */
-export const DOCUMENTED_RULE = 'each replica admits up to cap ÷ expectedReplicas on top of the connections it held when Redis went away';
+export const DOCUMENTED_RULE = 'each replica counts its own open connections against its share, cap ÷ expectedReplicas, and admits new ones only below it';
 
 export interface ReplicaCapCheck {
   readonly replica: string;

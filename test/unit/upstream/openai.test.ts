@@ -7,7 +7,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import { request } from 'undici';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { encodeWav } from '../../../src/audio/wav.js';
-import { synthesizeSpeech } from '../../../src/upstream/audio.js';
+import { synthesizeSpeech } from '../../../src/simulator/speech-synth.js';
 import { parseRetryAfter, UpstreamHttpError } from '../../../src/upstream/http-error.js';
 import {
   createOpenAiAdapters,
@@ -18,7 +18,7 @@ import {
   type OpenAiOptions,
 } from '../../../src/upstream/openai.js';
 import { UpstreamError, type AudioInput, type ConversationRequest } from '../../../src/upstream/provider.js';
-import { startSimUpstream, type SimUpstream, type SimUpstreamStats } from '../../../src/upstream/sim-server.js';
+import { startSimUpstream, type SimUpstream, type SimUpstreamStats } from '../../../src/simulator/server.js';
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
@@ -222,8 +222,16 @@ describe('OpenAI adapter HTTP handling', () => {
     expect((err as UpstreamHttpError).status).toBe(401);
     expect((err as UpstreamHttpError).retryAfterMs).toBeUndefined();
     expect((err as Error).message).not.toContain(key);
-    expect((err as Error).message).toContain('[redacted]');
+    expect((err as Error).message).toContain('[REDACTED]');
     expect((err as Error).message.length).toBeLessThanOrEqual(200);
+  });
+
+  it('a key across the 200-character cut leaves no part of itself in the reason (redacted before the cut, D6)', async () => {
+    const key = 'upstreamkey0123456789abcdef';
+    const srv = await tiny((_req, res) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`${'x'.repeat(185)} key: ${key} more`));
+    const err = await rejection(createOpenAiConversation({ baseUrl: srv.url, apiKey: key }).reply(CONVERSATION));
+    expect((err as Error).message).toBe(`${'x'.repeat(185)} key: [REDACTE…`);
+    expect((err as Error).message).not.toContain(key.slice(0, 4));
   });
 
   it('an error answer with a text body uses the text, or the status text when empty', async () => {
