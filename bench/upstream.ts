@@ -30,7 +30,7 @@ import { asyncScheduler } from 'rxjs';
 import { MemoryStore } from '../src/store/memory.js';
 import { createLogger } from '../src/telemetry/logger.js';
 import { Governor, UpstreamHttpError } from '../src/upstream/governor/governor.js';
-import { createOpenAiTranslation } from '../src/upstream/openai.js';
+import { createOpenAiTranslation } from '../src/upstream/openai/index.js';
 import { startSimUpstream } from '../src/simulator/server.js';
 import { fmt, table, verdict } from './lib/report.js';
 import { envNumber } from './lib/env.js';

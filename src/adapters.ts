@@ -8,7 +8,7 @@
 import type { Config, UpstreamConfig, UpstreamKind } from './config/schema.js';
 import { createSimulatedProviders, type SimulatedProviders } from './simulator/index.js';
 import { SimulatedLimiter, withSimulatedLimits } from './simulator/limits.js';
-import { createOpenAiConversation, createOpenAiPronunciation, createOpenAiStt, createOpenAiTranslation, createOpenAiTts, type OpenAiOptions } from './upstream/openai.js';
+import { createOpenAiConversation, createOpenAiPronunciation, createOpenAiStt, createOpenAiTranslation, createOpenAiTts, type OpenAiOptions } from './upstream/openai/index.js';
 import type { Providers } from './upstream/provider.js';
 
 function resolveSecret(value: string | undefined): string | undefined {

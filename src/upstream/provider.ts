@@ -45,6 +45,8 @@ export interface ConversationRequest {
   readonly scenario?: string | undefined;
   /** System prompt first, then the bounded history, then the learner's new turn last. */
   readonly messages: readonly ChatMessage[];
+  /** Sent as `max_tokens`: the most completion tokens the reply may use (reserved before the call). */
+  readonly maxOutputTokens?: number | undefined;
 }
 
 export interface SttRequest {
