@@ -10,12 +10,12 @@ import type { FuzzReport } from './runner.js';
  * How far the "later" reading may sit above the "before" one and still count as back to baseline
  * (docs/operations.md "Fuzzing" has the measurements behind these).
  * - V8 heap (live objects after full, settled collections): 4 MiB. Across 20k-100k-frame runs it
- *   ended 0.1-0.7 MiB above the baseline. What a leak would add: a WebSocket case retaining its
+ *   ended 0.1-1.6 MiB above the baseline. What a leak would add: a WebSocket case retaining its
  *   socket state (~5 KiB of heap, VERIFIED.md) or its session (~14 KiB, "Sizing") over the ~2,400
  *   WebSocket cases of a 100k run is 12-33 MiB; 4 MiB catches anything over ~1.7 KiB a case.
  * - RSS: 16 MiB. The heap bound catches retained objects; this one catches native memory
  *   (buffers, sockets) that stays. Freed memory is not all handed back to the system (glibc keeps
- *   arenas, V8 keeps pages for reuse), so RSS is noisier: it ended 12-41 MiB *below* the baseline
+ *   arenas, V8 keeps pages for reuse), so RSS is noisier: it ended 10-41 MiB *below* the baseline
  *   in the same runs (the baseline follows the warm-up's large frames).
  * - Handles: TCP sockets and servers exactly as before; timers within 3 (the control learner's
  *   quota look-again and turn timers come and go with its turns).
