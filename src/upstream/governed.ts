@@ -10,7 +10,7 @@ import { ParleyError } from '../protocol/codes.js';
 import type { Store } from '../store/store.js';
 import type { Logger } from '../telemetry/logger.js';
 import { DEFAULT_MAX_QUEUE_WAIT_SECONDS, Governor, type GovernorHooks } from './governor/governor.js';
-import type { CallOptions, Providers, TtsRequest, TtsResult } from './provider.js';
+import { UpstreamError, type CallOptions, type Providers, type TtsRequest, type TtsResult } from './provider.js';
 import { splitText } from './text-split.js';
 
 export interface GovernedDeps {
@@ -52,7 +52,7 @@ export function createGovernedProviders(deps: GovernedDeps): GovernedUpstreams {
   };
 
   /** One governed call: queued fairly, admitted against the limits, retried. */
-  function call<T>(kind: UpstreamKind, opts: CallOptions | undefined, attempt: (o: CallOptions) => Promise<T>): Promise<T> {
+  function call<T>(kind: UpstreamKind, opts: CallOptions | undefined, attempt: (o: CallOptions, progress: () => void) => Promise<T>): Promise<T> {
     const ctx = opts?.context;
     const now = deps.scheduler.now();
     const governor = governorFor(kind);
@@ -64,10 +64,32 @@ export function createGovernedProviders(deps: GovernedDeps): GovernedUpstreams {
       acceptedAt: ctx?.acceptedAt ?? now,
       ...(opts?.signal ? { signal: opts.signal } : {}),
       ...(onQueued ? { onQueued: (position: number) => onQueued(position, queue) } : {}),
-      attempt: (signal) => {
+      attempt: (signal, progress) => {
         ctx?.onStart?.();
-        return attempt({ signal });
+        return attempt({ signal }, progress);
       },
+    });
+  }
+
+  /**
+   * One governed call whose answer streams to `deliver`: the attempt holds its lease until the
+   * answer has been read, each piece moves its timeout on, and once a piece has reached the caller
+   * a failure is reported instead of retried (a retry would say it all again).
+   */
+  function streamed<T>(kind: UpstreamKind, opts: CallOptions | undefined, run: (o: CallOptions, piece: () => void) => Promise<T>): Promise<T> {
+    return call(kind, opts, async (o, progress) => {
+      let delivered = false;
+      try {
+        return await run(o, () => {
+          delivered = true;
+          progress();
+        });
+      } catch (err) {
+        if (!delivered || o.signal?.aborted || (err as { name?: unknown }).name === 'AbortError') throw err;
+        const why = err instanceof Error ? err.message : String(err);
+        // A 2xx-class UpstreamError is the governor's "reported, not retried".
+        throw new UpstreamError(kind, `${kind} upstream failed after part of its answer was delivered: ${why}`, 200);
+      }
     });
   }
 
@@ -87,7 +109,22 @@ export function createGovernedProviders(deps: GovernedDeps): GovernedUpstreams {
   }
 
   const providers: Providers = {
-    conversation: { reply: (req, opts) => call('conversation', opts, (o) => raw.conversation.reply(req, o)) },
+    conversation: {
+      reply: (req, opts) => call('conversation', opts, (o) => raw.conversation.reply(req, o)),
+      stream: (req, opts, onDelta) =>
+        streamed('conversation', opts, async (o, piece) => {
+          const stream = raw.conversation.stream;
+          const deliver = (text: string): void => {
+            piece();
+            onDelta(text);
+          };
+          if (stream) return stream.call(raw.conversation, req, o, deliver);
+          // An adapter that cannot stream (a test double): its whole reply is one delta.
+          const text = await raw.conversation.reply(req, o);
+          if (text.length > 0) deliver(text);
+          return { text };
+        }),
+    },
     stt: {
       transcribe: (req, opts) => {
         checkBytes('stt', req.audio.data.length);
@@ -111,6 +148,20 @@ export function createGovernedProviders(deps: GovernedDeps): GovernedUpstreams {
         return { audio: Buffer.concat(chunks), sampleRate };
       },
       speakParts,
+      stream: (req, opts, sink) =>
+        streamed('tts', opts, async (o, piece) => {
+          const stream = raw.tts.stream;
+          if (stream) {
+            await stream.call(raw.tts, req, o, (chunk, rate) => {
+              piece();
+              return sink(chunk, rate);
+            });
+            return;
+          }
+          const whole = await raw.tts.speak(req, o);
+          piece();
+          await sink(whole.audio, whole.sampleRate);
+        }),
     },
     translation: {
       async translate(req, opts) {
