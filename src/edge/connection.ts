@@ -458,6 +458,9 @@ export class Connection implements SessionSink, TimerEntry, LogContext {
       case 'translate':
         session.translate(msg);
         return;
+      case 'cancel':
+        session.cancel(msg);
+        return;
       case 'session.end':
         session.endByClient(msg.id);
         return;

@@ -75,6 +75,11 @@ export class Gateway {
       keyRing: this.keyRing,
       maxBufferedBytes: deps.config.server.maxBufferedBytes,
       metrics: this.metrics,
+      turns: {
+        ttsMaxChars: deps.config.upstreams.tts.limits.maxChars ?? 2000,
+        segmentsInFlight: deps.config.upstreams.tts.limits.segmentsInFlight ?? 2,
+        translationMaxChars: deps.config.upstreams.translation.limits.maxChars,
+      },
     });
     this.connectionDeps = {
       server: deps.config.server,

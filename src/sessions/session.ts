@@ -23,6 +23,10 @@ import { logWith, type LogContext, type LogLevel } from '../telemetry/lazy-log.j
 import type { Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
 import { queueWaitState, quotaChangeKey, type QueueWait } from '../telemetry/quota.js';
+import { runAssessment } from '../turns/assessment.js';
+import { runConversation, type TurnInput } from '../turns/conversation.js';
+import { runTranslation } from '../turns/translation.js';
+import { Turn, type TurnHistory, type TurnKind, type TurnObserver } from '../turns/turn.js';
 import type { AudioInput, CallOptions, ChatMessage, Providers } from '../upstream/provider.js';
 import { UpstreamError } from '../upstream/provider.js';
 import { AudioBuffer } from './audio-buffer.js';
@@ -58,8 +62,22 @@ export interface SessionDeps {
   /** Called once when the session is over for good (ended, expired, resume window passed, killed). */
   readonly onGone: (session: Session) => void;
   readonly maxBufferedBytes: number;
-  /** Counts the account-quota decisions (optional: unit tests build sessions without it). */
-  readonly metrics?: Pick<Metrics, 'decided'>;
+  /** Counts the account-quota decisions and the turns (optional: unit tests build sessions without it). */
+  readonly metrics?: Pick<Metrics, 'decided'> & Partial<TurnObserver>;
+  /** How turns speak and translate: the upstreams' limits that shape them. */
+  readonly turns: TurnSettings;
+}
+
+/** The upstream settings a session's turns follow (from `upstreams.tts` and `upstreams.translation`). */
+export interface TurnSettings {
+  /** The TTS upstream's `maxChars` (default 2000). */
+  readonly ttsMaxChars: number;
+  /** TTS requests open at once for one turn (`upstreams.tts.limits.segmentsInFlight`, default 2). */
+  readonly segmentsInFlight: number;
+  /** The translation upstream's `maxChars`, if it has one. */
+  readonly translationMaxChars?: number | undefined;
+  /** Sent as `max_tokens` to the conversation model, when set. */
+  readonly maxOutputTokens?: number | undefined;
 }
 
 export interface SessionInit {
@@ -79,9 +97,6 @@ export interface SessionInit {
 
 /** Requests accepted but not answered, per session; more get `rate_limited`. */
 const MAX_PENDING = 32;
-/** Reply audio goes out in frames of this size (browsers and proxies like moderate frames). */
-const AUDIO_CHUNK_BYTES = 32 * 1024;
-const TTS_SAMPLE_RATE = 24_000;
 
 type Held = { event: ServerEvent } | { audio: Buffer };
 
@@ -106,13 +121,6 @@ function sharedKey(key: string): string {
 
 /** `Session.wireLimitsJson` per plan, then per audio format. */
 const limitsJson = new WeakMap<PlanConfig, Record<'pcm16' | 'wav', Map<number, string>>>();
-
-/** A request accepted and not yet answered. */
-interface Pending {
-  readonly ctl: AbortController;
-  /** Whether an upstream call of this request has started (then it is finished even across a drop). */
-  started: boolean;
-}
 
 export class Session implements TimerEntry, LogContext {
   readonly id: string;
@@ -145,7 +153,13 @@ export class Session implements TimerEntry, LogContext {
   private admission: Promise<unknown> | undefined;
   private chain: Promise<unknown> | undefined;
   /** Requests accepted and not answered, and the outbox while detached: made on first use. */
-  private pending: Map<RequestId, Pending> | undefined;
+  /** Requests accepted and not yet at a final stage, by id. */
+  private turns: Map<RequestId, Turn> | undefined;
+  /**
+   * The latest conversation turn: a `cancel` of it after its `reply.audio.end` still truncates the
+   * history to what the learner heard (CONTRACT §6), until the next conversation turn is accepted.
+   */
+  private lastReply: Turn | undefined;
   private held: Held[] | undefined;
   private heldBytes = 0;
   private lost: Set<RequestId> | undefined;
@@ -199,7 +213,7 @@ export class Session implements TimerEntry, LogContext {
 
   /** Requests accepted and not yet answered. */
   get inFlight(): number {
-    return this.pending?.size ?? 0;
+    return this.turns?.size ?? 0;
   }
 
   /** The limits announced in session.created / session.resumed. */
@@ -253,7 +267,7 @@ export class Session implements TimerEntry, LogContext {
       createdAt: this.createdAt,
       expiresAt: this.expiresAt,
       history: this.history.length === 0 ? NONE : this.history.filter((m): m is ChatMessage & { role: 'user' | 'assistant' } => m.role !== 'system'),
-      pending: this.pending?.size ? [...this.pending.keys()] : NONE,
+      pending: this.turns?.size ? [...this.turns.keys()] : NONE,
       replicaId: this.deps.replicaId,
       connected: this.attached,
       counters: { ...this.counters },
@@ -350,12 +364,12 @@ export class Session implements TimerEntry, LogContext {
    * at the upstream is finished and its answer held for the resume (until the session ends).
    */
   private dropUnstarted(): void {
-    const pending = this.pending;
-    if (!pending) return;
-    for (const [id, p] of pending) {
-      if (p.started) continue;
-      p.ctl.abort();
-      pending.delete(id);
+    const turns = this.turns;
+    if (!turns) return;
+    for (const [id, turn] of turns) {
+      if (turn.started) continue;
+      turn.abandon();
+      turns.delete(id);
       (this.dropped ??= new Set()).add(id);
     }
   }
@@ -365,8 +379,9 @@ export class Session implements TimerEntry, LogContext {
     if (this.gone) return;
     this.gone = true;
     this.cancelTimers();
-    if (this.pending) for (const p of this.pending.values()) p.ctl.abort();
-    this.pending = undefined;
+    if (this.turns) for (const turn of this.turns.values()) turn.abandon();
+    this.turns = undefined;
+    this.lastReply = undefined;
     this.held = undefined;
     this.log('info', 'session ended', { reason });
     if (!keepRecord) this.deps.store.deleteSession(this.id).catch((err: unknown) => this.log('warn', 'could not delete session state', { err }));
@@ -467,47 +482,55 @@ export class Session implements TimerEntry, LogContext {
       this.invalid(`input_audio.commit: ${seconds}`, id);
       return;
     }
-    const kind: Exclude<RequestKind, 'rest'> = msg.purpose === 'turn' ? 'conversation.turn' : 'pronunciation.assess';
     const extra = [audioSpec(this.plan, this.principal.account.id, seconds / 60)];
-    this.accept(id, kind, extra, async (call) => {
-      this.counters.audioSeconds += seconds;
-      if (msg.purpose === 'turn') {
-        const transcript = await this.deps.providers.stt.transcribe({ audio, language: this.language }, call);
-        this.send({ type: 'transcript', request_id: id, text: transcript });
-        await this.converse(id, transcript, call);
-      } else {
-        const result = await this.deps.providers.pronunciation.assess(
-          { audio, referenceText: msg.reference_text ?? '', language: this.language },
-          call,
-        );
-        this.counters.assessments++;
-        this.send({ type: 'assessment.result', request_id: id, score: result.score, words: result.words.map((w) => ({ word: w.word, score: w.score })) });
-      }
-    });
+    const referenceText = msg.reference_text;
+    if (msg.purpose === 'turn') {
+      this.accept(id, 'conversation.turn', extra, 'conversation', (turn) => {
+        this.counters.audioSeconds += seconds;
+        return this.converse(turn, { audio });
+      });
+    } else {
+      this.accept(id, 'pronunciation.assess', extra, 'assessment', (turn) => {
+        this.counters.audioSeconds += seconds;
+        return runAssessment(turn, audio, referenceText ?? '', { providers: this.deps.providers, language: this.language, call: (t) => this.callFor(t) });
+      });
+    }
   }
 
   turnText(msg: ClientMessageOf<'turn.text'>): void {
     this.touch();
     if (this.tooLong(msg.text, msg.id)) return;
-    this.accept(msg.id, 'conversation.turn', [], (call) => this.converse(msg.id, msg.text, call));
+    this.accept(msg.id, 'conversation.turn', [], 'conversation', (turn) => this.converse(turn, { text: msg.text }));
   }
 
   translate(msg: ClientMessageOf<'translate'>): void {
     this.touch();
     if (this.tooLong(msg.text, msg.id)) return;
-    this.accept(msg.id, 'translate', [], async (call) => {
-      const text = await this.deps.providers.translation.translate(
-        {
-          text: msg.text,
-          targetLanguage: msg.target_language,
-          // Into the session's language the text is most likely the learner's own language (or unknown).
-          sourceLanguage: msg.source_language ?? (sameLanguage(msg.target_language, this.language) ? this.nativeLanguage : this.language),
-        },
-        call,
-      );
-      this.counters.translations++;
-      this.send({ type: 'translation.result', request_id: msg.id, text });
-    });
+    this.accept(msg.id, 'translate', [], 'translation', (turn) =>
+      runTranslation(turn, msg.text, msg.target_language, msg.source_language, {
+        providers: this.deps.providers,
+        language: this.language,
+        nativeLanguage: this.nativeLanguage,
+        call: (t) => this.callFor(t),
+        maxChars: this.deps.turns.translationMaxChars,
+      }),
+    );
+  }
+
+  /**
+   * `cancel` (CONTRACT §6): the named request is cancelled wherever it is; the session's latest
+   * reply is truncated to what the learner heard even after its `reply.audio.end`. Any other
+   * request (finished, or unknown) is ignored: no answer. Counts as activity.
+   */
+  cancel(msg: ClientMessageOf<'cancel'>): void {
+    this.touch();
+    const turn = this.turns?.get(msg.request_id) ?? (this.lastReply?.id === msg.request_id ? this.lastReply : undefined);
+    if (!turn) return;
+    const answered = turn.cancel(msg.played_ms, turn === this.lastReply);
+    if (!answered) return;
+    this.log('debug', 'request cancelled', { request_id: msg.request_id, stage: turn.stage });
+    if (this.turns?.get(turn.id) === turn) this.turns.delete(turn.id);
+    this.persist();
   }
 
   // ---- request flow ------------------------------------------------------------------------------
@@ -520,25 +543,35 @@ export class Session implements TimerEntry, LogContext {
 
   /**
    * Admission then execution, both in arrival order: the account quotas are checked (all or
-   * nothing, through the store) in a serial chain, then accepted work joins the session's serial
-   * run queue. A refused request is answered with an error and never run.
+   * nothing, through the store) in a serial chain, then the accepted Turn joins the session's
+   * serial run queue. A refused request is answered with an error and never run. An accepted
+   * request is in the session's record before it runs, so if this replica dies, the replica that
+   * resumes the session reports it rather than losing it silently.
    */
-  private accept(id: RequestId, kind: Exclude<RequestKind, 'rest'>, extra: LimitSpec[], run: (call: CallOptions) => Promise<void>): void {
-    const pendings = (this.pending ??= new Map());
-    if (pendings.has(id)) {
+  private accept(id: RequestId, kind: Exclude<RequestKind, 'rest'>, extra: LimitSpec[], turnKind: TurnKind, run: (turn: Turn) => Promise<void>): void {
+    const turns = (this.turns ??= new Map());
+    if (turns.has(id)) {
       this.invalid(`request id ${JSON.stringify(id)} is already in flight`, id);
       return;
     }
-    if (pendings.size >= MAX_PENDING) {
+    if (turns.size >= MAX_PENDING) {
       this.sendError('rate_limited', `more than ${MAX_PENDING} requests are waiting in this session`, id, 1000);
       return;
     }
-    const pending: Pending = { ctl: new AbortController(), started: false };
-    pendings.set(id, pending);
+    const turn = new Turn(id, turnKind, {
+      output: this.outbox,
+      now: () => this.deps.scheduler.now(),
+      history: this.historyWriter,
+      ...(this.deps.metrics?.turnCompleted && this.deps.metrics.turnCancelled ? { observer: this.deps.metrics as TurnObserver } : {}),
+    });
+    turns.set(id, turn);
+    // A new conversation turn: the previous reply can no longer be truncated (its exchange is history).
+    if (turnKind === 'conversation') this.lastReply = turn;
     const limits = [requestSpec(this.plan, this.principal.account.id, kind), ...extra];
-    const opId = `${this.id}:${String(id)}:${this.deps.scheduler.now()}`;
+    const opId = `${this.id}:${String(id)}:${turn.acceptedAt}`;
     this.admission = (this.admission ?? SETTLED).then(async () => {
       let allowed = false;
+      if (turn.isFinal) return; // cancelled while it waited for admission
       try {
         const decision = await this.deps.store.consume(limits, opId);
         this.deps.metrics?.decided(limits.map((l) => l.name), decision);
@@ -556,92 +589,115 @@ export class Session implements TimerEntry, LogContext {
         this.sendError('internal_error', 'quota check failed; try again', id);
       }
       if (!allowed) {
-        this.pending?.delete(id);
+        turn.abandon();
+        this.forget(turn);
         return;
       }
       this.quotaNow();
-      const acceptedAt = this.deps.scheduler.now();
-      const call: CallOptions = {
-        signal: pending.ctl.signal,
-        context: {
-          accountId: this.principal.account.id,
-          sessionId: this.id,
-          acceptedAt,
-          onQueued: (position, queue) => {
-            this.send({ type: 'request.queued', request_id: id, position });
-            this.setQueueWait({ upstream: queue.name, maxQueueWaitSeconds: queue.maxQueueWaitSeconds, deadline: acceptedAt + queue.maxQueueWaitSeconds * 1000 });
-          },
-          onStart: () => {
-            pending.started = true;
-            this.setQueueWait(undefined);
-          },
-        },
-      };
-      this.chain = (this.chain ?? SETTLED).then(() => this.execute(id, pending, () => run(call)));
+      this.persist();
+      this.chain = (this.chain ?? SETTLED).then(() => this.execute(turn, run));
     });
   }
 
-  private async execute(id: RequestId, pending: Pending, run: () => Promise<void>): Promise<void> {
-    const signal = pending.ctl.signal;
-    if (signal.aborted || this.gone) return;
-    try {
-      await run();
-    } catch (err) {
-      if (signal.aborted || this.gone) return;
-      if (err instanceof ParleyError) {
-        this.sendError(err.code, err.message, id, err.retryAfterMs);
-      } else if (err instanceof UpstreamError) {
-        this.log('warn', 'upstream call failed', { upstream: err.upstream, status: err.status, err: err.message, request_id: id });
-        this.sendError(err.busy ? 'upstream_busy' : 'upstream_error', `${err.upstream}: ${err.message}`, id);
-      } else {
-        this.log('error', 'request failed', { err, request_id: id });
-        this.sendError('internal_error', 'internal error while handling the request', id);
-      }
-    } finally {
-      this.setQueueWait(undefined);
-      if (this.pending?.get(id) === pending) this.pending.delete(id);
-      this.persist();
-    }
+  /** The options of an upstream call made for `turn`: its signal, its fairness keys, its queue reports. */
+  private callFor(turn: Turn): CallOptions {
+    return {
+      signal: turn.signal,
+      context: {
+        accountId: this.principal.account.id,
+        sessionId: this.id,
+        acceptedAt: turn.acceptedAt,
+        onQueued: (position, queue) => {
+          turn.queued(position);
+          this.setQueueWait({ upstream: queue.name, maxQueueWaitSeconds: queue.maxQueueWaitSeconds, deadline: turn.acceptedAt + queue.maxQueueWaitSeconds * 1000 });
+        },
+        onStart: () => {
+          turn.startedUpstream();
+          this.setQueueWait(undefined);
+        },
+      },
+    };
   }
 
-  /** Conversation model with the history, then speech. */
-  private async converse(id: RequestId, userText: string, call: CallOptions): Promise<void> {
-    const messages: ChatMessage[] = [{ role: 'system', content: this.systemPrompt() }, ...this.history, { role: 'user', content: userText }];
-    const reply = await this.deps.providers.conversation.reply(
-      { language: this.language, nativeLanguage: this.nativeLanguage, scenario: this.scenario, messages },
-      call,
+  /**
+   * Runs an accepted turn. The session's chain moves on as soon as the turn reaches a final stage
+   * (a cancel settles it at once, without waiting for the upstream sockets to close).
+   */
+  private async execute(turn: Turn, run: (turn: Turn) => Promise<void>): Promise<void> {
+    if (turn.isFinal || this.gone) return;
+    const ran = run(turn).then(
+      () => {
+        if (turn.kind === 'assessment') this.counters.assessments++;
+        else if (turn.kind === 'translation') this.counters.translations++;
+      },
+      (err: unknown) => this.failTurn(turn, err),
     );
-    this.history.push({ role: 'user', content: userText }, { role: 'assistant', content: reply });
-    const max = this.plan.maxHistoryTurns * 2;
-    if (this.history.length > max) this.history = this.history.slice(this.history.length - max);
-    this.counters.turns++;
-    this.send({ type: 'reply.text', request_id: id, text: reply });
-    const tts = this.deps.providers.tts;
-    const req = { text: reply, voice: this.voice, language: this.language };
-    // Long replies come as several upstream requests (maxChars); their audio streams as one reply.
-    const parts = tts.speakParts ? tts.speakParts(req, call) : oneShot(tts.speak(req, call));
-    let bytes = 0;
-    let started = false;
-    for await (const part of parts) {
-      if (!started) {
-        started = true;
-        this.send({ type: 'reply.audio.start', request_id: id, format: 'pcm16', sample_rate: part.sampleRate || TTS_SAMPLE_RATE });
-      }
-      for (let off = 0; off < part.audio.length; off += AUDIO_CHUNK_BYTES) {
-        this.sendBinary(part.audio.subarray(off, Math.min(off + AUDIO_CHUNK_BYTES, part.audio.length)));
-      }
-      bytes += part.audio.length;
-    }
-    if (!started) this.send({ type: 'reply.audio.start', request_id: id, format: 'pcm16', sample_rate: TTS_SAMPLE_RATE });
-    this.send({ type: 'reply.audio.end', request_id: id, bytes });
+    await Promise.race([ran, turn.settled]);
+    this.setQueueWait(undefined);
+    this.forget(turn);
+    this.persist();
   }
 
-  private systemPrompt(): string {
-    const parts = [`You are a friendly speaking tutor. Answer in ${this.language}, in one to three short sentences.`];
-    if (this.nativeLanguage) parts.push(`The learner's native language is ${this.nativeLanguage}.`);
-    if (this.scenario) parts.push(`Scenario: ${this.scenario}.`);
-    return parts.join(' ');
+  /** A turn's run threw: its `error` (unless it was cancelled or the session ended). */
+  private failTurn(turn: Turn, err: unknown): void {
+    if (turn.isFinal || this.gone) return;
+    const id = turn.id;
+    if (err instanceof ParleyError) {
+      turn.fail(errorEvent(err.code, err.message, { requestId: id, retryAfterMs: err.retryAfterMs }));
+    } else if (err instanceof UpstreamError) {
+      this.log('warn', 'upstream call failed', { upstream: err.upstream, status: err.status, err: err.message, request_id: id });
+      turn.fail(errorEvent(err.busy ? 'upstream_busy' : 'upstream_error', `${err.upstream}: ${err.message}`, { requestId: id }));
+    } else {
+      this.log('error', 'request failed', { err, request_id: id });
+      turn.fail(errorEvent('internal_error', 'internal error while handling the request', { requestId: id }));
+    }
   }
+
+  private forget(turn: Turn): void {
+    if (this.turns?.get(turn.id) === turn) this.turns.delete(turn.id);
+  }
+
+  /** A conversation turn with the session's history and speech settings. */
+  private converse(turn: Turn, input: TurnInput): Promise<void> {
+    return runConversation(turn, input, {
+      providers: this.deps.providers,
+      language: this.language,
+      nativeLanguage: this.nativeLanguage,
+      scenario: this.scenario,
+      voice: this.voice,
+      history: () => this.history,
+      call: (t) => this.callFor(t),
+      ttsMaxChars: this.deps.turns.ttsMaxChars,
+      segmentsInFlight: this.deps.turns.segmentsInFlight,
+      maxOutputTokens: this.deps.turns.maxOutputTokens,
+    });
+  }
+
+  /** Where a turn's events and audio go: the connection, or held while there is none. */
+  private readonly outbox = {
+    event: (event: ServerEvent): void => this.send(event),
+    audio: (chunk: Buffer): void => this.sendBinary(chunk),
+  };
+
+  /**
+   * The history as turns write it: an exchange once, no empty assistant message (CONTRACT §6), at
+   * most `maxHistoryTurns` exchanges kept.
+   */
+  private readonly historyWriter: TurnHistory = {
+    add: (user, assistant) => {
+      this.history.push({ role: 'user', content: user });
+      if (assistant.length > 0) this.history.push({ role: 'assistant', content: assistant });
+      this.counters.turns++;
+      const max = this.plan.maxHistoryTurns * 2;
+      if (this.history.length > max) this.history = this.history.slice(this.history.length - max);
+    },
+    truncateLast: (assistant) => {
+      const last = this.history[this.history.length - 1];
+      if (last?.role !== 'assistant') return;
+      if (assistant.length > 0) this.history[this.history.length - 1] = { role: 'assistant', content: assistant };
+      else this.history.pop();
+    },
+  };
 
   // ---- output ------------------------------------------------------------------------------------
 
@@ -847,12 +903,6 @@ function wire(s: LimitState): LimitStateWire {
     reset_seconds: Math.ceil(s.resetMs / 1000),
   };
 }
-
-async function* oneShot<T>(p: Promise<T>): AsyncIterable<T> {
-  yield await p;
-}
-
-const sameLanguage = (a: string, b: string): boolean => a.split('-')[0]!.toLowerCase() === b.split('-')[0]!.toLowerCase();
 
 /**
  * Seconds of audio in a committed utterance (PCM16, or a WAV read by the project's one WAV parser,

@@ -230,7 +230,12 @@ describe('GET /metrics', () => {
     expect(valueOf(during, 'parley_limit_decisions_total', { limit: 'account.conversation.turn', outcome: 'allowed' })).toBe(1);
     expect(valueOf(during, 'parley_limit_decisions_total', { limit: 'account.connections', outcome: 'allowed' })).toBe(1);
     expect(valueOf(during, 'parley_upstream_requests_total', { upstream: 'conversation', outcome: 'ok' })).toBe(1);
-    expect(valueOf(during, 'parley_upstream_latency_seconds_count', { upstream: 'tts' })).toBe(1);
+    // The reply's first sentence alone, then the rest: one TTS attempt per TTS request of the turn.
+    const turnMetrics = await c.waitFor('turn.metrics');
+    expect(valueOf(during, 'parley_upstream_latency_seconds_count', { upstream: 'tts' })).toBe(turnMetrics.tts_requests);
+    expect(valueOf(during, 'parley_turn_first_audio_seconds_count')).toBe(1);
+    expect(valueOf(during, 'parley_turn_duration_seconds_count')).toBe(1);
+    expect(valueOf(during, 'parley_upstream_first_byte_seconds_count', { upstream: 'conversation' })).toBe(1);
     expect(valueOf(during, 'parley_upstream_queue_depth', { upstream: 'conversation' })).toBe(0);
     expect(during.get('parley_event_loop_lag_max_seconds')?.type).toBe('gauge');
     expect(during.get('parley_store_fallback_total')?.type).toBe('counter');
