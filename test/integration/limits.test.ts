@@ -201,7 +201,9 @@ describe('dead peers and slow consumers', () => {
     t = await startApp({ server: { maxBufferedBytes: 256 * 1024 }, plan: { requestsPerMinute: { 'conversation.turn': 1000 } } });
     const c = await t.session();
     (c.ws as unknown as { _socket: { pause(): void } })._socket.pause();
-    for (let i = 0; i < 200; i++) c.send({ type: 'turn.text', id: i, text: 'Hola, quiero practicar mi español hoy por la mañana con usted.' });
+    // 90 turns: within the message burst (virtual time is frozen, so no token refills), and each
+    // reply is a few hundred KB of audio, far past what the kernel's socket buffers absorb.
+    for (let i = 0; i < 90; i++) c.send({ type: 'turn.text', id: i, text: 'Hola, quiero practicar mi español hoy por la mañana con usted.' });
     // The kernel's socket buffers absorb a few MB first; each turn synthesises speech, which takes a
     // while on a loaded 2-core machine, so the wait is generous.
     await until(() => t.logs.find((l) => l.msg === 'slow consumer') !== undefined, 50_000, 'slow consumer log');
