@@ -78,9 +78,16 @@ function onSocketError(this: OwnedSocket, err: Error): void {
   this[CONNECTION]?.socketError(err);
 }
 /** ws's frame parser, private (`_receiver`); see `start()`. */
-type OwnedReceiver = { [CONNECTION]?: Connection; prependListener(e: 'error', l: (this: OwnedReceiver, err: Error) => void): void };
+type OwnedReceiver = {
+  [CONNECTION]?: Connection;
+  prependListener(e: 'error', l: (this: OwnedReceiver, err: Error) => void): void;
+  prependListener(e: 'conclude', l: (this: OwnedReceiver, code: number, reason: Buffer) => void): void;
+};
 function onReceiverError(this: OwnedReceiver, err: Error): void {
   this[CONNECTION]?.protocolError(err as Error & { code?: string });
+}
+function onReceiverConclude(this: OwnedReceiver, _code: number, reason: Buffer): void {
+  this[CONNECTION]?.closeFrameReceived(reason);
 }
 
 /**
@@ -166,6 +173,7 @@ export class Connection implements SessionSink, TimerEntry, LogContext {
     if (receiver) {
       receiver[CONNECTION] = this;
       receiver.prependListener('error', onReceiverError);
+      receiver.prependListener('conclude', onReceiverConclude);
     }
     this.deps.timers.set(this, this.deps.scheduler.now() + this.deps.server.sessionStartTimeoutSeconds * 1000);
   }
@@ -347,6 +355,19 @@ export class Connection implements SessionSink, TimerEntry, LogContext {
       /* the socket is already gone; ws closes it */
     }
     this.teardown();
+  }
+
+  /**
+   * The client's close frame, before ws echoes it. UTF-8 is checked here, not by ws
+   * (`skipUTF8Validation`, so an invalid text frame gets `invalid_message` and the connection
+   * stays): a close reason that is not UTF-8 gets `protocol_error` and close 1007 (RFC 6455
+   * §5.5.1, §7.4.1), not an echo of the broken bytes.
+   */
+  closeFrameReceived(reason: Buffer): void {
+    if (this.closing || reason.length === 0 || isUtf8(reason)) return;
+    const err = Object.assign(new Error('the close frame\'s reason is not valid UTF-8'), { code: 'WS_ERR_INVALID_UTF8' });
+    this.protocolError(err);
+    this.ws.close(CloseCode.invalidPayload, closeReason('protocol_error'));
   }
 
   closeNormally(): void {

@@ -238,6 +238,7 @@ describe('WebSocket framing errors (RFC 6455)', () => {
     ['RSV bits set', 1002, 'protocol_error', rawFrame(0x80 | 0x40 | 0x1, Buffer.from('{}'))],
     ['a fragmented ping', 1002, 'protocol_error', rawFrame(0x9)],
     ['a close frame with an invalid code', 1002, 'protocol_error', rawFrame(0x88, Buffer.from([0x03, 0xe7]))],
+    ['a close frame whose reason is not UTF-8', 1007, 'protocol_error', rawFrame(0x88, Buffer.from([0x03, 0xe8, 0xff, 0xfe]))],
   ])('%s: close %s after error %s with that close_code', async (_name, close, code, frame) => {
     t = await startApp();
     const c = await t.session();
