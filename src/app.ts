@@ -150,6 +150,13 @@ export async function buildApp(opts: AppOptions): Promise<ParleyApp> {
     logController: new AccessLog(),
     trustProxy: config.server.trustProxy,
     bodyLimit: 64 * 1024,
+    // A request (an upgrade included) whose headers do not arrive within headersTimeoutSeconds gets
+    // 408 and loses its socket: slowloris cannot hold file descriptors (20,000 a process here) for
+    // Node's default 60 s, checked only every 30 s (fuzz finding F4).
+    http: {
+      headersTimeout: config.server.headersTimeoutSeconds * 1000,
+      connectionsCheckingInterval: Math.min(30_000, Math.max(250, (config.server.headersTimeoutSeconds * 1000) / 4)),
+    },
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } },
     schemaErrorFormatter: (errors, dataVar) => new Error(formatValidation(errors, dataVar)),
   });

@@ -42,6 +42,7 @@ export const ServerSchema = Obj({
   slowConsumerGraceSeconds: PositiveNum(5, 'After the slow_consumer close, time the client gets to read before the socket is destroyed'),
   maxPayloadBytes: Type.Optional(Type.Integer({ minimum: 1024, description: 'Hard frame ceiling of the WebSocket layer (default: 4 x the largest maxFrameBytes)' })),
   trustProxy: Type.Boolean({ default: false, description: "Trust X-Forwarded-* headers (behind a load balancer)" }),
+  headersTimeoutSeconds: PositiveNum(10, 'A request (a WebSocket upgrade included) whose headers take longer gets 408 and is closed (against slowloris)'),
   authFailuresPerMinute: PositiveInt(30, 'Failed authentications (wrong key or token, REST or WebSocket) one client address may make within a minute; past them it gets 429 rate_limited (WebSocket: close 4029) until the minute has passed'),
 }, 'The HTTP and WebSocket listener', { default: {} });
 

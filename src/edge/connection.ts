@@ -71,6 +71,14 @@ function onSocketPong(this: OwnedSocket): void {
   const conn = this[CONNECTION];
   if (conn) conn.awaitingPong = false;
 }
+/**
+ * A client ping ws has answered (or queued a pong for): the pongs still waiting tell a ping flood,
+ * which ws ends with `terminate()` once `maxPendingAutoPongs` (60) wait, with no event of its own.
+ */
+function onSocketPing(this: OwnedSocket): void {
+  const c = this[CONNECTION];
+  if (c) c.pendingPongs = (this as unknown as { _pendingAutoPongs?: number })._pendingAutoPongs ?? 0;
+}
 function onSocketClose(this: OwnedSocket, code: number): void {
   this[CONNECTION]?.socketClosed(code);
 }
@@ -104,6 +112,8 @@ function sessionEventJson(type: 'session.created' | 'session.resumed', session: 
 
 export class Connection implements SessionSink, TimerEntry, LogContext {
   readonly id: string;
+  /** Pongs ws still had to send at the client's latest ping (see onSocketPing). */
+  pendingPongs = 0;
   /** Set by the heartbeat, cleared when a pong arrives. */
   awaitingPong = false;
   /** The no-session.start timeout's place in the replica's timer queue (TimerEntry). */
@@ -163,6 +173,7 @@ export class Connection implements SessionSink, TimerEntry, LogContext {
     ws.on('message', onSocketMessage);
     ws.on('pong', onSocketPong);
     ws.on('close', onSocketClose);
+    ws.on('ping', onSocketPing);
     ws.on('error', onSocketError);
     // ws closes a connection whose framing breaks RFC 6455 by itself (1002, 1007, 1008, 1009) and
     // only then emits 'error'. Its receiver's 'error' comes first, while the socket is still open,
@@ -261,6 +272,14 @@ export class Connection implements SessionSink, TimerEntry, LogContext {
   /** The socket closed (its `close` listener). */
   socketClosed(code: number): void {
     this.killTimer?.unsubscribe();
+    // ws drops a peer with more than `maxPendingAutoPongs` (60) pings waiting for their pong (a ping
+    // flood): no close frame or error event can get through such a socket, but it was the gateway's
+    // decision, so it is logged and counted as the gateway's own 1006 (fuzz finding F3).
+    const max = (this.ws as unknown as { _maxPendingAutoPongs?: number })._maxPendingAutoPongs ?? 0;
+    if (this.sentCloseCode === undefined && max > 0 && this.pendingPongs >= max - 1) {
+      this.sentCloseCode = CloseCode.abnormal;
+      this.log('info', 'peer dropped: ping flood', { pending_pongs: this.pendingPongs + 1 });
+    }
     if (this.sentCloseCode !== undefined) this.deps.metrics.closed(this.sentCloseCode);
     else this.deps.metrics.clientClosed(code);
     this.teardown();
