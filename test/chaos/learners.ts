@@ -12,7 +12,7 @@
 import { Agent, request } from 'undici';
 import WebSocket from 'ws';
 import { ParleyClient, ParleyClientError, type WebSocketConstructor } from '../../src/client/index.js';
-import { REPLICA_HEADER } from './haproxy.js';
+import { REPLICA_HEADER } from '../../tools/cluster/haproxy.js';
 import type { Ledger, TurnEntry } from './ledger.js';
 import type { Occupancy } from './occupancy.js';
 

@@ -8,7 +8,7 @@ import { cpus } from 'node:os';
 import { table } from '../../bench/lib/report.js';
 import { DOCUMENTED_RULE } from './cap-bound.js';
 import type { PhaseStats } from './ledger.js';
-import type { ReplicaProcess } from './replica.js';
+import type { ReplicaProcess } from '../../tools/cluster/replica.js';
 import type { CapProbeOutcome, ChaosResult } from './scenario.js';
 import type { UsageConvergence } from './watch.js';
 

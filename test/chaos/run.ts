@@ -7,10 +7,10 @@
  * it exits 1 when a promise is broken. Not part of `npm test`: it runs for a few minutes.
  */
 import { writeFileSync } from 'node:fs';
-import { Cluster } from './cluster.js';
+import { Cluster } from '../../tools/cluster/cluster.js';
 import { chaosConfig } from './config.js';
 import { parseOptions } from './options.js';
-import { killTracked } from './processes.js';
+import { killTracked } from '../../tools/cluster/processes.js';
 import { formatReport, reportJson } from './report.js';
 import { runScenario } from './scenario.js';
 

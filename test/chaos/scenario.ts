@@ -7,7 +7,7 @@
  */
 import { loadavg } from 'node:os';
 import { checkCaps, type CapCheck } from './cap-bound.js';
-import type { Cluster } from './cluster.js';
+import type { Cluster } from '../../tools/cluster/cluster.js';
 import { CHAOS_KEY } from './config.js';
 import { Fleet, type Marked } from './learners.js';
 import { Ledger } from './ledger.js';

@@ -4,8 +4,8 @@
  * with the connections the clients really hold.
  */
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
-import { readyz } from './cluster.js';
-import { REPLICA_HEADER } from './haproxy.js';
+import { readyz } from '../../tools/cluster/cluster.js';
+import { REPLICA_HEADER } from '../../tools/cluster/haproxy.js';
 import type { Occupancy } from './occupancy.js';
 
 const POLL_MS = 100;

@@ -1,28 +1,28 @@
 /**
  * The multi-replica topology on one machine: one `redis-server`, N Parley replicas as their own
- * processes (`src/main.ts`, store on that Redis) and, optionally, HAProxy in front. `npm run chaos`
- * runs its load against it and injects faults through the handles here; issue 15's
- * `npm run cluster` is meant to start the same topology with it.
+ * processes (`src/main.ts`, store on that Redis) and, optionally, HAProxy in front: the topology of
+ * deploy/compose.yaml without containers. `npm run cluster` (cli.ts) starts it for a person;
+ * `npm run chaos` (test/chaos/) runs its load against it and injects faults through the handles
+ * here; test/integration/cluster.test.ts kills a replica behind it.
  *
  * Everything started is killed when the launcher process exits (processes.ts).
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort, startRedis, type RedisHandle } from '../helpers/redis.js';
 import { HaproxyProcess } from './haproxy.js';
-import { forget, track } from './processes.js';
-import { ReplicaProcess } from './replica.js';
+import { freePort, startRedisServer, type RedisServer } from './redis.js';
+import { ReplicaProcess, type LogLine } from './replica.js';
 
 /** The shared Redis, with the faults a run injects. Restarts reuse the port, so every configured URL stays valid. */
 export class RedisControl {
   private paused = false;
 
-  private constructor(private handle: RedisHandle | undefined, readonly port: number) {}
+  private constructor(private handle: RedisServer | undefined, readonly port: number) {}
 
-  static async start(): Promise<RedisControl> {
-    const handle = await startRedis();
-    track(handle.pid);
+  /** Starts `redis-server` on `port` (default: a free one). */
+  static async start(port?: number): Promise<RedisControl> {
+    const handle = await startRedisServer(port);
     return new RedisControl(handle, handle.port);
   }
 
@@ -34,6 +34,11 @@ export class RedisControl {
     return this.handle !== undefined;
   }
 
+  /** The running server's pid (undefined while killed). */
+  get pid(): number | undefined {
+    return this.handle?.pid;
+  }
+
   /** SIGKILL: Redis vanishes mid-conversation, with everything it held (no persistence). */
   async kill(): Promise<void> {
     const h = this.handle;
@@ -41,14 +46,12 @@ export class RedisControl {
     this.handle = undefined;
     this.paused = false;
     await h.kill();
-    forget(h.pid);
   }
 
   /** Starts an empty redis-server on the same port (resolves once it answers PING). */
   async restart(): Promise<void> {
     if (this.handle) throw new Error('redis-server is still running');
-    this.handle = await startRedis(this.port);
-    track(this.handle.pid);
+    this.handle = await startRedisServer(this.port);
   }
 
   /** SIGSTOP: Redis hangs with its connections open (commands time out instead of failing). */
@@ -69,7 +72,6 @@ export class RedisControl {
     if (this.paused) this.resume();
     this.handle = undefined;
     await h.stop();
-    forget(h.pid);
   }
 }
 
@@ -82,6 +84,12 @@ export interface ClusterOptions {
   readonly logLevel?: string;
   /** The config document of every replica, given the Redis URL and the replica count. */
   readonly config: (redisUrl: string, replicas: number) => Record<string, unknown>;
+  /** More environment for every replica (e.g. the variables its config's `env:NAME` secrets read). */
+  readonly env?: Readonly<Record<string, string>>;
+  /** HAProxy's port on 127.0.0.1 (default: a free one). */
+  readonly entryPort?: number;
+  /** Called with each warn-or-worse (or non-JSON) line a replica writes, as it arrives. */
+  readonly onLine?: (replica: string, line: LogLine) => void;
 }
 
 export class Cluster {
@@ -98,14 +106,26 @@ export class Cluster {
     const dir = mkdtempSync(join(tmpdir(), 'parley-cluster-'));
     const redis = await RedisControl.start();
     const configFile = join(dir, 'parley.json');
-    writeFileSync(configFile, JSON.stringify(opts.config(redis.url, n), null, 2));
+    // 0600: the config may hold secrets (docs/configuration.md prefers env:NAME, which opts.env carries).
+    writeFileSync(configFile, JSON.stringify(opts.config(redis.url, n), null, 2), { mode: 0o600 });
     const replicas: ReplicaProcess[] = [];
     for (let i = 1; i <= n; i++) {
-      replicas.push(new ReplicaProcess({ name: `r${i}`, port: await freePort(), configFile, logLevel: opts.logLevel ?? 'warn' }));
+      const name = `r${i}`;
+      const onLine = opts.onLine;
+      replicas.push(
+        new ReplicaProcess({
+          name,
+          port: await freePort(),
+          configFile,
+          logLevel: opts.logLevel ?? 'warn',
+          env: opts.env ?? {},
+          ...(onLine ? { onLine: (line: LogLine) => onLine(name, line) } : {}),
+        }),
+      );
     }
     let haproxy: HaproxyProcess | undefined;
     try {
-      haproxy = opts.haproxy === false ? undefined : await HaproxyProcess.start(dir, await freePort(), replicas.map((r) => ({ name: r.name, port: r.port })));
+      haproxy = opts.haproxy === false ? undefined : await HaproxyProcess.start(dir, opts.entryPort ?? (await freePort()), replicas.map((r) => ({ name: r.name, port: r.port })));
     } catch (err) {
       await redis.stop();
       rmSync(dir, { recursive: true, force: true });
@@ -121,6 +141,11 @@ export class Cluster {
       throw err;
     }
     return cluster;
+  }
+
+  /** The replicas' config file (in the temp dir; removed by stop()). */
+  get configFile(): string {
+    return join(this.dir, 'parley.json');
   }
 
   /** Where clients go: HAProxy if there is one, else the first replica. */

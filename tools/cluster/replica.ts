@@ -28,6 +28,10 @@ export interface ReplicaOptions {
   readonly port: number;
   readonly configFile: string;
   readonly logLevel: string;
+  /** More environment (e.g. what the config's `env:NAME` secrets read). */
+  readonly env?: Readonly<Record<string, string>>;
+  /** Called with each kept line (warn or worse, or not JSON) as it arrives. */
+  readonly onLine?: (line: LogLine) => void;
 }
 
 export class ReplicaProcess {
@@ -70,7 +74,7 @@ export class ReplicaProcess {
     if (this.running) throw new Error(`replica ${this.name} is already running`);
     const gen = ++this.generation;
     this.expectingExit = false;
-    const env: NodeJS.ProcessEnv = { ...process.env, PARLEY_CONFIG: this.opts.configFile, PORT: String(this.opts.port), HOST: '127.0.0.1', LOG_LEVEL: this.opts.logLevel };
+    const env: NodeJS.ProcessEnv = { ...process.env, ...this.opts.env, PARLEY_CONFIG: this.opts.configFile, PORT: String(this.opts.port), HOST: '127.0.0.1', LOG_LEVEL: this.opts.logLevel };
     // REDIS_URL in the caller's shell would replace the configured store.
     delete env.REDIS_URL;
     const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], { cwd: PROJECT_DIR, env, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -151,6 +155,8 @@ export class ReplicaProcess {
     }
     if (level !== 0 && level < 40) return;
     this.linesSeen++;
-    if (this.lines.length < MAX_LINES) this.lines.push({ at: Date.now(), level, msg, raw });
+    const line = { at: Date.now(), level, msg, raw };
+    if (this.lines.length < MAX_LINES) this.lines.push(line);
+    this.opts.onLine?.(line);
   }
 }

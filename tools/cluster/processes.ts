@@ -1,7 +1,7 @@
 /**
- * Every process the chaos launcher starts (replicas, HAProxy, redis-server) is registered here and
- * SIGKILLed when the launcher exits, however it exits, so an interrupted run leaves nothing behind
- * holding ports and CPU on a shared machine.
+ * Every process the cluster launcher starts (replicas, HAProxy, redis-server), for `npm run cluster`
+ * or `npm run chaos`, is registered here and SIGKILLed when the launcher exits, however it exits,
+ * so an interrupted run leaves nothing behind holding ports and CPU on a shared machine.
  */
 
 const live = new Set<number>();

@@ -85,6 +85,10 @@ export class HaproxyProcess {
     return `http://127.0.0.1:${this.port}`;
   }
 
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+
   /** Writes the config into `dir`, checks it (`haproxy -c`), starts HAProxy in the foreground and waits for its port. */
   static async start(dir: string, port: number, backends: readonly Backend[]): Promise<HaproxyProcess> {
     const file = join(dir, 'haproxy.cfg');
