@@ -13,7 +13,7 @@ import type { ServerEvent } from '../../src/protocol/messages.js';
 import { startSimUpstream, type SimUpstream } from '../../src/simulator/server.js';
 import { startApp, until, type TestApp } from '../helpers/app.js';
 import type { TestClient } from '../helpers/client.js';
-import { gate, type Gate } from '../helpers/gate.js';
+import { gate } from '../helpers/gate.js';
 import { chatMessages, chatStream, normalAnswer, openAiUpstreams, pcm24k, pcmStream, startScriptedUpstream, type ScriptedUpstream, type SeenRequest } from '../helpers/upstream.js';
 
 let t: TestApp | undefined;
@@ -39,9 +39,12 @@ const ttsInputs = (): string[] => calls(TTS).map((r) => String(r.json?.input));
 const leases = (): Promise<number> => t!.app.gateway.store.countLeases(LEASE);
 const requestId = (e: ServerEvent | Buffer): unknown => (Buffer.isBuffer(e) ? undefined : (e as { request_id?: unknown }).request_id);
 
-/** Answers a chat request with `reply` streamed in `pieces`, a TTS request with `ms` of audio per input. */
+/**
+ * Answers a streamed chat request with `pieces`, a TTS request with `ttsMs(input)` of audio, and
+ * the rest (translations ask for plain JSON, transcriptions) as normal.
+ */
 function streamedAnswer(req: SeenRequest, res: ServerResponse, pieces: readonly string[], ttsMs: (input: string) => number = () => 200): void {
-  if (req.path.endsWith(CHAT)) {
+  if (req.path.endsWith(CHAT) && req.json?.stream === true) {
     const s = chatStream(res);
     for (const p of pieces) s.delta(p);
     s.end();
@@ -172,5 +175,301 @@ describe('speech while the reply streams', () => {
     expect(end.bytes).toBe(48_000);
     expect(c.audioBytes()).toBe(48_000);
     expect(c.audio.every((f) => f.length <= 32 * 1024 && f.length % 2 === 0)).toBe(true);
+  });
+});
+
+describe('cancel at each stage', () => {
+  it('waiting behind an earlier request: stage waiting, the upstream never sees it, nothing follows, the earlier one is answered', async () => {
+    const hold = gate();
+    up = await startScriptedUpstream(async (req, res) => {
+      if (req.path.endsWith(CHAT) && chatMessages(req).at(-1)?.content === 'primero') await hold.wait;
+      streamedAnswer(req, res, ['Vale.']);
+    });
+    t = await startApp({ realTime: true, upstreams: openAiUpstreams(up.url) });
+    const c = await t.session();
+    c.send({ type: 'turn.text', id: 'a', text: 'primero' });
+    c.send({ type: 'turn.text', id: 'b', text: 'segundo' });
+    await until(() => chatFor('primero') !== undefined, 5000, 'the first turn at the upstream');
+    c.send({ type: 'cancel', request_id: 'b' });
+    expect(await c.waitFor('request.cancelled')).toEqual({ type: 'request.cancelled', request_id: 'b', stage: 'waiting', audio_bytes_sent: 0, kept_text: '' });
+    hold.open();
+    await c.waitFor('turn.metrics', (e) => e.request_id === 'a');
+    c.send({ type: 'turn.text', id: 'c', text: 'tercero' });
+    await c.waitFor('turn.metrics', (e) => e.request_id === 'c');
+    expect(chatFor('segundo')).toBeUndefined();
+    expectNothingAfterCancel(c, 'b');
+    // The cancelled turn left nothing in the history.
+    expect(chatMessages(chatFor('tercero')!).slice(1)).toEqual([
+      { role: 'user', content: 'primero' },
+      { role: 'assistant', content: 'Vale.' },
+      { role: 'user', content: 'tercero' },
+    ]);
+    expect(c.of('turn.metrics').map((m) => m.request_id)).toEqual(['a', 'c']);
+    expect(await metric('parley_turns_cancelled_total{stage="waiting"}')).toBe(1);
+  });
+
+  it('queued at a full upstream: stage queued, its queue place is given up, the upstream never sees it, the holder keeps its lease', async () => {
+    const hold = gate();
+    up = await startScriptedUpstream(async (req, res) => {
+      if (req.path.endsWith(CHAT) && chatMessages(req).at(-1)?.content === 'ocupado') await hold.wait;
+      streamedAnswer(req, res, ['Vale.']);
+    });
+    t = await startApp({ realTime: true, upstreams: openAiUpstreams(up.url, { concurrency: 1 }) });
+    const holder = await t.session();
+    holder.send({ type: 'turn.text', id: 'h', text: 'ocupado' });
+    await until(() => chatFor('ocupado') !== undefined, 5000, 'the holder at the upstream');
+    const c = await t.session();
+    c.send({ type: 'turn.text', id: 'q', text: 'en cola' });
+    expect(await c.waitFor('request.queued')).toEqual({ type: 'request.queued', request_id: 'q', position: 1 });
+    c.send({ type: 'cancel', request_id: 'q' });
+    expect(await c.waitFor('request.cancelled')).toEqual({ type: 'request.cancelled', request_id: 'q', stage: 'queued', audio_bytes_sent: 0, kept_text: '' });
+    expect(await leases()).toBe(1); // the holder's only
+    hold.open();
+    await holder.waitFor('turn.metrics');
+    c.send({ type: 'turn.text', id: 'n', text: 'siguiente' });
+    await c.waitFor('turn.metrics', (e) => e.request_id === 'n');
+    expect(chatFor('en cola')).toBeUndefined();
+    expectNothingAfterCancel(c, 'q');
+    expect(c.of('turn.metrics').map((m) => m.request_id)).toEqual(['n']);
+    expect(await leases()).toBe(0);
+    expect(await metric('parley_turns_cancelled_total{stage="queued"}')).toBe(1);
+  });
+
+  it('running in speech-to-text: stage running, the upstream sees the abort, the lease is free at once, neither message is kept', async () => {
+    up = await startScriptedUpstream((req, res) => {
+      if (req.path.endsWith(STT)) return; // transcribes forever
+      streamedAnswer(req, res, ['Vale.']);
+    });
+    t = await startApp({ realTime: true, upstreams: openAiUpstreams(up.url, { concurrency: 1 }) });
+    const c = await t.session();
+    c.sendBinary(utterance());
+    c.send({ type: 'input_audio.commit', id: 's', purpose: 'turn' });
+    await until(() => calls(STT).length === 1, 5000, 'the STT call at the upstream');
+    c.send({ type: 'cancel', request_id: 's', played_ms: 0 });
+    expect(await c.waitFor('request.cancelled')).toEqual({ type: 'request.cancelled', request_id: 's', stage: 'running', audio_bytes_sent: 0, kept_text: '' });
+    expect(await leases()).toBe(0);
+    await until(() => calls(STT)[0]!.aborted, 5000, 'the upstream seeing the abort');
+    // The one slot is free: the next call starts without queueing.
+    c.send({ type: 'turn.text', id: 'n', text: 'siguiente' });
+    await c.waitFor('turn.metrics', (e) => e.request_id === 'n');
+    expect(c.of('request.queued')).toEqual([]);
+    expect(c.of('transcript')).toEqual([]);
+    expectNothingAfterCancel(c, 's');
+    expect(chatMessages(chatFor('siguiente')!).slice(1)).toEqual([{ role: 'user', content: 'siguiente' }]);
+    expect(await metric('parley_turns_cancelled_total{stage="running"}')).toBe(1);
+  });
+
+  it('running in the chat stream: stage running, the stream is aborted, the lease is free at once, no empty assistant message is kept', async () => {
+    const hold = gate();
+    up = await startScriptedUpstream(async (req, res) => {
+      if (!req.path.endsWith(CHAT) || chatMessages(req).at(-1)?.content !== 'primero') return streamedAnswer(req, res, ['Vale.']);
+      const s = chatStream(res);
+      s.delta('Hola, ');
+      s.delta('qué tal');
+      await hold.wait; // then tries to go on: nothing of it may reach the learner
+      s.delta(' estás. Bien.');
+      s.end();
+    });
+    t = await startApp({ realTime: true, upstreams: openAiUpstreams(up.url, { concurrency: 1 }) });
+    const c = await t.session();
+    c.send({ type: 'turn.text', id: 'a', text: 'primero' });
+    await until(() => c.of('reply.text.delta').length === 2, 5000, 'two deltas');
+    c.send({ type: 'cancel', request_id: 'a' });
+    expect(await c.waitFor('request.cancelled')).toEqual({ type: 'request.cancelled', request_id: 'a', stage: 'running', audio_bytes_sent: 0, kept_text: '' });
+    expect(await leases()).toBe(0);
+    await until(() => chatFor('primero')!.aborted, 5000, 'the upstream seeing the abort');
+    hold.open();
+    c.send({ type: 'turn.text', id: 'n', text: 'segundo' });
+    await c.waitFor('turn.metrics', (e) => e.request_id === 'n');
+    expect(c.of('request.queued')).toEqual([]);
+    expectNothingAfterCancel(c, 'a');
+    expect(c.of('reply.text').map((e) => e.request_id)).toEqual(['n']);
+    expect(chatMessages(chatFor('segundo')!).slice(1)).toEqual([
+      { role: 'user', content: 'primero' },
+      { role: 'user', content: 'segundo' },
+    ]);
+  });
+
+  it('speaking: stage speaking, the chat stream and the TTS body are both aborted, both leases are free at once, the history keeps the sentence sent', async () => {
+    const hold = gate();
+    up = await startScriptedUpstream(async (req, res) => {
+      const held = chatMessages(req).at(-1)?.content === 'primero' || String(req.json?.input) === 'Hola.';
+      if (!held) return streamedAnswer(req, res, ['Vale.']);
+      if (req.path.endsWith(CHAT)) {
+        // The model is still writing while the first sentence is spoken (pipecat #950: stop both).
+        const s = chatStream(res);
+        s.delta('Hola.');
+        s.delta(' Y');
+        await hold.wait;
+        s.delta(' adiós.');
+        s.end();
+        return;
+      }
+      pcmStream(res);
+      res.write(pcm24k(100));
+      await hold.wait;
+      if (!res.destroyed) res.end(pcm24k(400));
+    });
+    t = await startApp({ realTime: true, upstreams: openAiUpstreams(up.url, { concurrency: 2 }) });
+    const c = await t.session();
+    c.send({ type: 'turn.text', id: 'a', text: 'primero' });
+    await until(() => c.audioBytes() === 4_800, 5000, '100 ms of audio at the client');
+    expect(await leases()).toBe(2);
+    c.send({ type: 'cancel', request_id: 'a' });
+    expect(await c.waitFor('request.cancelled')).toEqual({ type: 'request.cancelled', request_id: 'a', stage: 'speaking', audio_bytes_sent: 4_800, kept_text: 'Hola.' });
+    expect(await leases()).toBe(0);
+    await until(() => chatFor('primero')!.aborted && calls(TTS)[0]!.aborted, 5000, 'the upstream seeing both aborts');
+    hold.open();
+    c.send({ type: 'turn.text', id: 'n', text: 'segundo' });
+    await c.waitFor('turn.metrics', (e) => e.request_id === 'n');
+    expect(c.of('request.queued')).toEqual([]);
+    expectNothingAfterCancel(c, 'a');
+    expect(c.of('reply.audio.end').map((e) => e.request_id)).toEqual(['n']);
+    expect(c.of('turn.metrics').map((e) => e.request_id)).toEqual(['n']);
+    expect(chatMessages(chatFor('segundo')!).slice(1)).toEqual([
+      { role: 'user', content: 'primero' },
+      { role: 'assistant', content: 'Hola.' },
+      { role: 'user', content: 'segundo' },
+    ]);
+    expect(await metric('parley_turns_cancelled_total{stage="speaking"}')).toBe(1);
+  });
+
+  it('speaking, against the simulator streaming speech at real time: its aborted count shows the cancel, its slots are free', async () => {
+    const sim = await startSimUpstream({ firstByteMs: 10, realTimeFactor: 1 });
+    sims.push(sim);
+    t = await startApp({ realTime: true, upstreams: openAiUpstreams(sim.url, { concurrency: 2 }) });
+    const c = await t.session();
+    c.send({ type: 'turn.text', id: 'a', text: 'Hola, quiero un café con leche' });
+    await until(() => c.audio.length > 0, 5000, 'audio at the client');
+    c.send({ type: 'cancel', request_id: 'a', played_ms: 50 });
+    const cancelled = await c.waitFor('request.cancelled');
+    expect(cancelled).toMatchObject({ request_id: 'a', stage: 'speaking' });
+    expect(cancelled.audio_bytes_sent).toBe(c.audioBytes());
+    expect(await leases()).toBe(0);
+    await until(() => sim.stats().aborted >= 1 && sim.stats().inFlight === 0, 5000, 'the simulator seeing the abort');
+    // A translation speaks nothing, so it is quick on this real-time profile; it shows the session goes on.
+    c.send({ type: 'translate', id: 'n', text: 'thank you', target_language: 'es' });
+    await c.waitFor('translation.result', (e) => e.request_id === 'n', 10_000);
+    expectNothingAfterCancel(c, 'a');
+  });
+
+  it('done: a cancel after reply.audio.end truncates the history to what was heard; the turn keeps its turn.metrics and is not counted as cancelled', async () => {
+    up = await startScriptedUpstream((req, res) => streamedAnswer(req, res, ['Hola. ¿Qué tal? Muy bien.'], (input) => (input === 'Hola.' ? 500 : 950)));
+    t = await startApp({ realTime: true, upstreams: openAiUpstreams(up.url) });
+    const c = await t.session();
+    c.send({ type: 'turn.text', id: 'a', text: 'primero' });
+    await c.waitFor('turn.metrics', (e) => e.request_id === 'a');
+    c.send({ type: 'cancel', request_id: 'a', played_ms: 700 });
+    expect(await c.waitFor('request.cancelled')).toEqual({ type: 'request.cancelled', request_id: 'a', stage: 'done', audio_bytes_sent: 69_600, kept_text: 'Hola. ¿Qué tal?' });
+    c.send({ type: 'turn.text', id: 'n', text: 'segundo' });
+    await c.waitFor('turn.metrics', (e) => e.request_id === 'n');
+    expect(chatMessages(chatFor('segundo')!).slice(1)).toEqual([
+      { role: 'user', content: 'primero' },
+      { role: 'assistant', content: 'Hola. ¿Qué tal?' },
+      { role: 'user', content: 'segundo' },
+    ]);
+    expect(c.of('turn.metrics').map((e) => e.request_id)).toEqual(['a', 'n']);
+    expect(await metric('parley_turns_cancelled_total{stage="done"}')).toBeUndefined();
+    expect(await metric('parley_turn_duration_seconds_count')).toBe(2);
+  });
+});
+
+describe('played_ms: history keeps what the learner heard', () => {
+  // "Hola. " is spoken alone in 500 ms; "¿Qué tal? Muy bien." together in 950 ms, so "Muy bien."
+  // starts at 500 + 950 × 10/19 = 1000 ms by its share of the request's characters.
+  const reply = 'Hola. ¿Qué tal? Muy bien.';
+  const ttsMs = (input: string): number => (input === 'Hola.' ? 500 : 950);
+
+  it.each([
+    [0, ''],
+    [1, 'Hola.'],
+    [499, 'Hola.'],
+    [500, 'Hola.'],
+    [501, 'Hola. ¿Qué tal?'],
+    [999, 'Hola. ¿Qué tal?'],
+    [1000, 'Hola. ¿Qué tal?'],
+    [1001, 'Hola. ¿Qué tal? Muy bien.'],
+    [10_000, 'Hola. ¿Qué tal? Muy bien.'], // past what was sent (1450 ms): clamped
+    [undefined, 'Hola. ¿Qué tal? Muy bien.'], // no position: the sentences whose audio was sent
+  ])('a cancel after reply.audio.end with played_ms %s keeps %j, and the next turn sees exactly that', async (playedMs, kept) => {
+    up = await startScriptedUpstream((req, res) => streamedAnswer(req, res, [reply], ttsMs));
+    t = await startApp({ realTime: true, upstreams: openAiUpstreams(up.url) });
+    const c = await t.session();
+    c.send({ type: 'turn.text', id: 'a', text: 'primero' });
+    await c.waitFor('reply.audio.end');
+    c.send({ type: 'cancel', request_id: 'a', ...(playedMs !== undefined ? { played_ms: playedMs } : {}) });
+    expect(await c.waitFor('request.cancelled')).toEqual({ type: 'request.cancelled', request_id: 'a', stage: 'done', audio_bytes_sent: 69_600, kept_text: kept });
+    c.send({ type: 'turn.text', id: 'n', text: 'segundo' });
+    await c.waitFor('turn.metrics', (e) => e.request_id === 'n');
+    expect(chatMessages(chatFor('segundo')!).slice(1)).toEqual([
+      { role: 'user', content: 'primero' },
+      ...(kept ? [{ role: 'assistant', content: kept }] : []), // an empty kept_text keeps no assistant message
+      { role: 'user', content: 'segundo' },
+    ]);
+  });
+
+  it('while speaking, played_ms past the audio sent is clamped to it: a sentence whose audio had not started is not kept', async () => {
+    const hold = gate();
+    up = await startScriptedUpstream(async (req, res) => {
+      if (!req.path.endsWith(TTS) || String(req.json?.input) === 'Hola.' || chatMessages(req).length > 0) return streamedAnswer(req, res, [reply], ttsMs);
+      pcmStream(res);
+      res.write(pcm24k(100)); // 100 ms of the second request, then nothing more
+      await hold.wait;
+      if (!res.destroyed) res.end(pcm24k(850));
+    });
+    t = await startApp({ realTime: true, upstreams: openAiUpstreams(up.url) });
+    const c = await t.session();
+    c.send({ type: 'turn.text', id: 'a', text: 'primero' });
+    await until(() => c.audioBytes() === 24_000 + 4_800, 5000, '600 ms of audio at the client');
+    c.send({ type: 'cancel', request_id: 'a', played_ms: 10_000 });
+    expect(await c.waitFor('request.cancelled')).toEqual({ type: 'request.cancelled', request_id: 'a', stage: 'speaking', audio_bytes_sent: 28_800, kept_text: 'Hola. ¿Qué tal?' });
+    hold.open();
+  });
+
+  it('a negative or non-numeric played_ms is invalid_message and cancels nothing', async () => {
+    up = await startScriptedUpstream((req, res) => streamedAnswer(req, res, [reply], ttsMs));
+    t = await startApp({ realTime: true, upstreams: openAiUpstreams(up.url) });
+    const c = await t.session();
+    c.send({ type: 'turn.text', id: 'a', text: 'primero' });
+    await c.waitFor('turn.metrics');
+    c.send({ type: 'cancel', request_id: 'a', played_ms: -1 });
+    c.send({ type: 'cancel', request_id: 'a', played_ms: '500' });
+    await until(() => c.of('error').length === 2, 5000, 'two errors');
+    expect(c.of('error').map((e) => e.code)).toEqual(['invalid_message', 'invalid_message']);
+    expect(c.of('request.cancelled')).toEqual([]);
+  });
+});
+
+describe('cancels that are ignored', () => {
+  it('a cancel of an unknown request, of an earlier finished turn, of a finished translation, or a second one of the latest reply gets no answer and changes nothing', async () => {
+    up = await startScriptedUpstream((req, res) => streamedAnswer(req, res, ['Vale.']));
+    t = await startApp({ realTime: true, upstreams: openAiUpstreams(up.url) });
+    const c = await t.session();
+    c.send({ type: 'turn.text', id: 'a', text: 'uno' });
+    c.send({ type: 'turn.text', id: 'b', text: 'dos' });
+    c.send({ type: 'translate', id: 'tr', text: 'hello', target_language: 'es' });
+    await c.waitFor('translation.result');
+    c.send({ type: 'cancel', request_id: 'nope' });
+    c.send({ type: 'cancel', request_id: 'a', played_ms: 0 }); // finished, and not the latest reply
+    c.send({ type: 'cancel', request_id: 'tr' }); // finished, not a reply
+    c.send({ type: 'ping', id: 'p1' });
+    await c.waitFor('pong', (e) => e.request_id === 'p1');
+    expect(c.of('request.cancelled')).toEqual([]);
+    // The latest reply is still the one a barge-in can truncate, once.
+    c.send({ type: 'cancel', request_id: 'b', played_ms: 0 });
+    expect(await c.waitFor('request.cancelled')).toMatchObject({ request_id: 'b', stage: 'done', kept_text: '' });
+    c.send({ type: 'cancel', request_id: 'b', played_ms: 5_000 });
+    c.send({ type: 'ping', id: 'p2' });
+    await c.waitFor('pong', (e) => e.request_id === 'p2');
+    expect(c.of('request.cancelled')).toHaveLength(1);
+    c.send({ type: 'turn.text', id: 'n', text: 'tres' });
+    await c.waitFor('turn.metrics', (e) => e.request_id === 'n');
+    expect(chatMessages(chatFor('tres')!).slice(1)).toEqual([
+      { role: 'user', content: 'uno' },
+      { role: 'assistant', content: 'Vale.' },
+      { role: 'user', content: 'dos' },
+      { role: 'user', content: 'tres' },
+    ]);
+    expect(c.of('error')).toEqual([]);
   });
 });
