@@ -575,6 +575,12 @@ export class Session implements TimerEntry, LogContext {
       try {
         const decision = await this.deps.store.consume(limits, opId);
         this.deps.metrics?.decided(limits.map((l) => l.name), decision);
+        if (turn.isFinal) {
+          // Cancelled while the store decided: it was answered (request.cancelled), so no error of
+          // it follows (CONTRACT §6); a quota it spent is not refunded, and quota.updated shows it.
+          if (decision.allowed) this.quotaNow();
+          return;
+        }
         if (!decision.allowed) {
           const exhausted = decision.limitName === 'account.audio_minutes';
           this.sendError(
@@ -586,6 +592,7 @@ export class Session implements TimerEntry, LogContext {
         } else allowed = true;
       } catch (err) {
         this.log('error', 'quota check failed', { err });
+        if (turn.isFinal) return;
         this.sendError('internal_error', 'quota check failed; try again', id);
       }
       if (!allowed) {

@@ -9,7 +9,10 @@
  */
 import type { ServerResponse } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
+import type { LimitSpec } from '../../src/limits/spec.js';
+import type { Decision } from '../../src/limits/decision.js';
 import type { ServerEvent } from '../../src/protocol/messages.js';
+import { MemoryStore } from '../../src/store/memory.js';
 import { startSimUpstream, type SimUpstream } from '../../src/simulator/server.js';
 import { startApp, until, type TestApp } from '../helpers/app.js';
 import type { TestClient } from '../helpers/client.js';
@@ -471,5 +474,47 @@ describe('cancels that are ignored', () => {
       { role: 'user', content: 'tres' },
     ]);
     expect(c.of('error')).toEqual([]);
+  });
+});
+
+describe('cancel racing the request', () => {
+  /** The in-memory store whose account quota decision for a turn waits on `quotaGate` while it is set. */
+  class HeldQuotaStore extends MemoryStore {
+    quotaGate: ReturnType<typeof gate> | undefined;
+    /** Turn decisions that have waited on the gate. */
+    waiting = 0;
+    readonly decided: Decision[] = [];
+    override async consume(limits: readonly LimitSpec[], opId: string): Promise<Decision> {
+      const held = this.quotaGate;
+      if (held && limits.some((l) => l.name === 'account.conversation.turn')) {
+        this.waiting++;
+        await held.wait;
+      }
+      const decision = await super.consume(limits, opId);
+      if (held) this.decided.push(decision);
+      return decision;
+    }
+  }
+
+  it('a cancel while the quota is being checked, then a refusal: the refusal is not sent after request.cancelled', async () => {
+    up = await startScriptedUpstream((req, res) => streamedAnswer(req, res, ['Vale.']));
+    const store = new HeldQuotaStore();
+    t = await startApp({ realTime: true, store, upstreams: openAiUpstreams(up.url), plan: { requestsPerMinute: { 'conversation.turn': 1 } } });
+    const c = await t.session();
+    c.send({ type: 'turn.text', id: 'a', text: 'uno' });
+    await c.waitFor('turn.metrics');
+    store.quotaGate = gate();
+    c.send({ type: 'turn.text', id: 'b', text: 'dos' });
+    await until(() => store.waiting === 1, 5000, 'the quota check of the second turn');
+    c.send({ type: 'cancel', request_id: 'b' });
+    expect(await c.waitFor('request.cancelled')).toMatchObject({ request_id: 'b', stage: 'waiting' });
+    store.quotaGate.open();
+    await until(() => store.decided.length === 1, 5000, 'the quota decision');
+    expect(store.decided[0]!.allowed).toBe(false); // the one turn a minute was spent
+    c.send({ type: 'ping', id: 'p' });
+    await c.waitFor('pong');
+    expectNothingAfterCancel(c, 'b');
+    expect(c.of('error')).toEqual([]);
+    expect(chatFor('dos')).toBeUndefined();
   });
 });
