@@ -518,3 +518,86 @@ describe('cancel racing the request', () => {
     expect(chatFor('dos')).toBeUndefined();
   });
 });
+
+describe('a drop mid-turn, then resume', () => {
+  it('a turn speaking at the drop is finished and the rest of its answer held for the resume; one waiting behind it never started and is reported upstream_busy', async () => {
+    const hold = gate();
+    up = await startScriptedUpstream(async (req, res) => {
+      if (!req.path.endsWith(TTS) || String(req.json?.input) !== 'Hola.') return streamedAnswer(req, res, ['Hola. ¿Qué tal?'], () => 300);
+      pcmStream(res);
+      res.write(pcm24k(100));
+      await hold.wait; // the rest once the learner's connection is gone
+      res.end(pcm24k(400));
+    });
+    t = await startApp({ realTime: true, upstreams: openAiUpstreams(up.url) });
+    const a = await t.session();
+    const token = a.of('session.created')[0]!.resume_token;
+    a.send({ type: 'turn.text', id: 'speaking', text: 'primero' });
+    a.send({ type: 'turn.text', id: 'behind', text: 'segundo' });
+    await until(() => a.audioBytes() === 4_800, 5000, 'the first audio');
+    a.ws.terminate();
+    await a.waitClose();
+    await until(() => t!.app.gateway.connections.size === 0, 5000, 'the gateway seeing the drop');
+    hold.open();
+    await until(() => calls(TTS).length === 2 && calls(TTS).every((r) => r.answered), 5000, 'the turn finishing while detached');
+    const b = await t.client();
+    b.send({ type: 'session.start', resume_token: token });
+    await b.waitFor('session.resumed');
+    const end = await b.waitFor('reply.audio.end');
+    expect(end).toEqual({ type: 'reply.audio.end', request_id: 'speaking', bytes: 4_800 + 19_200 + 14_400 });
+    expect(a.audioBytes() + b.audioBytes()).toBe(end.bytes); // nothing lost, nothing twice
+    expect((await b.waitFor('turn.metrics')).request_id).toBe('speaking');
+    expect(await b.waitFor('error')).toMatchObject({ code: 'upstream_busy', request_id: 'behind' });
+    expect(chatFor('segundo')).toBeUndefined();
+    // The finished turn is history whole: the next turn sees it.
+    b.send({ type: 'turn.text', id: 'n', text: 'tercero' });
+    await b.waitFor('turn.metrics', (e) => e.request_id === 'n');
+    expect(chatMessages(chatFor('tercero')!).slice(1)).toEqual([
+      { role: 'user', content: 'primero' },
+      { role: 'assistant', content: 'Hola. ¿Qué tal?' },
+      { role: 'user', content: 'tercero' },
+    ]);
+  });
+});
+
+describe('upstream limits with streaming and pipelined speech', () => {
+  it('several sessions, TTS concurrency 2, two segments in flight per turn: zero upstream 429s and every turn answered', async () => {
+    // Two upstream accounts, each a limit-enforcing simulator on a (fast) timing profile.
+    const chat = await startSimUpstream({ concurrency: 3, rps: 20, burst: 6, firstTokenMs: 20, tokensPerSecond: 150, latencyMs: 20 });
+    const tts = await startSimUpstream({ concurrency: 2, rps: 10, burst: 3, firstByteMs: 20, realTimeFactor: 10 });
+    sims.push(chat, tts);
+    const upstream = (url: string, account: string, limits: Record<string, unknown>) => ({ provider: 'openai', baseUrl: url, apiKey: 'sk_upstream_test_key', account, limits });
+    t = await startApp({
+      realTime: true,
+      plan: { connectionsPerKey: 10 },
+      upstreams: {
+        conversation: upstream(chat.url, 'chat', { concurrency: 3, requestsPerSecond: 20, burst: 6 }),
+        stt: upstream(chat.url, 'chat', { concurrency: 3, requestsPerSecond: 20, burst: 6 }),
+        translation: upstream(chat.url, 'chat', { concurrency: 3, requestsPerSecond: 20, burst: 6 }),
+        pronunciation: upstream(chat.url, 'chat', { concurrency: 3, requestsPerSecond: 20, burst: 6 }),
+        tts: upstream(tts.url, 'tts', { concurrency: 2, requestsPerSecond: 10, burst: 3, segmentsInFlight: 2, maxChars: 60 }),
+      },
+    });
+    const clients = await Promise.all(Array.from({ length: 5 }, () => t!.session({ scenario: 'ordering coffee' })));
+    const texts = ['Hola, quiero un café con leche y un croissant, por favor', '¿Cuánto cuesta todo? ¿Puedo pagar con tarjeta?'];
+    await Promise.all(
+      clients.map(async (c, i) => {
+        for (const [k, text] of texts.entries()) {
+          c.send({ type: 'turn.text', id: `t${i}-${k}`, text });
+          await c.waitFor('turn.metrics', (e) => e.request_id === `t${i}-${k}`, 30_000);
+        }
+      }),
+    );
+    const metrics = clients.flatMap((c) => c.of('turn.metrics'));
+    expect(metrics).toHaveLength(10);
+    expect(clients.flatMap((c) => c.of('error'))).toEqual([]);
+    const ttsStats = tts.stats();
+    expect(ttsStats.rejected429).toBe(0);
+    expect(chat.stats().rejected429).toBe(0);
+    expect(ttsStats.maxInFlight).toBe(2); // the limit was used, never exceeded
+    expect(ttsStats.ok).toBe(metrics.reduce((n, m) => n + m.tts_requests, 0));
+    // Replies made several TTS requests (maxChars 60), the case where segments are pipelined.
+    expect(metrics.some((m) => m.tts_requests >= 2)).toBe(true);
+    for (const c of clients) expect(c.of('reply.audio.end').reduce((n, e) => n + e.bytes, 0)).toBe(c.audioBytes());
+  });
+});
