@@ -526,9 +526,10 @@ export class Session implements TimerEntry, LogContext {
     this.touch();
     const turn = this.turns?.get(msg.request_id) ?? (this.lastReply?.id === msg.request_id ? this.lastReply : undefined);
     if (!turn) return;
+    const stage = turn.stage; // the stage it is cancelled in, for the log (it is `cancelled` after)
     const answered = turn.cancel(msg.played_ms, turn === this.lastReply);
     if (!answered) return;
-    this.log('debug', 'request cancelled', { request_id: msg.request_id, stage: turn.stage });
+    this.log('debug', 'request cancelled', { request_id: msg.request_id, stage });
     if (this.turns?.get(turn.id) === turn) this.turns.delete(turn.id);
     this.persist();
   }
