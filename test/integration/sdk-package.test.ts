@@ -183,7 +183,8 @@ describe('@parley/client, packed and installed in a fresh project', () => {
   it('type-checks a sample under strict (bundler and nodenext resolution), and its misuses are errors', () => {
     expect(typeCheck('bundler')).toEqual([]);
     expect(typeCheck('nodenext')).toEqual([]);
-  });
+    // Two full type-checks of a project: 8-11 s on an idle 2-core machine, far more beside a busy core.
+  }, 120_000);
 
   it('bundles for the browser with esbuild from the installed package, without Node built-ins or ws', async () => {
     const result = await build({
