@@ -124,4 +124,22 @@ describe('barge-in on the demo page', () => {
     expect((await demo()).errors).toEqual([]);
     expect(pageErrors).toEqual([]);
   });
+
+  it('typing a turn while the tutor speaks also stops playback at once and cancels the reply being heard', async () => {
+    // The answer to the spoken turn is playing now, its audio still arriving.
+    await page.waitForFunction(() => (window as unknown as DemoWindow).__parleyDemo.playback.playing && (window as unknown as DemoWindow).__parleyDemo.playback.chunks >= 3, null, WAIT);
+    const before = await demo();
+    await page.getByLabel('Type a turn instead').fill('Perdón, ¿puede repetir?');
+    await page.getByRole('button', { name: 'Send' }).click();
+    const stopped = await demo();
+    expect(stopped.playback.playing).toBe(false);
+    expect(stopped.playback.stopped).toBe(before.playback.stopped + 1);
+    await page.waitForFunction(() => (window as unknown as DemoWindow).__parleyDemo.counts.cancelled >= 2, null, WAIT);
+    const cancelled = await demo();
+    expect(cancelled.lastCancel!.requestId).not.toBe(before.lastCancel!.requestId);
+    expect(cancelled.playback.samples).toBe(stopped.playback.samples); // nothing more of it played
+    await page.waitForFunction(() => (window as unknown as DemoWindow).__parleyDemo.counts.replies >= 3 && (window as unknown as DemoWindow).__parleyDemo.playback.replies >= 3, null, WAIT);
+    expect((await demo()).errors).toEqual([]);
+    expect(pageErrors).toEqual([]);
+  });
 });
