@@ -349,6 +349,9 @@ $('text-form').addEventListener('submit', async (e) => {
   if (!text || !client) return;
   $('text').value = '';
   addLine('learner', text, 'You wrote');
+  // A typed turn over the tutor is a barge-in too: the SDK cancels the reply with the position
+  // heard, so playback must stop there, or the learner hears what the history says they did not.
+  player.stop();
   try {
     await client.turnText(text);
     demo.counts.turnsDone++;

@@ -526,9 +526,10 @@ export class Session implements TimerEntry, LogContext {
     this.touch();
     const turn = this.turns?.get(msg.request_id) ?? (this.lastReply?.id === msg.request_id ? this.lastReply : undefined);
     if (!turn) return;
+    const stage = turn.stage; // the stage it is cancelled in, for the log (it is `cancelled` after)
     const answered = turn.cancel(msg.played_ms, turn === this.lastReply);
     if (!answered) return;
-    this.log('debug', 'request cancelled', { request_id: msg.request_id, stage: turn.stage });
+    this.log('debug', 'request cancelled', { request_id: msg.request_id, stage });
     if (this.turns?.get(turn.id) === turn) this.turns.delete(turn.id);
     this.persist();
   }
@@ -575,6 +576,12 @@ export class Session implements TimerEntry, LogContext {
       try {
         const decision = await this.deps.store.consume(limits, opId);
         this.deps.metrics?.decided(limits.map((l) => l.name), decision);
+        if (turn.isFinal) {
+          // Cancelled while the store decided: it was answered (request.cancelled), so no error of
+          // it follows (CONTRACT §6); a quota it spent is not refunded, and quota.updated shows it.
+          if (decision.allowed) this.quotaNow();
+          return;
+        }
         if (!decision.allowed) {
           const exhausted = decision.limitName === 'account.audio_minutes';
           this.sendError(
@@ -586,6 +593,7 @@ export class Session implements TimerEntry, LogContext {
         } else allowed = true;
       } catch (err) {
         this.log('error', 'quota check failed', { err });
+        if (turn.isFinal) return;
         this.sendError('internal_error', 'quota check failed; try again', id);
       }
       if (!allowed) {

@@ -80,10 +80,14 @@ export class Turn {
   private bytesSent = 0;
   private sampleRate = 0;
   private readonly spoken: SpokenPart[] = [];
+  /** Audio bytes sent per TTS request: its `audioMs` is computed from them in one division. */
+  private readonly partBytes = new Map<SpokenPart, number>();
   private userText: string | undefined;
   private reply = '';
   private replyComplete = false;
   private historyCommitted = false;
+  /** A cancel after `done` answered once (the reply was truncated): later ones are ignored. */
+  private truncated = false;
   private resolveSettled!: () => void;
   /** Resolves when the turn reaches a final stage (done, cancelled or failed). */
   readonly settled: Promise<void>;
@@ -191,7 +195,12 @@ export class Turn {
       this.deps.output.event({ type: 'reply.audio.start', request_id: this.id, format: 'pcm16', sample_rate: sampleRate });
     }
     this.bytesSent += chunk.length;
-    part.audioMs += (chunk.length / (PCM16_BYTES * this.sampleRate)) * 1000;
+    // From the byte count, not summed per chunk: a sum of per-chunk fractions drifts (24 chunks of
+    // 1000 bytes at 24 kHz sum to 499.99…, not 500), and a sentence boundary must not move with
+    // the chunking the network happened to make (played_ms exactly at it keeps the sentence before).
+    const bytes = (this.partBytes.get(part) ?? 0) + chunk.length;
+    this.partBytes.set(part, bytes);
+    part.audioMs = (bytes * 1000) / (PCM16_BYTES * this.sampleRate);
     this.deps.output.audio(chunk);
   }
 
@@ -248,9 +257,13 @@ export class Turn {
   cancel(playedMs: number | undefined, afterDone = false): boolean {
     const stage = this.current;
     if (stage === 'cancelled' || stage === 'failed') return false;
-    if (stage === 'done' && !(afterDone && this.kind === 'conversation')) return false;
+    // After done, only the latest reply can be truncated, and only once: a second `request.cancelled`
+    // would break "after that event nothing more is sent for that request" (and could put back in
+    // the history text the first cancel took out).
+    if (stage === 'done' && (!afterDone || this.kind !== 'conversation' || this.truncated)) return false;
     const kept = this.kind === 'conversation' ? heardText(this.reply, this.spoken, playedMs) : '';
     if (stage === 'done') {
+      this.truncated = true;
       this.deps.history?.truncateLast(kept);
     } else {
       this.advance('cancelled');

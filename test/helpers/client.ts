@@ -14,6 +14,8 @@ export class TestClient {
   readonly events: ServerEvent[] = [];
   readonly audio: Buffer[] = [];
   readonly invalid: string[] = [];
+  /** Every event and binary frame, in the order they arrived (binary frames carry no request id). */
+  readonly order: (ServerEvent | Buffer)[] = [];
   readonly closed: Promise<Closed>;
   readonly opened: Promise<void>;
   private waiters: { pred: (e: ServerEvent) => boolean; resolve: (e: ServerEvent) => void }[] = [];
@@ -34,12 +36,14 @@ export class TestClient {
     ws.on('message', (data, isBinary) => {
       if (isBinary) {
         this.audio.push(data as Buffer);
+        this.order.push(data as Buffer);
         return;
       }
       const event = JSON.parse(data.toString()) as ServerEvent;
       const check = serverValidators[event.type as ServerEventType];
       if (!check || !check.Check(event)) this.invalid.push(data.toString());
       this.events.push(event);
+      this.order.push(event);
       this.waiters = this.waiters.filter((w) => {
         if (w.pred(event)) {
           w.resolve(event);
@@ -73,6 +77,11 @@ export class TestClient {
         },
       });
     });
+  }
+
+  /** Bytes of reply audio received so far. */
+  audioBytes(): number {
+    return this.audio.reduce((n, b) => n + b.length, 0);
   }
 
   of<T extends ServerEventType>(type: T): Extract<ServerEvent, { type: T }>[] {

@@ -23,4 +23,9 @@ export class ManualScheduler extends VirtualTimeScheduler {
   get pending(): number {
     return this.actions.length;
   }
+
+  /** Actions scheduled and not unsubscribed (an unsubscribed one stays in `actions` until its time comes). */
+  get live(): number {
+    return this.actions.filter((a) => !a.closed).length;
+  }
 }

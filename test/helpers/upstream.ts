@@ -109,3 +109,49 @@ export function openAiUpstreams(baseUrl: string, limits: Record<string, unknown>
   for (const k of kinds) out[k] = { provider: 'openai', baseUrl, apiKey: 'sk_upstream_test_key', account: 'shared', limits };
   return out;
 }
+
+/**
+ * A streamed chat completion the test writes piece by piece, in OpenAI's Server-Sent Events shape
+ * (CONTRACT §6): `data: {choices: [{delta: {content}}]}` per piece, then `data: [DONE]`. Headers go
+ * out at once, as a streaming model sends them before its first token.
+ */
+export interface ChatStreamWriter {
+  delta(text: string): void;
+  end(): void;
+}
+
+export function chatStream(res: ServerResponse): ChatStreamWriter {
+  res.writeHead(200, { 'Content-Type': 'text/event-stream; charset=utf-8', 'Cache-Control': 'no-cache' });
+  res.flushHeaders();
+  const write = (data: string): void => {
+    if (!res.destroyed) res.write(`data: ${data}\n\n`);
+  };
+  return {
+    delta: (text) => write(JSON.stringify({ object: 'chat.completion.chunk', choices: [{ index: 0, delta: { content: text }, finish_reason: null }] })),
+    end() {
+      write(JSON.stringify({ object: 'chat.completion.chunk', choices: [{ index: 0, delta: {}, finish_reason: 'stop' }] }));
+      write('[DONE]');
+      if (!res.destroyed) res.end();
+    },
+  };
+}
+
+/** `ms` of PCM16 24 kHz mono (OpenAI's `response_format: "pcm"`), a ramp so it is not silence. */
+export function pcm24k(ms: number): Buffer {
+  const samples = (24_000 * ms) / 1000;
+  if (!Number.isInteger(samples)) throw new RangeError(`pcm24k: ${ms} ms is not a whole number of samples`);
+  const out = Buffer.alloc(samples * 2);
+  for (let i = 0; i < samples; i++) out.writeInt16LE(((i * 37) % 2000) - 1000, i * 2);
+  return out;
+}
+
+/** Starts a raw PCM answer (audio/speech) whose body the test writes. */
+export function pcmStream(res: ServerResponse): void {
+  res.writeHead(200, { 'Content-Type': 'audio/pcm' });
+  res.flushHeaders();
+}
+
+/** The chat messages a request carried (role and content). */
+export function chatMessages(req: SeenRequest): { role: string; content: string }[] {
+  return (req.json?.messages as { role: string; content: string }[] | undefined) ?? [];
+}

@@ -151,6 +151,29 @@ describe('Turn', () => {
     expect(h.cancelled).toEqual([]); // a finished turn is not a cancelled one in the histograms
   });
 
+  it('after done, a second cancel of the latest reply is ignored: one request.cancelled, the first truncation stands', () => {
+    const h = harness();
+    fullTurn(h);
+    expect(h.turn.cancel(50, true)).toBe(true);
+    expect(h.turn.cancel(150, true)).toBe(false);
+    expect(h.types().filter((t) => t === 'request.cancelled')).toHaveLength(1);
+    expect(h.history).toEqual([{ user: 'Hola', assistant: 'Hola.' }]);
+  });
+
+  it('a sentence boundary is exact however the audio was chunked: played_ms at the boundary keeps only the sentence before it', () => {
+    // 500 ms of the first sentence in 24 chunks of 1000 bytes (a sum of 24 × 20.833… ms is not 500 in floating point).
+    const h = harness();
+    h.turn.setUserText('Hola', false);
+    h.turn.replyDelta('Hola. ¿Qué tal?');
+    const p1 = h.turn.speechRequested(0, 6, [{ index: 0, start: 0, end: 6 }]);
+    for (let i = 0; i < 24; i++) h.turn.audio(p1, Buffer.alloc(1000), 24_000);
+    h.turn.speechDone(p1);
+    const p2 = h.turn.speechRequested(6, 15, [{ index: 1, start: 6, end: 15 }]);
+    h.turn.audio(p2, pcm100ms(), 24_000);
+    h.turn.cancel(500);
+    expect(h.events.at(-1)).toMatchObject({ type: 'request.cancelled', stage: 'speaking', audio_bytes_sent: 28_800, kept_text: 'Hola.' });
+  });
+
   it('a failed turn sends its error, keeps the completed reply text, and settles', async () => {
     const h = harness();
     h.turn.setUserText('Hola', false);
