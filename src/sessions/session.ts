@@ -567,6 +567,7 @@ export class Session implements TimerEntry, LogContext {
     });
     turns.set(id, turn);
     // A new conversation turn: the previous reply can no longer be truncated (its exchange is history).
+    const previousReply = this.lastReply;
     if (turnKind === 'conversation') this.lastReply = turn;
     const limits = [requestSpec(this.plan, this.principal.account.id, kind), ...extra];
     const opId = `${this.id}:${String(id)}:${turn.acceptedAt}`;
@@ -599,6 +600,8 @@ export class Session implements TimerEntry, LogContext {
       if (!allowed) {
         turn.abandon();
         this.forget(turn);
+        // A refused turn never replied: the previous reply stays the one a cancel may truncate.
+        if (this.lastReply === turn) this.lastReply = previousReply;
         return;
       }
       this.quotaNow();

@@ -69,10 +69,16 @@ export async function runConversation(turn: Turn, input: TurnInput, ctx: Convers
     messages: [{ role: 'system', content: systemPrompt(ctx) }, ...ctx.history(), { role: 'user', content: userText }],
     ...(ctx.maxOutputTokens !== undefined ? { maxOutputTokens: ctx.maxOutputTokens } : {}),
   };
-  await streamReply(ctx.providers.conversation, request, call, (delta) => {
-    turn.replyDelta(delta);
-    speech.add(planner.add(turn.replyText, segmenter.push(delta)));
-  });
+  // A TTS request that fails for good fails the turn at once: the chat stream is not read to its end
+  // for nothing (the turn's failure aborts it).
+  const speechFailed = new Promise<never>((_, reject) => void speech.done.catch(reject));
+  await Promise.race([
+    streamReply(ctx.providers.conversation, request, call, (delta) => {
+      turn.replyDelta(delta);
+      speech.add(planner.add(turn.replyText, segmenter.push(delta)));
+    }),
+    speechFailed,
+  ]);
   turn.replyDone();
   speech.add(planner.add(turn.replyText, segmenter.end()));
   speech.add(planner.end());

@@ -71,7 +71,13 @@ export class SpeechQueue {
     });
     // A failure nobody awaits yet must not become an unhandled rejection.
     this.done.catch(() => undefined);
-    turn.signal.addEventListener('abort', () => this.stop(turn.signal.reason), { once: true });
+    const onAbort = (): void => this.stop(turn.signal.reason);
+    turn.signal.addEventListener('abort', onAbort, { once: true });
+    // Settled either way: the turn's signal no longer needs this queue's listener.
+    this.done.then(
+      () => turn.signal.removeEventListener('abort', onAbort),
+      () => turn.signal.removeEventListener('abort', onAbort),
+    );
   }
 
   /** Parts ready to be spoken, in order. */

@@ -269,7 +269,8 @@ export class Turn {
       this.advance('cancelled');
       this.ctl.abort(new Error('turn cancelled'));
       this.commitHistory(kept);
-      this.deps.observer?.turnCancelled(stage);
+      // parley_turns_cancelled_total counts conversation turns (translations and assessments are not turns).
+      if (this.kind === 'conversation') this.deps.observer?.turnCancelled(stage);
     }
     this.deps.output.event({ type: 'request.cancelled', request_id: this.id, stage, audio_bytes_sent: this.bytesSent, kept_text: kept });
     return true;

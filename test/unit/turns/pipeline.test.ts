@@ -377,3 +377,21 @@ describe('cancel racing completion', () => {
     await p.expectClean();
   });
 });
+
+describe('a TTS request that fails for good', () => {
+  it('fails the turn at once and aborts the chat still streaming (no upstream capacity spent on a reply nobody will hear)', async () => {
+    const p = pipeline();
+    await transcribed(p);
+    p.chat[0]!.delta('Muy bien. ');
+    p.chat[0]!.delta('Ahora');
+    await p.settle();
+    expect(p.tts).toHaveLength(1);
+    p.tts[0]!.fail(Object.assign(new Error('HTTP 400: bad voice'), { name: 'UpstreamHttpError', status: 400 }));
+    await p.settle();
+    expect(p.outcome).toBe('rejected');
+    // The session fails the turn with the error it threw, which aborts every call of the turn.
+    p.turn.fail({ type: 'error', code: 'upstream_error', message: 'tts failed', request_id: 't' });
+    expect(p.chat[0]!.isOpen()).toBe(false);
+    await p.expectClean();
+  });
+});
