@@ -16,7 +16,27 @@ export type ServerKind = 'bare' | 'floor' | 'parley';
 export interface StartOptions {
   /** Write a V8 CPU profile of the child into this directory when it exits (node --cpu-prof). */
   readonly cpuProfDir?: string | undefined;
+  /** Extra environment for the child (the Parley child reads BENCH_PARLEY_CONFIG). */
+  readonly env?: Record<string, string>;
+  /**
+   * Read the child's stdout and stderr instead of sharing ours: each line is echoed with this
+   * label in front and kept in `output`, so a report can count and show what a server printed
+   * (Parley at warn level prints only what an operator must see).
+   */
+  readonly label?: string;
 }
+
+/** What a labelled child printed. */
+export interface ChildOutput {
+  /** Every line, in order, up to MAX_KEPT_LINES. */
+  readonly lines: string[];
+  /** All lines, including those beyond MAX_KEPT_LINES. */
+  count: number;
+}
+
+const MAX_KEPT_LINES = 1000;
+/** Echoed lines are cut here: a log line with a long error stack would flood the report. */
+const MAX_ECHO_CHARS = 400;
 
 const live = new Set<ChildProcess>();
 
@@ -37,6 +57,8 @@ export class ServerChild {
     readonly kind: ServerKind,
     private readonly child: ChildProcess,
     readonly port: number,
+    /** What the child printed (only when started with a label). */
+    readonly output: ChildOutput,
   ) {
     child.on('message', (msg: ChildMessage) => {
       if (msg.type === 'cpu' || msg.type === 'mem') {
@@ -72,13 +94,33 @@ export class ServerChild {
     // Node's default profile name carries pid and thread id: tsx's loader-hooks thread writes one
     // too, and a fixed --cpu-prof-name would let it overwrite the main thread's.
     if (opts.cpuProfDir) execArgv.push('--cpu-prof', `--cpu-prof-dir=${opts.cpuProfDir}`);
+    const label = opts.label;
     const child = fork(script, [], {
       cwd: PROJECT_DIR,
       execArgv,
-      // Children log to our stdout/stderr: a Parley warning during the bench must be seen.
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      ...(opts.env ? { env: { ...process.env, ...opts.env } } : {}),
+      // Children log to our stdout/stderr (labelled or not): a Parley warning during the bench must be seen.
+      stdio: ['ignore', label ? 'pipe' : 'inherit', label ? 'pipe' : 'inherit', 'ipc'],
     });
     live.add(child);
+    const output: ChildOutput = { lines: [], count: 0 };
+    if (label) {
+      for (const stream of [child.stdout, child.stderr]) {
+        if (!stream) continue;
+        let partial = '';
+        stream.setEncoding('utf8');
+        stream.on('data', (chunk: string) => {
+          const parts = (partial + chunk).split('\n');
+          partial = parts.pop() ?? '';
+          for (const line of parts) {
+            if (!line.trim()) continue;
+            output.count++;
+            if (output.lines.length < MAX_KEPT_LINES) output.lines.push(line);
+            process.stdout.write(`    [${label}] ${line.length > MAX_ECHO_CHARS ? `${line.slice(0, MAX_ECHO_CHARS)}…` : line}\n`);
+          }
+        });
+      }
+    }
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         child.kill('SIGKILL');
@@ -89,7 +131,7 @@ export class ServerChild {
           clearTimeout(timer);
           child.off('message', onMessage);
           child.off('exit', onExit);
-          resolve(new ServerChild(kind, child, msg.port));
+          resolve(new ServerChild(kind, child, msg.port, output));
         } else if (msg.type === 'failed') {
           clearTimeout(timer);
           reject(new Error(`${kind} server failed to start: ${msg.message}`));
