@@ -90,6 +90,11 @@ const SERVER_FD_RESERVE = 200;
 const HOLDER_FD_RESERVE = 500;
 /** After the fill, before reading memory: the tail of the opening traffic (quota.updated) goes by. */
 const SETTLE_MS = 2000;
+/**
+ * How long a CPU or memory reading may take: the server answers from its event loop, which a
+ * renewal round can block for seconds (issue 18 measured 5.9 s at 19,800 sessions of one key).
+ */
+const READING_TIMEOUT_MS = 120_000;
 /** Sessions opened and closed before the "before" reading: JIT and first-use caches are not charged to N. */
 const WARM_SESSIONS = 20;
 
@@ -310,7 +315,7 @@ function subject(label: string, server: ServerChild): Subject {
 async function fill(s: Subject, holders: readonly Holder[], count: number, auth: OpenAuth, settings: ScaleSettings, tag: string): Promise<FillFigures> {
   const shares = holders.map((_, i) => Math.floor(count / holders.length) + (i < count % holders.length ? 1 : 0));
   const addresses = sourceAddresses(settings.sources);
-  const cpu0 = await s.server.cpu();
+  const cpu0 = await s.server.cpu(READING_TIMEOUT_MS);
   const t0 = performance.now();
   const results: OpenResult[] = await Promise.all(
     holders.map((h, i) =>
@@ -327,7 +332,7 @@ async function fill(s: Subject, holders: readonly Holder[], count: number, auth:
     ),
   );
   const seconds = (performance.now() - t0) / 1000;
-  const cpu1 = await s.server.cpu();
+  const cpu1 = await s.server.cpu(READING_TIMEOUT_MS);
   const opened = results.reduce((n, r) => n + r.opened, 0);
   // Each holder's tenths run side by side, so their speeds add up.
   const tenth = (r: OpenResult, i: number, first: boolean): number => {
@@ -381,13 +386,13 @@ async function untilReleased(httpUrl: string, atMost: number, timeoutMs = 60_000
  * `before` runs right before the window opens (Redis's CPU reading).
  */
 async function restWindow(subjects: readonly Subject[], probes: readonly Probe[], settings: ScaleSettings, redis?: BenchRedis): Promise<{ rest: RestFigures[]; redisCpuShare: number }> {
-  const cpu0 = await Promise.all(subjects.map((s) => s.server.cpu()));
+  const cpu0 = await Promise.all(subjects.map((s) => s.server.cpu(READING_TIMEOUT_MS)));
   const machine0 = machineCpu();
   const redis0 = redis?.cpuUs() ?? Number.NaN;
   const t0 = performance.now();
   for (const p of probes) p.start(settings.probeRate);
   await sleep(settings.restSeconds * 1000);
-  const cpu1 = await Promise.all(subjects.map((s) => s.server.cpu()));
+  const cpu1 = await Promise.all(subjects.map((s) => s.server.cpu(READING_TIMEOUT_MS)));
   const machine = machineCores(machine0, machineCpu());
   const wallUs = (performance.now() - t0) * 1000;
   const redisCpuShare = redis ? (redis.cpuUs() - redis0) / wallUs : Number.NaN;
@@ -446,11 +451,11 @@ async function measureOne(label: string, server: ServerChild, count: number, poo
   let probe: Probe | undefined;
   try {
     await warm(s, holders[0]!, settings);
-    const before = await server.mem();
+    const before = await server.mem(READING_TIMEOUT_MS);
     const f = await fill(s, holders, count, s.parley ? 'token' : 'none', settings, label);
     say(describeFill(label, f));
     await sleep(SETTLE_MS);
-    const after = await server.mem();
+    const after = await server.mem(READING_TIMEOUT_MS);
     say(describeMem(label, before, after, f.opened));
     probe = await Probe.open(s.wsUrl, s.parley ? BENCH_KEY : undefined);
     const used = s.parley ? await accountConnections(s.httpUrl) : undefined;
@@ -466,7 +471,7 @@ async function measureOne(label: string, server: ServerChild, count: number, poo
     if (s.parley) {
       const left = await untilReleased(s.httpUrl, 0);
       if (left > 0) say(`  !! ${label}: ${fmtInt(left)} connection(s) still counted 60 s after every socket closed`);
-      afterClose = await server.mem();
+      afterClose = await server.mem(READING_TIMEOUT_MS);
       say(`  ${label}: all closed: RSS ${fmt(afterClose.rss / 2 ** 20, 1)} MiB, heap ${fmt(afterClose.heapUsed / 2 ** 20, 1)} MiB (before the fill: ${fmt(before.heapUsed / 2 ** 20, 1)} MiB)`);
       const again = await pool.take(holders.length);
       taken.push(...again);
@@ -570,7 +575,9 @@ async function replicasRun(settings: ScaleSettings, pool: HolderPool, say: (line
     const warmHolder = await pool.take(1);
     for (const s of replicas) await warm(s, warmHolder[0]!, settings);
     await pool.release(warmHolder);
-    const before = await Promise.all(replicas.map((s) => s.server.mem()));
+    // One at a time: forced GCs in six processes at once would settle each other's readings slower.
+    const before: MemSnapshot[] = [];
+    for (const s of replicas) before.push(await s.server.mem(READING_TIMEOUT_MS));
 
     // Fill one replica after the other, the others holding theirs: the last opens at ~(R-1)/R of the account's sessions.
     const fills: FillFigures[] = [];
@@ -584,7 +591,7 @@ async function replicasRun(settings: ScaleSettings, pool: HolderPool, say: (line
     await sleep(SETTLE_MS);
     const after: MemSnapshot[] = [];
     for (let i = 0; i < R; i++) {
-      after.push(await replicas[i]!.server.mem());
+      after.push(await replicas[i]!.server.mem(READING_TIMEOUT_MS));
       say(describeMem(replicas[i]!.label, before[i]!, after[i]!, fills[i]!.opened));
     }
     for (const s of replicas) probes.push(await Probe.open(s.wsUrl, BENCH_KEY));
@@ -605,7 +612,7 @@ async function replicasRun(settings: ScaleSettings, pool: HolderPool, say: (line
     const left = await untilReleased(replicas[0]!.httpUrl, 0);
     if (left > 0) say(`  !! ${fmtInt(left)} connection(s) still counted 60 s after every socket closed`);
     const afterClose: MemSnapshot[] = [];
-    for (const s of replicas) afterClose.push(await s.server.mem());
+    for (const s of replicas) afterClose.push(await s.server.mem(READING_TIMEOUT_MS));
     say(`  all closed: heap ${afterClose.map((m, i) => `${replicas[i]!.label} ${fmt(m.heapUsed / 2 ** 20, 1)} MiB (was ${fmt(before[i]!.heapUsed / 2 ** 20, 1)})`).join(', ')}`);
     const keyFills: FillFigures[] = [];
     for (let i = 0; i < R; i++) {

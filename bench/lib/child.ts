@@ -40,6 +40,28 @@ const MAX_ECHO_CHARS = 400;
 
 const live = new Set<ChildProcess>();
 
+const PINO_LEVELS: Record<number, string> = { 10: 'trace', 20: 'debug', 30: 'info', 40: 'warn', 50: 'error', 60: 'fatal' };
+
+/**
+ * A pino JSON line as `warn: <msg> {other fields}`, with an error reduced to its message and
+ * without time, pid, hostname and service: the message first, so a cut line still says what
+ * happened. Any other line is returned as it is.
+ */
+export function compactLogLine(line: string): string {
+  let j: Record<string, unknown>;
+  try {
+    j = JSON.parse(line) as Record<string, unknown>;
+  } catch {
+    return line;
+  }
+  if (typeof j !== 'object' || j === null || typeof j.msg !== 'string') return line;
+  const { level, msg, time: _time, pid: _pid, hostname: _hostname, service: _service, err, ...rest } = j;
+  const fields: Record<string, unknown> = { ...rest };
+  if (err && typeof err === 'object') fields.err = (err as { message?: unknown }).message;
+  const extra = Object.keys(fields).length ? ` ${JSON.stringify(fields)}` : '';
+  return `${PINO_LEVELS[level as number] ?? String(level)}: ${msg}${extra}`;
+}
+
 /** Kills every child still running (SIGKILL: synchronous, so it works in an 'exit' handler). */
 export function killAllChildren(): void {
   for (const child of live) {
@@ -116,7 +138,8 @@ export class ServerChild {
             if (!line.trim()) continue;
             output.count++;
             if (output.lines.length < MAX_KEPT_LINES) output.lines.push(line);
-            process.stdout.write(`    [${label}] ${line.length > MAX_ECHO_CHARS ? `${line.slice(0, MAX_ECHO_CHARS)}…` : line}\n`);
+            const shown = compactLogLine(line);
+            process.stdout.write(`    [${label}] ${shown.length > MAX_ECHO_CHARS ? `${shown.slice(0, MAX_ECHO_CHARS)}…` : shown}\n`);
           }
         });
       }
@@ -147,14 +170,18 @@ export class ServerChild {
     });
   }
 
-  /** The child's cumulative CPU, read inside the child. */
-  cpu(): Promise<CpuSnapshot> {
-    return this.request({ type: 'cpu', id: this.nextId++ }, 5_000) as Promise<CpuSnapshot>;
+  /**
+   * The child's cumulative CPU, read inside the child. The answer waits for the child's event
+   * loop: a server that stalls for seconds (the scale phase measures such stalls) needs a longer
+   * `timeoutMs`.
+   */
+  cpu(timeoutMs = 5_000): Promise<CpuSnapshot> {
+    return this.request({ type: 'cpu', id: this.nextId++ }, timeoutMs) as Promise<CpuSnapshot>;
   }
 
-  /** The child's memory after forced GC has settled (takes ~0.3-1.2 s). */
-  mem(): Promise<MemSnapshot> {
-    return this.request({ type: 'mem', id: this.nextId++ }, 30_000) as Promise<MemSnapshot>;
+  /** The child's memory after forced GC has settled (takes ~0.3-1.2 s; longer on a stalling server). */
+  mem(timeoutMs = 30_000): Promise<MemSnapshot> {
+    return this.request({ type: 'mem', id: this.nextId++ }, timeoutMs) as Promise<MemSnapshot>;
   }
 
   /** Asks the child to exit (so --cpu-prof can write its profile), then kills it after 5 s. */
