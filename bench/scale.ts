@@ -427,7 +427,7 @@ function describeMem(label: string, before: MemSnapshot, after: MemSnapshot, n: 
   const m = perSession(before, after, n);
   return (
     `  ${label}: RSS ${fmt(before.rss / 2 ** 20, 1)} → ${fmt(after.rss / 2 ** 20, 1)} MiB, heap ${fmt(before.heapUsed / 2 ** 20, 1)} → ${fmt(after.heapUsed / 2 ** 20, 1)} MiB: ` +
-    `${fmt(m.rssKb, 2)} KB RSS, ${fmt(m.heapKb, 2)} KB heap per session; 100k projected ${fmt(m.projected / 1e9, 2)} GB`
+    `${fmt(m.rssKb, 2)} KB RSS, ${fmt(m.heapKb, 2)} KB heap per session; 100k projected ${fmt(m.projected / 1e9, 2)} GB; open files ${fmtInt(before.fds)} → ${fmtInt(after.fds)}`
   );
 }
 
@@ -747,6 +747,8 @@ function runTable(r: ScaleRunResult): string {
     judge: (w, _b, floor) => [w / floor, SCALE_TARGETS.rssFloorRatioAtMost, 'atMost'],
   });
   row('  JS heap per session (KB)', (f) => f.heapKbPerSession, (n) => fmt(n, 2), 'max');
+  row('open files per session (server, /proc/self/fd)', (f) => (f.after.fds - f.before.fds) / f.sessions, (n) => fmt(n, 2), 'max', undefined, false);
+  row('open files with N sessions (of ulimit -Hn)', (f) => f.after.fds, fmtInt, 'max', undefined, false);
   row('RSS at 100k sessions on one replica (GB, projected)', (f) => f.projectedRssBytes / 1e9, (n) => fmt(n, 2), 'max', {
     text: `< ${SCALE_TARGETS.projectedRssBytesBelow / 1e9} GB`,
     judge: (w) => [w, SCALE_TARGETS.projectedRssBytesBelow / 1e9, 'atMost'],

@@ -6,6 +6,7 @@
  * Measurements are taken INSIDE the child (process.cpuUsage(), process.memoryUsage()) because that is
  * the only place they describe the server alone: the load client runs in the parent.
  */
+import fs from 'node:fs';
 
 /** Parent → child. */
 export type ParentMessage =
@@ -42,6 +43,8 @@ export interface MemSnapshot {
   readonly arrayBuffers: number;
   /** How many gc() rounds it took for RSS to settle (for the record). */
   readonly gcRounds: number;
+  /** Open file descriptors of the child (/proc/self/fd; NaN where there is no /proc): sizing against `ulimit -n`. */
+  readonly fds: number;
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -65,7 +68,16 @@ async function settledMemory(id: number): Promise<MemSnapshot> {
     previous = rss;
   }
   const m = process.memoryUsage();
-  return { type: 'mem', id, rss: m.rss, heapUsed: m.heapUsed, external: m.external, arrayBuffers: m.arrayBuffers, gcRounds: rounds + 1 };
+  return { type: 'mem', id, rss: m.rss, heapUsed: m.heapUsed, external: m.external, arrayBuffers: m.arrayBuffers, gcRounds: rounds + 1, fds: openFds() };
+}
+
+function openFds(): number {
+  try {
+    // One entry is the directory handle readdir itself holds while listing.
+    return fs.readdirSync('/proc/self/fd').length - 1;
+  } catch {
+    return Number.NaN;
+  }
 }
 
 function send(msg: ChildMessage): void {
