@@ -23,7 +23,9 @@ export interface CloseCodeInfo {
 /** Every close code of the contract, and what the client does about it. */
 export const CLOSE_CODES = {
   1000: { action: 'stop', message: 'The session ended normally.' },
+  1002: { action: 'fix_client', message: 'The WebSocket frames broke the protocol (RFC 6455); a client or proxy bug. Reconnecting would repeat it.' },
   1006: { action: 'retry', message: 'The connection dropped without a close frame (network or dead peer); reconnecting to resume the session.' },
+  1007: { action: 'fix_client', message: 'A close frame carried a reason that is not UTF-8; a client bug.' },
   1008: { action: 'fix_client', message: 'Policy violation: origin not allowed or repeated invalid messages. Reconnecting would not help.' },
   1009: { action: 'fix_client', message: 'A frame was larger than max_frame_bytes. Send smaller frames.' },
   1011: { action: 'retry', message: 'Internal server error; reconnecting to resume the session.' },

@@ -28,13 +28,21 @@ export const ServerSchema = Obj({
   drainSeconds: Type.Number({ minimum: 0, default: 10, description: 'On SIGTERM, time given to sessions to finish before exit' }),
   demo: Type.Boolean({ default: false, description: 'Serve the demo page at /demo/ and POST /demo/token' }),
   dashboard: Type.Boolean({ default: false, description: 'Serve the operator live view at /dashboard (its data needs an API key: Authorization: Bearer)' }),
+  dashboardStreams: PositiveInt(32, 'Dashboard event streams this replica serves at once; beyond it 503 server_full'),
+  dashboardStreamsPerAccount: PositiveInt(4, "Dashboard event streams one account's keys may hold open on this replica; beyond it 429 rate_limited"),
   demoAccount: Type.Optional(Type.String({ minLength: 1, description: 'Account used by the demo (default: the first account)' })),
+  allowedHosts: Type.Array(Type.String({ minLength: 1 }), {
+    default: ['localhost', '127.0.0.1', '[::1]'],
+    description:
+      'Host names the demo is served under (its page, POST /demo/token, and its own origin allowed for the demo account); a leading "." allows subdomains. Requests naming any other Host are refused, as dev servers refuse them against DNS rebinding',
+  }),
   heartbeatSeconds: PositiveNum(30, 'Protocol-level ping interval; a peer that misses one ping is dropped'),
   sessionStartTimeoutSeconds: PositiveNum(10, 'A connection that sends no session.start within this time is closed with 4031'),
   maxBufferedBytes: PositiveInt(4 * 1024 * 1024, 'Bytes waiting to be sent to one client before it is closed as a slow consumer (1008)'),
   slowConsumerGraceSeconds: PositiveNum(5, 'After the slow_consumer close, time the client gets to read before the socket is destroyed'),
   maxPayloadBytes: Type.Optional(Type.Integer({ minimum: 1024, description: 'Hard frame ceiling of the WebSocket layer (default: 4 x the largest maxFrameBytes)' })),
   trustProxy: Type.Boolean({ default: false, description: "Trust X-Forwarded-* headers (behind a load balancer)" }),
+  authFailuresPerMinute: PositiveInt(30, 'Failed authentications (wrong key or token, REST or WebSocket) one client address may make within a minute; past them it gets 429 rate_limited (WebSocket: close 4029) until the minute has passed'),
 }, 'The HTTP and WebSocket listener', { default: {} });
 
 export const MemoryStoreSchema = Obj({ kind: Type.Literal('memory', { description: 'In-process store: one replica only' }) });

@@ -1,18 +1,10 @@
 /**
- * Credentials: API keys (REST, server-side WebSocket clients) and single-use browser tokens.
- * Keys are looked up by the SHA-256 of the presented secret and confirmed with a constant-time
- * comparison, so neither the lookup nor the check leaks how much of a guess was right.
- * Tokens are stored by their hash too: a store dump holds nothing that opens a connection.
+ * Credentials as an HTTP request presents them: `Authorization: Bearer`, single-use browser tokens
+ * (stored by their hash: a store dump holds nothing that opens a connection), and the browser
+ * Origin check. Who a valid key or token stands for is `identity/` (KeyRing, Principal).
  */
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import type { AccountConfig, Config, KeyConfig, PlanConfig } from '../config/schema.js';
-
-export interface Principal {
-  readonly account: AccountConfig;
-  readonly key: KeyConfig;
-  readonly plan: PlanConfig;
-  readonly learnerId?: string | undefined;
-}
+import { createHash, randomBytes } from 'node:crypto';
+import type { AccountConfig } from '../config/schema.js';
 
 const sha256 = (s: string): Buffer => createHash('sha256').update(s).digest();
 
@@ -26,48 +18,6 @@ export function newToken(): string {
 /** The store key of a token: its hash, never the token itself. */
 export function tokenKey(token: string): string {
   return sha256(token).toString('base64url');
-}
-
-export class KeyRing {
-  private readonly byHash = new Map<string, { digest: Buffer; account: AccountConfig; key: KeyConfig }>();
-  private readonly accounts = new Map<string, AccountConfig>();
-
-  constructor(private readonly config: Config) {
-    for (const account of config.accounts) {
-      this.accounts.set(account.id, account);
-      for (const key of account.keys) {
-        const digest = sha256(key.secret);
-        this.byHash.set(digest.toString('hex'), { digest, account, key });
-      }
-    }
-  }
-
-  account(id: string): AccountConfig | undefined {
-    return this.accounts.get(id);
-  }
-
-  plan(account: AccountConfig): PlanConfig {
-    const plan = this.config.plans[account.plan];
-    if (!plan) throw new Error(`account ${account.id} names unknown plan ${account.plan}`);
-    return plan;
-  }
-
-  /** The principal for a presented API key, or undefined (unknown, disabled key or account). */
-  authenticate(secret: string): Principal | undefined {
-    const digest = sha256(secret);
-    const entry = this.byHash.get(digest.toString('hex'));
-    if (!entry || !timingSafeEqual(entry.digest, digest)) return undefined;
-    if (entry.key.disabled || entry.account.disabled) return undefined;
-    return { account: entry.account, key: entry.key, plan: this.plan(entry.account) };
-  }
-
-  /** The principal a stored token stands for, if its account and key are still enabled. */
-  principalFor(accountId: string, keyId: string, learnerId?: string): Principal | undefined {
-    const account = this.accounts.get(accountId);
-    const key = account?.keys.find((k) => k.id === keyId);
-    if (!account || !key || key.disabled || account.disabled) return undefined;
-    return { account, key, plan: this.plan(account), learnerId };
-  }
 }
 
 /** Extracts the secret from `Authorization: Bearer <secret>`. */
@@ -85,4 +35,34 @@ export function originAllowed(account: AccountConfig, origin: string | undefined
   if (origin === undefined) return true;
   if (extra !== undefined && origin === extra) return true;
   return account.origins.includes('*') || account.origins.includes(origin);
+}
+
+/**
+ * The host name of a `Host` header (no port; an IPv6 literal keeps its brackets), lower-cased, or
+ * undefined when there is none.
+ */
+export function hostName(host: string | undefined): string | undefined {
+  if (!host) return undefined;
+  const h = host.trim().toLowerCase();
+  if (h.startsWith('[')) {
+    const end = h.indexOf(']');
+    return end > 0 ? h.slice(0, end + 1) : undefined;
+  }
+  return h.split(':')[0] || undefined;
+}
+
+/**
+ * Whether a `Host` header names one of `allowed` (exact names; a leading "." allows that domain and
+ * its subdomains). Vite and webpack-dev-server check the same against DNS rebinding: a page on an
+ * attacker's name that resolves to this gateway carries that name in `Host`.
+ */
+export function hostAllowed(host: string | undefined, allowed: readonly string[]): boolean {
+  const name = hostName(host);
+  if (name === undefined) return false;
+  for (const a of allowed) {
+    const entry = a.toLowerCase();
+    if (entry === name) return true;
+    if (entry.startsWith('.') && (name === entry.slice(1) || name.endsWith(entry))) return true;
+  }
+  return false;
 }

@@ -17,10 +17,11 @@ import { CloseCode, ParleyError, closeReason } from '../protocol/codes.js';
 import { decodeClientMessage, errorEvent, type ClientMessage, type ClientMessageOf, type RequestId, type ServerEvent } from '../protocol/messages.js';
 import type { Session, SessionSink } from '../sessions/session.js';
 import type { SessionRegistry } from '../sessions/registry.js';
-import type { LeaseHolder, LeaseSpec, Store } from '../store/store.js';
+import type { LeaseHolder, Store } from '../store/store.js';
+import type { LeaseSpec } from '../limits/spec.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
-import type { Principal } from './auth.js';
+import type { Principal } from '../identity/principal.js';
 import { requestLimit } from '../limits/account-limits.js';
 
 /** Invalid messages tolerated within `STRIKE_WINDOW_MS` before closing with 1008. */
@@ -146,12 +147,20 @@ export class Connection implements SessionSink {
     });
     this.ws.on('close', (code) => {
       this.killTimer?.unsubscribe();
-      this.deps.metrics.closed(this.sentCloseCode ?? code);
+      if (this.sentCloseCode !== undefined) this.deps.metrics.closed(this.sentCloseCode);
+      else this.deps.metrics.clientClosed(code);
       this.teardown();
     });
     this.ws.on('error', (err) => {
       this.log.warn({ err }, 'socket error');
     });
+    // ws closes a connection whose framing breaks RFC 6455 by itself (1002, 1007, 1008, 1009) and
+    // only then emits 'error'. Its receiver's 'error' comes first, while the socket is still open,
+    // so a listener put before ws's own sends the contract's `error` event ahead of that close
+    // frame. `_receiver` is ws's private field; no public hook runs before the close.
+    (this.ws as unknown as { _receiver?: { prependOnceListener(e: 'error', l: (err: Error) => void): void } })._receiver?.prependOnceListener('error', (err) =>
+      this.protocolError(err as Error & { code?: string }),
+    );
     this.startTimer = scheduler.schedule(() => {
       this.startTimer = undefined;
       if (!this.session) this.fail(new ParleyError('idle_timeout', `no session.start within ${this.deps.server.sessionStartTimeoutSeconds} s`));
@@ -185,6 +194,10 @@ export class Connection implements SessionSink {
     ];
   }
 
+  rejectInvalid(message: string, requestId?: RequestId): void {
+    this.invalid(message, 'invalid_message', requestId);
+  }
+
   /** The one way a connection closes with an error: `error` event (with `close_code`), then close. */
   fail(error: ParleyError): void {
     if (this.closing) return;
@@ -201,6 +214,32 @@ export class Connection implements SessionSink {
     } catch (err) {
       this.log.warn({ err }, 'could not close cleanly');
       this.ws.terminate();
+    }
+    this.teardown();
+  }
+
+  /**
+   * ws is about to close with the status of a framing error: say why first (the error event's
+   * close_code is that status), then let ws close.
+   */
+  private protocolError(err: Error & { code?: string }): void {
+    if (this.closing) return;
+    const code = err.code ?? '';
+    const error =
+      code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH' || code === 'WS_ERR_UNSUPPORTED_DATA_PAYLOAD_LENGTH'
+        ? new ParleyError('frame_too_large', `frame larger than the gateway's hard ceiling (${err.message})`)
+        : code === 'WS_ERR_TOO_MANY_BUFFERED_PARTS'
+          ? new ParleyError('invalid_message', `a message in too many fragments (${err.message})`, { closeCode: CloseCode.policyViolation })
+          : new ParleyError('protocol_error', `WebSocket protocol error: ${err.message}`, {
+              closeCode: code === 'WS_ERR_INVALID_UTF8' ? CloseCode.invalidPayload : CloseCode.protocolError,
+            });
+    this.closing = true;
+    this.sentCloseCode = error.closeCode;
+    this.log.info({ code: error.code, close_code: error.closeCode, ws_code: code }, 'closing connection: protocol error');
+    try {
+      this.ws.send(JSON.stringify(errorEvent(error.code, error.message, { closeCode: error.closeCode })));
+    } catch {
+      /* the socket is already gone; ws closes it */
     }
     this.teardown();
   }

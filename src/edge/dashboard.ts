@@ -17,8 +17,6 @@ import { dashboardPage } from './dashboard-page.js';
 import type { Gateway } from './gateway.js';
 import { restAuthenticator, sendError } from './rest.js';
 
-/** Streams one replica serves at once (each costs a socket and ~1 KB a second). */
-export const MAX_DASHBOARD_STREAMS = 32;
 /** A stream whose reader stopped reading is dropped past this many unsent bytes. */
 const MAX_STREAM_BUFFER_BYTES = 256 * 1024;
 
@@ -30,6 +28,13 @@ export function registerDashboard(app: FastifyInstance, gateway: Gateway, live: 
   const authenticate = restAuthenticator(gateway);
   /** Open streams and how to stop feeding each. */
   const streams = new Map<ServerResponse, () => void>();
+  /**
+   * Open streams per account: each costs a socket and ~1 KB a second, so one account's key must not
+   * take them all and leave other accounts with 503 (D11).
+   */
+  const perAccount = new Map<string, number>();
+  let open = 0;
+  const { dashboardStreams, dashboardStreamsPerAccount } = gateway.config.server;
 
   app.get('/dashboard', async (_req, reply) => {
     const nonce = randomBytes(16).toString('base64');
@@ -50,11 +55,37 @@ export function registerDashboard(app: FastifyInstance, gateway: Gateway, live: 
   });
 
   app.get('/dashboard/events', { preHandler: authenticate }, async (req, reply) => {
-    if (streams.size >= MAX_DASHBOARD_STREAMS) {
+    const account = req.principal!.account.id;
+    if ((perAccount.get(account) ?? 0) >= dashboardStreamsPerAccount) {
       reply.header('Retry-After', 5);
-      return sendError(reply, 'server_full', `at most ${MAX_DASHBOARD_STREAMS} dashboard streams per replica`, { retry_after: 5 });
+      return sendError(reply, 'rate_limited', `at most ${dashboardStreamsPerAccount} dashboard streams per account on a replica`, { retry_after: 5 });
     }
-    const first = await live.cluster().catch(() => undefined);
+    if (open >= dashboardStreams) {
+      reply.header('Retry-After', 5);
+      return sendError(reply, 'server_full', `at most ${dashboardStreams} dashboard streams per replica`, { retry_after: 5 });
+    }
+    // Counted before the first await, so streams opened together cannot all pass the checks.
+    perAccount.set(account, (perAccount.get(account) ?? 0) + 1);
+    open++;
+    let counted = true;
+    const uncount = (): void => {
+      if (!counted) return;
+      counted = false;
+      open--;
+      const n = (perAccount.get(account) ?? 1) - 1;
+      if (n > 0) perAccount.set(account, n);
+      else perAccount.delete(account);
+    };
+    let first: ClusterFigures | undefined;
+    try {
+      first = await live.cluster();
+    } catch {
+      first = undefined;
+    }
+    if (req.raw.destroyed) {
+      uncount();
+      return;
+    }
     // The rate-limit headers set by the guard go out with the stream's head.
     const headers: Record<string, string> = {};
     for (const [k, v] of Object.entries(reply.getHeaders())) if (v !== undefined) headers[k] = String(v);
@@ -82,6 +113,7 @@ export function registerDashboard(app: FastifyInstance, gateway: Gateway, live: 
     const done = (): void => {
       stop();
       streams.delete(res);
+      uncount();
     };
     streams.set(res, done);
     req.raw.on('close', done);

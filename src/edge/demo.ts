@@ -11,7 +11,7 @@ import { dirname, extname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { FastifyInstance, FastifyBaseLogger } from 'fastify';
 import { requestLimit } from '../limits/account-limits.js';
-import { newToken, tokenKey } from './auth.js';
+import { hostAllowed, newToken, tokenKey } from './auth.js';
 import type { Gateway } from './gateway.js';
 import { sendError, setRateLimitHeaders } from './rest.js';
 
@@ -99,6 +99,16 @@ export function registerDemo(app: FastifyInstance, gateway: Gateway): void {
   const root = demoRoot();
   const files = root ? loadFiles(root) : new Map<string, Buffer>();
   const bundle = root ? clientBundle(root, app.log) : undefined;
+
+  const allowedHosts = gateway.config.server.allowedHosts;
+  // The demo answers only under the hosts the operator allows: a rebound name (evil.example
+  // resolving to this gateway) gets neither the page nor a token.
+  app.addHook('onRequest', async (req, reply) => {
+    if (req.url !== '/demo' && !req.url.startsWith('/demo/') && !req.url.startsWith('/demo?')) return undefined;
+    if (hostAllowed(req.headers.host, allowedHosts)) return undefined;
+    await sendError(reply, 'forbidden', `host ${String(req.headers.host).slice(0, 80)} is not in server.allowedHosts`);
+    return reply;
+  });
 
   app.get('/demo', async (_req, reply) => reply.redirect('/demo/'));
   app.get('/demo/*', async (req, reply) => {

@@ -10,7 +10,8 @@ import type { LeaseHolder, ReplicaCommand, Store } from '../store/store.js';
 import type { Logger } from '../telemetry/logger.js';
 import { Metrics } from '../telemetry/metrics.js';
 import type { Providers } from '../upstream/provider.js';
-import { KeyRing } from './auth.js';
+import { KeyRing } from '../identity/key-ring.js';
+import { FailureThrottle } from '../limits/failure-throttle.js';
 import type { Connection } from './connection.js';
 
 /** Connection leases live this long unless renewed (default; `store.leaseSeconds` on Redis). */
@@ -32,6 +33,8 @@ export class Gateway {
   readonly logger: Logger;
   readonly scheduler: SchedulerLike;
   readonly keyRing: KeyRing;
+  /** Failed authentications per client address, on this replica (CONTRACT §4). */
+  readonly authFailures: FailureThrottle;
   readonly registry: SessionRegistry;
   readonly metrics: Metrics;
   readonly replicaId: string;
@@ -50,6 +53,7 @@ export class Gateway {
     this.scheduler = deps.scheduler;
     this.replicaId = deps.replicaId ?? `replica_${randomUUID().slice(0, 8)}`;
     this.keyRing = new KeyRing(deps.config);
+    this.authFailures = new FailureThrottle(deps.config.server.authFailuresPerMinute, 60_000);
     this.leaseMs = deps.config.store.kind === 'redis' ? deps.config.store.leaseSeconds * 1000 : LEASE_MS;
     this.metrics = new Metrics({ connections: () => this.connections.size, sessions: () => this.registry.size }, { defaultMetrics: deps.defaultMetrics ?? false });
     this.registry = new SessionRegistry({

@@ -11,16 +11,26 @@ import type { WebSocket } from 'ws';
 import { connectionLeases } from '../limits/account-limits.js';
 import { CloseCode, ParleyError, closeReason } from '../protocol/codes.js';
 import { errorEvent } from '../protocol/messages.js';
-import type { LeaseSpec } from '../store/store.js';
+import type { LeaseSpec } from '../limits/spec.js';
 import { redactUrl } from '../telemetry/logger.js';
-import { bearer, originAllowed, tokenKey, TOKEN_PATTERN, type Principal } from './auth.js';
+import type { Principal } from '../identity/principal.js';
+import { bearer, hostAllowed, originAllowed, tokenKey, TOKEN_PATTERN } from './auth.js';
 import { Connection } from './connection.js';
 import type { Gateway } from './gateway.js';
 
 export const SUBPROTOCOL = 'parley.v1';
 const TOKEN_PROTOCOL_PREFIX = 'parley.token.';
 
-type Admission = { ok: true; principal: Principal; connId: string; leases: readonly LeaseSpec[] } | { ok: false; error: ParleyError };
+type Admission =
+  | {
+      ok: true;
+      principal: Principal;
+      connId: string;
+      leases: readonly LeaseSpec[];
+      /** Hands the leases to the Connection: the socket's close no longer releases them. */
+      own?: () => void;
+    }
+  | { ok: false; error: ParleyError };
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -55,8 +65,19 @@ export function registerRealtime(app: FastifyInstance, gateway: Gateway): void {
 
   async function admit(req: FastifyRequest): Promise<Admission> {
     if (gateway.isDraining) return { ok: false, error: new ParleyError('server_draining', 'this replica is shutting down; connect to another') };
+    const now = gateway.scheduler.now();
+    const blockedMs = gateway.authFailures.retryAfterMs(req.ip, now);
+    if (blockedMs > 0) {
+      return {
+        ok: false,
+        error: new ParleyError('rate_limited', 'too many failed authentications from this address', { closeCode: CloseCode.rateLimited, retryAfterMs: blockedMs }),
+      };
+    }
     const cred = presentedCredential(req);
-    if (!cred) return { ok: false, error: new ParleyError('unauthorized', 'no token: use the subprotocol "parley.token.<token>", ?token= or Authorization: Bearer') };
+    if (!cred) {
+      gateway.authFailures.fail(req.ip, now);
+      return { ok: false, error: new ParleyError('unauthorized', 'no token: use the subprotocol "parley.token.<token>", ?token= or Authorization: Bearer') };
+    }
     let principal: Principal | undefined;
     if (cred.kind === 'key') {
       principal = gateway.keyRing.authenticate(cred.value);
@@ -64,9 +85,14 @@ export function registerRealtime(app: FastifyInstance, gateway: Gateway): void {
       const record = await gateway.store.takeToken(tokenKey(cred.value));
       if (record) principal = gateway.keyRing.principalFor(record.accountId, record.keyId, record.learnerId);
     }
-    if (!principal) return { ok: false, error: new ParleyError('unauthorized', cred.kind === 'key' ? 'invalid API key' : 'invalid, expired or already used token') };
+    if (!principal) {
+      gateway.authFailures.fail(req.ip, now);
+      return { ok: false, error: new ParleyError('unauthorized', cred.kind === 'key' ? 'invalid API key' : 'invalid, expired or already used token') };
+    }
     const origin = req.headers.origin;
-    const extra = principal.account.id === demoAccount ? ownOrigin(req) : undefined;
+    // The demo page's own origin, only under a Host the operator allows (server.allowedHosts): else
+    // any site could send a matching Origin and Host and pass for the demo page.
+    const extra = principal.account.id === demoAccount && hostAllowed(req.headers.host, server.allowedHosts) ? ownOrigin(req) : undefined;
     if (!originAllowed(principal.account, origin, extra)) {
       return { ok: false, error: new ParleyError('forbidden', `origin ${String(origin).slice(0, 80)} is not allowed for this account`, { closeCode: CloseCode.policyViolation }) };
     }
@@ -84,6 +110,25 @@ export function registerRealtime(app: FastifyInstance, gateway: Gateway): void {
     return { ok: true, principal, connId, leases };
   }
 
+  /**
+   * Between admission and the handler the leases belong to no Connection. A socket reset in that
+   * gap never reaches the handler (ws drops an upgrade whose socket is gone), so its close must
+   * release them: without this, anyone with a key could fill an account's caps with reset upgrades
+   * until the leases expired (D1).
+   */
+  function holdUntilOwned(req: FastifyRequest, admission: Extract<Admission, { ok: true }>): void {
+    const socket = req.raw.socket;
+    const release = (): void => {
+      gateway.store.release(admission.leases, admission.connId).catch((err: unknown) => gateway.logger.warn({ err }, 'could not release the leases of a reset upgrade'));
+    };
+    if (socket.destroyed) {
+      release();
+      return;
+    }
+    socket.once('close', release);
+    admission.own = () => socket.off('close', release);
+  }
+
   app.get(
     '/v1/realtime',
     {
@@ -91,7 +136,9 @@ export function registerRealtime(app: FastifyInstance, gateway: Gateway): void {
       logLevel: 'warn',
       preValidation: async (req) => {
         try {
-          req.parleyAdmission = await admit(req);
+          const admission = await admit(req);
+          if (admission.ok) holdUntilOwned(req, admission);
+          req.parleyAdmission = admission;
         } catch (err) {
           req.log.error({ err, url: redactUrl(req.url) }, 'admission failed');
           req.parleyAdmission = { ok: false, error: new ParleyError('internal_error', 'could not admit the connection; try again') };
@@ -101,6 +148,7 @@ export function registerRealtime(app: FastifyInstance, gateway: Gateway): void {
     (socket: WebSocket, req: FastifyRequest) => {
       releaseUpgradeRequest(socket, req);
       const admission = req.parleyAdmission;
+      if (admission?.ok) admission.own?.();
       if (!admission || !admission.ok) {
         const error = admission?.error ?? new ParleyError('internal_error');
         refuse(socket, error, gateway);

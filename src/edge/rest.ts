@@ -8,7 +8,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { accountLimits, connectionLeases, requestLimit } from '../limits/account-limits.js';
 import type { LimitState } from '../limits/decision.js';
 import { ParleyError, ErrorCodes, type ErrorCode } from '../protocol/codes.js';
-import type { Principal } from './auth.js';
+import type { Principal } from '../identity/principal.js';
 import { bearer, newToken, tokenKey } from './auth.js';
 import type { Gateway } from './gateway.js';
 
@@ -51,9 +51,18 @@ export function restAuthenticator(gateway: Gateway): (req: FastifyRequest, reply
   // Async hooks that answer early must return the reply, or fastify runs the handler as well.
   return async function authenticate(req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply | undefined> {
     if (req.principal) return undefined; // already checked by an outer hook (a /v1 404 runs both)
+    const now = gateway.scheduler.now();
+    const blockedMs = gateway.authFailures.retryAfterMs(req.ip, now);
+    if (blockedMs > 0) {
+      const retryAfter = Math.ceil(blockedMs / 1000);
+      reply.header('Retry-After', retryAfter);
+      await sendError(reply, 'rate_limited', `too many failed authentications from this address; retry after ${retryAfter} s`, { retry_after: retryAfter });
+      return reply;
+    }
     const secret = bearer(req.headers.authorization);
     const principal = secret ? gateway.keyRing.authenticate(secret) : undefined;
     if (!principal) {
+      gateway.authFailures.fail(req.ip, now);
       await sendError(reply, 'unauthorized', secret ? 'invalid API key' : 'missing Authorization: Bearer <api key>');
       return reply;
     }

@@ -3,7 +3,7 @@
  * (`{acct}`) so that every limit one decision touches lives in one Redis Cluster slot.
  */
 import type { PlanConfig, RequestKind } from '../config/schema.js';
-import type { LeaseSpec, LimitSpec } from '../store/store.js';
+import type { LeaseSpec, LimitSpec } from './spec.js';
 
 const MINUTE_MS = 60_000;
 

@@ -7,8 +7,12 @@
 /** WebSocket close codes the gateway uses. */
 export const CloseCode = {
   normal: 1000,
+  /** RFC 6455 framing broken by the client (bad opcode, mask, RSV bits, fragmentation, close code). */
+  protocolError: 1002,
   /** Abnormal closure: never sent, reported when a dead peer is dropped without a close frame. */
   abnormal: 1006,
+  /** A close frame whose reason is not UTF-8 (RFC 6455 §7.4.1). */
+  invalidPayload: 1007,
   policyViolation: 1008,
   messageTooBig: 1009,
   internalError: 1011,
@@ -59,6 +63,11 @@ export const ErrorCodes = {
   server_draining: { message: 'This replica is shutting down; resume on another', closeCode: CloseCode.serviceRestart, httpStatus: 503, advice: 'reconnect and resume at once' },
   server_full: { message: 'This replica is at its connection limit', closeCode: CloseCode.tryAgainLater, httpStatus: 503, advice: 'retry after retry_after_ms' },
   invalid_request: { message: 'Invalid request', httpStatus: 400, advice: 'fix the request (REST)' },
+  protocol_error: {
+    message: 'The WebSocket framing broke RFC 6455 (opcode, mask, RSV bits, fragmentation, close frame)',
+    closeCode: CloseCode.protocolError,
+    advice: 'fix the client, or the proxy in between (1007: a close reason that is not UTF-8)',
+  },
   internal_error: { message: 'Internal error', closeCode: CloseCode.internalError, httpStatus: 500, advice: 'reconnect and resume' },
   not_found: { message: 'Not found', httpStatus: 404, advice: 'check the id (REST)' },
 } as const satisfies Record<string, ErrorCodeInfo>;

@@ -9,7 +9,11 @@ import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler';
 const Strict = { additionalProperties: false } as const;
 
 /** A request id: echoed as `request_id` on every event that answers the request. */
-export const RequestId = Type.Union([Type.String({ minLength: 1, maxLength: 128 }), Type.Integer()]);
+export const RequestId = Type.Union([
+  Type.String({ minLength: 1, maxLength: 128 }),
+  // Safe integers only: a larger one would not come back as the number the client sent.
+  Type.Integer({ minimum: -Number.MAX_SAFE_INTEGER, maximum: Number.MAX_SAFE_INTEGER }),
+]);
 export type RequestId = Static<typeof RequestId>;
 
 const Language = Type.String({ minLength: 2, maxLength: 35, pattern: '^[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8})*$' });
@@ -57,6 +61,16 @@ export const ClientMessages = {
     },
     Strict,
   ),
+  cancel: Type.Object(
+    {
+      type: Type.Literal('cancel'),
+      request_id: RequestId,
+      /** The learner's playback position in that request's reply audio, ms from its first byte. */
+      played_ms: Type.Optional(Type.Number({ minimum: 0 })),
+      id: Type.Optional(RequestId),
+    },
+    Strict,
+  ),
   ping: Type.Object({ type: Type.Literal('ping'), id: Type.Optional(RequestId) }, Strict),
   'session.end': Type.Object({ type: Type.Literal('session.end'), id: Type.Optional(RequestId) }, Strict),
 } as const;
@@ -100,6 +114,7 @@ export const ServerEvents = {
   'session.created': Type.Object({ type: Type.Literal('session.created'), request_id: ReqId, ...SessionInfo }, Strict),
   'session.resumed': Type.Object({ type: Type.Literal('session.resumed'), request_id: ReqId, ...SessionInfo }, Strict),
   transcript: Type.Object({ type: Type.Literal('transcript'), request_id: RequestId, text: Type.String() }, Strict),
+  'reply.text.delta': Type.Object({ type: Type.Literal('reply.text.delta'), request_id: RequestId, delta: Type.String({ minLength: 1 }) }, Strict),
   'reply.text': Type.Object({ type: Type.Literal('reply.text'), request_id: RequestId, text: Type.String() }, Strict),
   'reply.audio.start': Type.Object(
     { type: Type.Literal('reply.audio.start'), request_id: RequestId, format: Type.String(), sample_rate: Type.Integer() },
@@ -117,6 +132,29 @@ export const ServerEvents = {
   ),
   'translation.result': Type.Object({ type: Type.Literal('translation.result'), request_id: RequestId, text: Type.String() }, Strict),
   'request.queued': Type.Object({ type: Type.Literal('request.queued'), request_id: RequestId, position: Type.Integer({ minimum: 1 }) }, Strict),
+  'request.cancelled': Type.Object(
+    {
+      type: Type.Literal('request.cancelled'),
+      request_id: RequestId,
+      stage: Type.Union([Type.Literal('waiting'), Type.Literal('queued'), Type.Literal('running'), Type.Literal('speaking'), Type.Literal('done')]),
+      audio_bytes_sent: Type.Integer({ minimum: 0 }),
+      kept_text: Type.String(),
+    },
+    Strict,
+  ),
+  'turn.metrics': Type.Object(
+    {
+      type: Type.Literal('turn.metrics'),
+      request_id: RequestId,
+      queued_ms: Type.Integer({ minimum: 0 }),
+      stt_ms: Type.Optional(Type.Integer({ minimum: 0 })),
+      first_token_ms: Type.Optional(Type.Integer({ minimum: 0 })),
+      first_audio_ms: Type.Optional(Type.Integer({ minimum: 0 })),
+      total_ms: Type.Integer({ minimum: 0 }),
+      tts_requests: Type.Integer({ minimum: 0 }),
+    },
+    Strict,
+  ),
   'quota.updated': Type.Object({ type: Type.Literal('quota.updated'), limits: Type.Array(LimitStateSchema) }, Strict),
   'session.expiring': Type.Object(
     {
@@ -194,6 +232,7 @@ function compileAll<T extends Record<string, TSchema>>(schemas: T): { [K in keyo
 
 /** Compiled once at module load (STYLE.md §6). */
 export const clientValidators = compileAll(ClientMessages);
+const requestIdCheck = TypeCompiler.Compile(RequestId);
 export const serverValidators = compileAll(ServerEvents);
 
 export type DecodeResult =
@@ -217,8 +256,9 @@ export function decodeClientMessage(text: string): DecodeResult {
     return { ok: false, code: 'invalid_message', message: 'frame must be a JSON object with a "type"' };
   }
   const obj = parsed as Record<string, unknown>;
-  const rawId = obj.id;
-  const requestId = typeof rawId === 'string' || (typeof rawId === 'number' && Number.isInteger(rawId)) ? (rawId as RequestId) : undefined;
+  // Only an id that is itself valid is echoed: an empty or 200,000-character id echoed back as
+  // `request_id` would break the server's own event schema (and mirror whatever a client sends).
+  const requestId = requestIdCheck.Check(obj.id) ? obj.id : undefined;
   const type = obj.type;
   if (typeof type !== 'string') {
     return withId({ ok: false, code: 'invalid_message', message: '"type" must be a string' }, requestId);

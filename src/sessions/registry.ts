@@ -5,7 +5,7 @@
  * store (its replica is gone) is rebuilt from its record and its unanswered requests are reported.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
-import type { Principal } from '../edge/auth.js';
+import type { Principal } from '../identity/principal.js';
 import type { ClientMessageOf, RequestId } from '../protocol/messages.js';
 import { ParleyError } from '../protocol/codes.js';
 import { Session, type SessionDeps } from './session.js';
@@ -61,12 +61,40 @@ export class SessionRegistry {
     return session;
   }
 
-  async resume(principal: Principal, resumeToken: string): Promise<ResumeOutcome> {
+  /** Resumes being rebuilt from the store, by resume token: one Session per session, however many ask. */
+  private readonly rebuilding = new Map<string, Promise<ResumeOutcome>>();
+
+  /**
+   * The session a resume token names: the live one on this replica, or one rebuilt from its
+   * record. Resumes of one token that arrive together share one rebuild, so they get one Session
+   * (and the later connection takes it over from the earlier with 4030), never two copies (D4).
+   */
+  resume(principal: Principal, resumeToken: string): Promise<ResumeOutcome> {
+    const local = this.localResume(principal, resumeToken);
+    if (local) return Promise.resolve(local);
+    let pending = this.rebuilding.get(resumeToken);
+    if (!pending) {
+      pending = this.rebuild(principal, resumeToken);
+      this.rebuilding.set(resumeToken, pending);
+      const done = (): void => void this.rebuilding.delete(resumeToken);
+      pending.then(done, done);
+      return pending;
+    }
+    // A second resume of the same token while the first is being rebuilt: the same Session, once
+    // it exists, as a live local one (its unanswered requests were reported to the first).
+    return pending.then((first) => (first.ok ? (this.localResume(principal, resumeToken) ?? first) : first));
+  }
+
+  private localResume(principal: Principal, resumeToken: string): ResumeOutcome | undefined {
     const local = this.byResumeToken.get(resumeToken);
     if (local && !local.isGone) {
       if (local.principal.account.id !== principal.account.id) return { ok: false, error: unknownResume() };
       return { ok: true, session: local, previous: local.attached ? 'attached' : 'detached', lost: [] };
     }
+    return undefined;
+  }
+
+  private async rebuild(principal: Principal, resumeToken: string): Promise<ResumeOutcome> {
     const record = await this.deps.store.findSessionByResumeToken(resumeToken);
     if (!record || record.accountId !== principal.account.id || record.expiresAt <= this.deps.scheduler.now()) {
       return { ok: false, error: unknownResume() };

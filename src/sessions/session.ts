@@ -7,13 +7,15 @@
  * window) run on the injected RxJS scheduler, so tests drive them with virtual time.
  */
 import type { SchedulerLike, Subscription } from 'rxjs';
+import { readWavHeader, wavSeconds } from '../audio/wav.js';
 import type { PlanConfig, RequestKind } from '../config/schema.js';
-import type { Principal } from '../edge/auth.js';
+import type { Principal } from '../identity/principal.js';
 import { audioMinutesLimit, accountLimits, requestLimit } from '../limits/account-limits.js';
 import type { LimitState } from '../limits/decision.js';
 import { ParleyError } from '../protocol/codes.js';
 import { errorEvent, type ClientMessageOf, type LimitStateWire, type RequestId, type ServerEvent, type SessionLimits } from '../protocol/messages.js';
-import type { LimitSpec, SessionRecord, Store } from '../store/store.js';
+import type { SessionRecord, Store } from '../store/store.js';
+import type { LimitSpec } from '../limits/spec.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
 import { queueWaitState, quotaChangeKey, type QueueWait } from '../telemetry/quota.js';
@@ -31,6 +33,12 @@ export interface SessionSink {
   closeNormally(): void;
   /** Per-connection limit states (message and byte buckets). */
   connectionLimits(): LimitState[];
+  /**
+   * Answers a message the session found invalid (an empty commit, an assessment without
+   * `reference_text`, an id already in flight): `error invalid_message`, counted toward the
+   * connection's invalid-message close (1008) like any other invalid message.
+   */
+  rejectInvalid(message: string, requestId?: RequestId): void;
 }
 
 export interface SessionDeps {
@@ -378,16 +386,22 @@ export class Session {
     this.touch();
     const id = msg.id;
     if (msg.purpose === 'assessment' && msg.reference_text === undefined) {
-      this.sendError('invalid_message', 'input_audio.commit: "reference_text" is required for an assessment', id);
+      this.invalid('input_audio.commit: "reference_text" is required for an assessment', id);
       this.input.clear();
       return;
     }
     if (this.input.bytes === 0) {
-      this.sendError('invalid_message', 'input_audio.commit: the input audio buffer is empty', id);
+      this.invalid('input_audio.commit: the input audio buffer is empty', id);
       return;
     }
     const audio: AudioInput = { data: this.input.take(), format: this.audioFormat.format, sampleRate: this.audioFormat.sampleRate, channels: 1 };
+    // One reading of the audio decides both what is billed and what goes upstream: a WAV the
+    // gateway cannot read is refused here, before any quota or upstream call (D2).
     const seconds = audioSeconds(audio);
+    if (typeof seconds === 'string') {
+      this.invalid(`input_audio.commit: ${seconds}`, id);
+      return;
+    }
     const kind: RequestKind = msg.purpose === 'turn' ? 'conversation.turn' : 'pronunciation.assess';
     const extra = [audioMinutesLimit(this.plan, this.principal.account.id, seconds / 60)];
     this.accept(id, kind, extra, async (call) => {
@@ -446,7 +460,7 @@ export class Session {
    */
   private accept(id: RequestId, kind: RequestKind, extra: LimitSpec[], run: (call: CallOptions) => Promise<void>): void {
     if (this.pending.has(id)) {
-      this.sendError('invalid_message', `request id ${JSON.stringify(id)} is already in flight`, id);
+      this.invalid(`request id ${JSON.stringify(id)} is already in flight`, id);
       return;
     }
     if (this.pending.size >= MAX_PENDING) {
@@ -592,6 +606,12 @@ export class Session {
     }
     this.held.push(item);
     this.heldBytes += bytes;
+  }
+
+  /** An invalid message from the connection: answered there, where the strikes are counted. */
+  private invalid(message: string, requestId: RequestId): void {
+    if (this.sink) this.sink.rejectInvalid(message, requestId);
+    else this.sendError('invalid_message', message, requestId);
   }
 
   sendError(code: ParleyError['code'], message: string, requestId?: RequestId, retryAfterMs?: number): void {
@@ -741,13 +761,17 @@ async function* oneShot<T>(p: Promise<T>): AsyncIterable<T> {
 
 const sameLanguage = (a: string, b: string): boolean => a.split('-')[0]!.toLowerCase() === b.split('-')[0]!.toLowerCase();
 
-/** Seconds of audio in a committed utterance (PCM16 mono, or a WAV's data). */
-export function audioSeconds(audio: AudioInput): number {
+/**
+ * Seconds of audio in a committed utterance (PCM16, or a WAV read by the project's one WAV parser,
+ * the same reading the upstream gets); a WAV it cannot read gives the reason instead.
+ */
+export function audioSeconds(audio: AudioInput): number | string {
   if (audio.format === 'wav') {
-    const rate = audio.data.length >= 44 ? audio.data.readUInt32LE(24) : 0;
-    const channels = audio.data.length >= 44 ? audio.data.readUInt16LE(22) : 1;
-    return rate > 0 ? Math.max(0, audio.data.length - 44) / (rate * 2 * Math.max(1, channels)) : 0;
+    try {
+      return wavSeconds(readWavHeader(audio.data));
+    } catch (err) {
+      return (err as Error).message;
+    }
   }
   return audio.data.length / (audio.sampleRate * 2 * audio.channels);
 }
-

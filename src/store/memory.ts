@@ -6,7 +6,8 @@
 import type { Decision, LimitState } from '../limits/decision.js';
 import { WindowCounter } from '../limits/window-counter.js';
 import { TokenBucket } from '../limits/token-bucket.js';
-import type { LeaseHolder, LeaseSpec, LimitSpec, ReplicaCommand, ReplicaStats, SessionRecord, Store, TokenRecord } from './store.js';
+import type { LeaseHolder, ReplicaCommand, ReplicaStats, SessionRecord, Store, TokenRecord } from './store.js';
+import type { LeaseSpec, LimitSpec } from '../limits/spec.js';
 
 const DAY_MS = 86_400_000;
 

@@ -16,9 +16,10 @@ import { Cluster, Redis, type ChainableCommander } from 'ioredis';
 import type { Decision, LimitState } from '../limits/decision.js';
 import { TokenBucket } from '../limits/token-bucket.js';
 import { windowGeometry, windowState } from '../limits/window-counter.js';
-import { fnv1a } from '../upstream/audio.js';
+import { fnv1a } from '../util/hash.js';
 import { msUntilUtcMidnight } from './memory.js';
-import type { LeaseHolder, LeaseSpec, LimitSpec, ReplicaCommand, ReplicaStats, SessionRecord, Store, TokenRecord } from './store.js';
+import type { LeaseHolder, ReplicaCommand, ReplicaStats, SessionRecord, Store, TokenRecord } from './store.js';
+import type { LeaseSpec, LimitSpec } from '../limits/spec.js';
 
 const ADMIT_LUA = readFileSync(new URL('./lua/admit.lua', import.meta.url), 'utf8');
 

@@ -13,7 +13,8 @@
 import type { Decision, LimitState } from '../limits/decision.js';
 import type { Logger } from '../telemetry/logger.js';
 import { MemoryStore } from './memory.js';
-import type { LeaseHolder, LeaseSpec, LimitSpec, ReplicaCommand, ReplicaStats, SessionRecord, Store, TokenRecord } from './store.js';
+import type { LeaseHolder, ReplicaCommand, ReplicaStats, SessionRecord, Store, TokenRecord } from './store.js';
+import type { LeaseSpec, LimitSpec } from '../limits/spec.js';
 
 /** A shared store that can say when its connection comes and goes (RedisStore). */
 export interface SharedStore extends Store {

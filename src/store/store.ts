@@ -7,42 +7,7 @@
  * Decisions are values (`Decision`); methods throw only for faults (the store is unreachable).
  */
 import type { Decision, LimitState } from '../limits/decision.js';
-
-/** One limit a decision touches. All limits of one `consume` are checked, then all consumed. */
-export type LimitSpec =
-  | {
-      /** Any `windowMs` window holds at most `limit` (sliding, not calendar). */
-      readonly kind: 'window';
-      readonly key: string;
-      readonly name: string;
-      readonly limit: number;
-      readonly windowMs: number;
-      readonly cost?: number;
-    }
-  | {
-      /** Token bucket: `ratePerSec` refill, `burst` capacity (GCRA). */
-      readonly kind: 'bucket';
-      readonly key: string;
-      readonly name: string;
-      readonly ratePerSec: number;
-      readonly burst: number;
-      readonly cost?: number;
-    }
-  | {
-      /** A quantity per UTC day (e.g. audio minutes); `cost` may be fractional. */
-      readonly kind: 'daily';
-      readonly key: string;
-      readonly name: string;
-      readonly limit: number;
-      readonly cost?: number;
-    };
-
-/** A lease on one slot of a counted resource (connection caps, upstream concurrency). */
-export interface LeaseSpec {
-  readonly key: string;
-  readonly name: string;
-  readonly limit: number;
-}
+import type { LeaseSpec, LimitSpec } from '../limits/spec.js';
 
 /** A holder and the lease slots it holds (a connection: its per-key and per-account caps). */
 export interface LeaseHolder {

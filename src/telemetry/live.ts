@@ -11,9 +11,9 @@ import type { SchedulerLike, Subscription } from 'rxjs';
 import type { Config } from '../config/schema.js';
 import { UpstreamKinds } from '../config/schema.js';
 import type { ReplicaStats, Store } from '../store/store.js';
-import type { Governor } from '../upstream/governor.js';
 import type { Logger } from './logger.js';
 import type { Metrics, Totals, UpstreamAllowance } from './metrics.js';
+import type { UpstreamReadings } from './upstream-readings.js';
 
 /** Publishing interval and what the dashboard streams at. */
 export const TICK_MS = 1000;
@@ -180,7 +180,7 @@ export class LiveTelemetry {
 
   constructor(
     private readonly src: LiveSources,
-    private readonly governors: ReadonlyMap<string, Governor>,
+    private readonly governors: ReadonlyMap<string, UpstreamReadings>,
     config: Config,
   ) {
     this.allowances = upstreamAllowances(config);

@@ -9,7 +9,7 @@
  * hash lookup per message for nothing.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { Governor, GovernorHooks } from '../upstream/governor.js';
+import type { GovernorHooks, UpstreamReadings } from './upstream-readings.js';
 import { EventLoopLag, type LagSnapshot } from './event-loop.js';
 
 export interface MetricsSources {
@@ -39,6 +39,9 @@ export interface UpstreamAllowance {
 export const STORE_OPERATIONS = ['consume', 'admit', 'acquire', 'renew', 'release', 'peek', 'count', 'token', 'session', 'publish', 'stats'] as const;
 export type StoreOperation = (typeof STORE_OPERATIONS)[number];
 
+/** Client close codes kept as their own label: normal, going away, no status, connection lost. */
+const CLIENT_CLOSE_CODES: ReadonlySet<number> = new Set([1000, 1001, 1005, 1006]);
+
 /** Running totals the live view (dashboard, replica figures) turns into per-second rates. */
 export interface Totals {
   readonly messagesIn: number;
@@ -53,6 +56,7 @@ export interface Totals {
 export class Metrics {
   readonly registry = new Registry();
   private readonly closes: Counter<'code'>;
+  private readonly clientCloses: Counter<'code'>;
   private readonly throttle: Histogram<'limit'>;
   private readonly sessionsStarted: Counter<'account'>;
   private readonly decisions: Counter<'limit' | 'outcome'>;
@@ -63,7 +67,7 @@ export class Metrics {
   private readonly upstream429: Counter<'upstream'>;
   private readonly upstreamWait: Histogram<'upstream'>;
   private readonly storeFallbacks: Counter<'operation'>;
-  private governors: ReadonlyMap<string, Governor> = new Map();
+  private governors: ReadonlyMap<string, UpstreamReadings> = new Map();
   private allowances: ReadonlyMap<string, UpstreamAllowance> = new Map();
   private accounts: AccountSources | undefined;
   private readonly lag = new EventLoopLag();
@@ -80,7 +84,13 @@ export class Metrics {
     const self = this;
     new Gauge({ name: 'parley_connections', help: 'Open WebSocket connections on this replica', registers, collect() { this.set(sources.connections()); } });
     new Gauge({ name: 'parley_sessions', help: 'Live sessions on this replica (attached or waiting for a resume)', registers, collect() { this.set(sources.sessions()); } });
-    this.closes = new Counter({ name: 'parley_closes_total', help: 'WebSocket closes by close code', labelNames: ['code'], registers });
+    this.closes = new Counter({ name: 'parley_closes_total', help: 'WebSocket closes the gateway decided, by close code', labelNames: ['code'], registers });
+    this.clientCloses = new Counter({
+      name: 'parley_client_closes_total',
+      help: 'WebSocket closes the client started (or a lost connection), by close code: 1000, 1001, 1005, 1006, or other',
+      labelNames: ['code'],
+      registers,
+    });
     this.throttle = new Histogram({
       name: 'parley_throttle_delay_seconds',
       help: 'Time a frame waited for a token of the per-connection buckets',
@@ -247,10 +257,23 @@ export class Metrics {
     this.storeFallbacks.inc({ operation: label });
   }
 
+  /** A close the gateway decided (a code of the contract's table, or 1006 for a dead peer dropped). */
   closed(code: number): void {
     const label = String(code);
     this.closes.inc({ code: label });
     this.closeCounts[label] = (this.closeCounts[label] ?? 0) + 1;
+  }
+
+  /**
+   * A close the client started, or a connection lost without a close frame. Its code is the
+   * client's choice (any of ~2,000 values, 1011 included), so it is counted apart from the
+   * gateway's own closes and bucketed: the label set stays bounded and a client's 1011 never
+   * looks like a server fault.
+   */
+  clientClosed(code: number): void {
+    const label = CLIENT_CLOSE_CODES.has(code) ? String(code) : 'other';
+    this.clientCloses.inc({ code: label });
+    this.closeCounts.client = (this.closeCounts.client ?? 0) + 1;
   }
 
   /** A frame waited `ms` for a token of a per-connection bucket (also a `throttled` decision). */
@@ -276,7 +299,7 @@ export class Metrics {
     else this.decisions.inc({ limit: decision.limitName ?? limitNames[0] ?? 'unknown', outcome: 'refused' });
   }
 
-  watchUpstreams(governors: ReadonlyMap<string, Governor>): void {
+  watchUpstreams(governors: ReadonlyMap<string, UpstreamReadings>): void {
     this.governors = governors;
   }
 

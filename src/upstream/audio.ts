@@ -1,85 +1,10 @@
 /**
- * Audio helpers for the upstream layer, all pure functions on PCM16 little-endian buffers:
- * WAV encode/decode, signal statistics (energy, voiced time, zero crossings, a stable
- * fingerprint) and a small formant speech synthesiser used by the simulated TTS.
+ * Audio helpers for the upstream layer, all pure functions on PCM16 little-endian buffers: signal
+ * statistics (energy, voiced time, zero crossings, a stable fingerprint) and a small formant speech
+ * synthesiser used by the simulated TTS. The WAV codec is src/audio/wav.ts.
  */
 
-// ---------------------------------------------------------------------------------------------
-// WAV
-// ---------------------------------------------------------------------------------------------
-
-const WAVE_FORMAT_PCM = 0x0001;
-const WAVE_FORMAT_EXTENSIBLE = 0xfffe;
-
-/** Wraps PCM16 little-endian samples in a canonical 44-byte RIFF/WAVE header (a trailing partial frame is dropped). */
-export function encodeWav(pcm16: Buffer, sampleRate: number, channels = 1): Buffer {
-  if (!Number.isInteger(sampleRate) || sampleRate <= 0) throw new Error(`encodeWav: invalid sample rate ${sampleRate}`);
-  if (!Number.isInteger(channels) || channels <= 0 || channels > 0xffff) throw new Error(`encodeWav: invalid channel count ${channels}`);
-  const blockAlign = channels * 2;
-  const dataBytes = pcm16.length - (pcm16.length % blockAlign);
-  const out = Buffer.alloc(44 + dataBytes);
-  out.write('RIFF', 0, 'latin1');
-  out.writeUInt32LE(36 + dataBytes, 4);
-  out.write('WAVE', 8, 'latin1');
-  out.write('fmt ', 12, 'latin1');
-  out.writeUInt32LE(16, 16);
-  out.writeUInt16LE(WAVE_FORMAT_PCM, 20);
-  out.writeUInt16LE(channels, 22);
-  out.writeUInt32LE(sampleRate, 24);
-  out.writeUInt32LE(sampleRate * blockAlign, 28);
-  out.writeUInt16LE(blockAlign, 32);
-  out.writeUInt16LE(16, 34);
-  out.write('data', 36, 'latin1');
-  out.writeUInt32LE(dataBytes, 40);
-  pcm16.copy(out, 44, 0, dataBytes);
-  return out;
-}
-
-/**
- * Reads a RIFF/WAVE file holding 16-bit integer PCM (plain or WAVE_FORMAT_EXTENSIBLE). Walks the
- * chunk list, so `LIST`/`fact`/other chunks before `data` are skipped. A `data` chunk whose
- * declared size runs past the end (streamed WAVs write 0 or 0xFFFFFFFF) is read up to the end.
- * Returns a copy of the samples. Throws an Error naming the problem for anything else.
- */
-export function decodeWav(buf: Buffer): { pcm16: Buffer; sampleRate: number; channels: number } {
-  if (buf.length < 12) throw new Error(`Invalid WAV: ${buf.length} bytes is too short for a RIFF header`);
-  const riff = buf.toString('latin1', 0, 4);
-  if (riff !== 'RIFF') {
-    if (riff === 'RIFX' || riff === 'RF64') throw new Error(`Unsupported WAV: ${riff} files are not supported (need little-endian RIFF)`);
-    throw new Error('Invalid WAV: missing "RIFF" signature');
-  }
-  if (buf.toString('latin1', 8, 12) !== 'WAVE') throw new Error('Invalid WAV: RIFF file is not of type "WAVE"');
-
-  let fmt: { channels: number; sampleRate: number; blockAlign: number } | undefined;
-  let offset = 12;
-  while (offset + 8 <= buf.length) {
-    const id = buf.toString('latin1', offset, offset + 4);
-    const size = buf.readUInt32LE(offset + 4);
-    const body = offset + 8;
-    if (id === 'fmt ') {
-      if (size < 16 || body + 16 > buf.length) throw new Error(`Invalid WAV: "fmt " chunk is truncated (${size} bytes)`);
-      let format = buf.readUInt16LE(body);
-      const channels = buf.readUInt16LE(body + 2);
-      const sampleRate = buf.readUInt32LE(body + 4);
-      const blockAlign = buf.readUInt16LE(body + 12);
-      const bits = buf.readUInt16LE(body + 14);
-      if (format === WAVE_FORMAT_EXTENSIBLE && size >= 40 && body + 26 <= buf.length) format = buf.readUInt16LE(body + 24);
-      if (format !== WAVE_FORMAT_PCM) throw new Error(`Unsupported WAV: audio format 0x${format.toString(16).padStart(4, '0')} (only integer PCM is supported)`);
-      if (bits !== 16) throw new Error(`Unsupported WAV: ${bits}-bit samples (only 16-bit PCM is supported)`);
-      if (channels < 1) throw new Error('Invalid WAV: 0 channels');
-      if (sampleRate < 1) throw new Error('Invalid WAV: sample rate 0');
-      if (blockAlign !== channels * 2) throw new Error(`Invalid WAV: block align ${blockAlign} does not match ${channels} channel(s) of 16-bit samples`);
-      fmt = { channels, sampleRate, blockAlign };
-    } else if (id === 'data') {
-      if (!fmt) throw new Error('Invalid WAV: "data" chunk before "fmt " chunk');
-      const end = Math.min(buf.length, body + size);
-      const usable = end - body - ((end - body) % fmt.blockAlign);
-      return { pcm16: Buffer.from(buf.subarray(body, body + usable)), sampleRate: fmt.sampleRate, channels: fmt.channels };
-    }
-    offset = body + size + (size % 2); // chunks are word-aligned
-  }
-  throw new Error(fmt ? 'Invalid WAV: no "data" chunk' : 'Invalid WAV: no "fmt " chunk');
-}
+import { fnv1a } from '../util/hash.js';
 
 /** Playing time of `pcmBytes` bytes of 16-bit PCM, in milliseconds. */
 export function durationMs(pcmBytes: number, sampleRate: number, channels = 1): number {
@@ -126,23 +51,6 @@ export interface Pcm16Stats {
   /** Start of the first and end of the last voiced frame (0/0 when nothing is voiced). */
   readonly speechStartMs?: number;
   readonly speechEndMs?: number;
-}
-
-/** 32-bit FNV-1a of a string (UTF-16 code units) or bytes, optionally continuing from `seed`. */
-export function fnv1a(input: string | Uint8Array, seed = 0x811c9dc5): number {
-  let h = seed >>> 0;
-  if (typeof input === 'string') {
-    for (let i = 0; i < input.length; i++) {
-      h ^= input.charCodeAt(i);
-      h = Math.imul(h, 0x01000193);
-    }
-  } else {
-    for (let i = 0; i < input.length; i++) {
-      h ^= input[i]!;
-      h = Math.imul(h, 0x01000193);
-    }
-  }
-  return h >>> 0;
 }
 
 /** RMS (0..1) of consecutive `frameMs` frames of mono PCM16; the last partial frame is included. */

@@ -22,10 +22,14 @@ import type { SchedulerLike, Subscription } from 'rxjs';
 import type { UpstreamLimits } from '../config/schema.js';
 import type { Decision } from '../limits/decision.js';
 import { TokenBucket } from '../limits/token-bucket.js';
-import type { LeaseSpec, LimitSpec, Store } from '../store/store.js';
+import type { Store } from '../store/store.js';
+import type { LeaseSpec, LimitSpec } from '../limits/spec.js';
 import type { Logger } from '../telemetry/logger.js';
+import type { GovernorHooks, RetryReason } from '../telemetry/upstream-readings.js';
 import { FairQueue } from './fair-queue.js';
 import { UpstreamError } from './provider.js';
+
+export type { GovernorHooks, RetryReason };
 
 const DEFAULT_TIMEOUT_SECONDS = 30;
 const DEFAULT_MAX_RETRIES = 5;
@@ -46,22 +50,6 @@ const AIMD_RECOVERY_MS = 10_000;
 
 /** Added to a requestsPerMinute window so arrivals jittered by the network still fit the upstream's. */
 const WINDOW_JITTER_MS = 250;
-
-/** Why an attempt is retried (metrics label). */
-export type RetryReason = 'rate_limited' | 'unavailable' | 'server_error' | 'network' | 'timeout';
-
-/** Optional metrics callbacks; each is called synchronously and must not throw. */
-export interface GovernorHooks {
-  /** The queue depth changed (jobs waiting for admission, not counting backoffs). */
-  onQueued?(depth: number): void;
-  /** An attempt was admitted after waiting `waitMs` in this governor's queue. */
-  onAdmitted?(waitMs: number): void;
-  onRetry?(reason: RetryReason): void;
-  /** The upstream answered 429 although admission allowed the call. */
-  onUpstream429?(): void;
-  /** An attempt ended (not counting attempts the caller cancelled). */
-  onResult?(ok: boolean, latencyMs: number): void;
-}
 
 export interface GovernorOptions {
   /** Upstream account name, e.g. "stt" (store keys, logs, errors). */

@@ -21,7 +21,7 @@
 import { randomBytes } from 'node:crypto';
 import { STATUS_CODES } from 'node:http';
 import { Agent, request, type Dispatcher } from 'undici';
-import { encodeWav } from './audio.js';
+import { encodeWav } from '../audio/wav.js';
 import { parseRetryAfter, UpstreamHttpError } from './http-error.js';
 import {
   UpstreamError,

@@ -24,7 +24,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 import { SlidingWindowLog } from '../limits/sliding-window.js';
 import { TokenBucket } from '../limits/token-bucket.js';
-import { encodeWav } from './audio.js';
+import { encodeWav } from '../audio/wav.js';
 import { UpstreamError, type ChatMessage, type Providers } from './provider.js';
 import { createSimulatedProviders } from './simulated.js';
 

@@ -11,7 +11,9 @@
  * - pronunciation: per-word and overall 0-100 scores from the energy and timing of the audio.
  * - translation: a small phrase book and word list; anything else comes back as `[xx] text`.
  */
-import { decodeWav, fnv1a, frameRms, pcm16Stats, synthesizeSpeech, toMono, VOICED_FRAME_RMS } from './audio.js';
+import { fnv1a } from '../util/hash.js';
+import { decodeWav } from '../audio/wav.js';
+import { frameRms, pcm16Stats, synthesizeSpeech, toMono, VOICED_FRAME_RMS } from './audio.js';
 import type {
   AudioInput,
   CallOptions,

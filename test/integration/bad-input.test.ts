@@ -4,6 +4,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { startApp, until, type TestApp } from '../helpers/app.js';
+import { gatedProviders } from '../helpers/gated-providers.js';
 
 let t: TestApp;
 afterEach(async () => {
@@ -114,6 +115,36 @@ describe('repeated invalid messages', () => {
     expect(c.of('error').at(-1)).toMatchObject({ code: 'invalid_message', close_code: 1008 });
   });
 
+  it.each([
+    ['empty commits', (i: number) => ({ type: 'input_audio.commit', id: `e${i}`, purpose: 'turn' })],
+    ['assessments without reference_text', (i: number) => ({ type: 'input_audio.commit', id: `a${i}`, purpose: 'assessment' })],
+  ])('counts %s (found invalid by the session) toward the 1008 close', async (_name, message) => {
+    t = await startApp();
+    const c = await t.session();
+    for (let i = 0; i < 10; i++) c.send(message(i));
+    c.send({ type: 'ping', id: 'ok' });
+    await c.waitFor('pong');
+    expect(c.of('error').map((e) => e.code)).toEqual(Array(10).fill('invalid_message'));
+    c.send(message(10));
+    expect((await c.waitClose()).code).toBe(1008);
+    expect(c.of('error').at(-1)).toMatchObject({ code: 'invalid_message', close_code: 1008 });
+  });
+
+  it('counts a request id already in flight toward the 1008 close', async () => {
+    // The first turn waits at a gated upstream, so every later turn with its id is a duplicate.
+    const gate = gatedProviders();
+    t = await startApp({ providers: gate.providers });
+    const c = await t.session();
+    c.send({ type: 'turn.text', id: 'dup', text: 'hola' });
+    await gate.started;
+    for (let i = 0; i < 10; i++) c.send({ type: 'turn.text', id: 'dup', text: 'hola' });
+    await until(() => c.of('error').length === 10, 3000, '10 errors');
+    expect(c.closeInfo).toBeUndefined();
+    c.send({ type: 'turn.text', id: 'dup', text: 'hola' });
+    expect((await c.waitClose()).code).toBe(1008);
+    gate.open();
+  });
+
   it('forgets invalid messages older than 60 s', async () => {
     t = await startApp({ plan: { idleTimeoutSeconds: 600 } });
     const c = await t.session();
@@ -170,5 +201,51 @@ describe('secrets', () => {
     expect(all).not.toContain(created.resume_token);
     expect(all).not.toContain('sk_test_0123456789abcdef');
     expect(all).not.toContain('sk_wrong_but_secret_value');
+  });
+});
+
+describe('invalid request ids (never echoed)', () => {
+  it.each([
+    ['an empty id', ''],
+    ['a 200,000-character id', 'x'.repeat(200_000)],
+    ['a fractional id', 1.5],
+    ['an id beyond the safe integers', 2 ** 60],
+    ['an object id', { nested: true }],
+  ])('%s gets invalid_message without request_id, and every event keeps to the schema', async (_name, id) => {
+    t = await startApp({ plan: { maxFrameBytes: 1_000_000 } });
+    const c = await t.session();
+    c.send({ type: 'turn.text', id, text: 'hola' });
+    const err = await c.waitFor('error');
+    expect(err.code).toBe('invalid_message');
+    expect(err).not.toHaveProperty('request_id');
+    expect(c.invalid).toEqual([]);
+  });
+});
+
+describe('WebSocket framing errors (RFC 6455)', () => {
+  /** A masked client frame written straight to the socket (ws will not send a broken one itself). */
+  function rawFrame(firstByte: number, payload: Buffer = Buffer.alloc(0)): Buffer {
+    const mask = Buffer.from([1, 2, 3, 4]);
+    const body = Buffer.from(payload.map((b, i) => b ^ mask[i % 4]!));
+    return Buffer.concat([Buffer.from([firstByte, 0x80 | payload.length]), mask, body]);
+  }
+  const write = (c: { ws: unknown }, frame: Buffer): void => {
+    (c.ws as { _socket: { write(b: Buffer): void } })._socket.write(frame);
+  };
+
+  it.each([
+    ['an unknown opcode', 1002, 'protocol_error', rawFrame(0x80 | 0x3)],
+    ['RSV bits set', 1002, 'protocol_error', rawFrame(0x80 | 0x40 | 0x1, Buffer.from('{}'))],
+    ['a fragmented ping', 1002, 'protocol_error', rawFrame(0x9)],
+    ['a close frame with an invalid code', 1002, 'protocol_error', rawFrame(0x88, Buffer.from([0x03, 0xe7]))],
+  ])('%s: close %s after error %s with that close_code', async (_name, close, code, frame) => {
+    t = await startApp();
+    const c = await t.session();
+    write(c, frame);
+    expect((await c.waitClose()).code).toBe(close);
+    expect(c.of('error').at(-1)).toMatchObject({ code, close_code: close });
+    expect(c.invalid).toEqual([]);
+    // The gateway decided this close: it is counted as its own, not as a client close.
+    await until(() => t.app.gateway.metrics.totals().closes[String(close)] === 1, 3000, 'the close counted');
   });
 });

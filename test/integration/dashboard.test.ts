@@ -5,9 +5,8 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { RedisStore } from '../../src/store/redis.js';
-import { MAX_DASHBOARD_STREAMS } from '../../src/edge/dashboard.js';
 import type { ClusterFigures } from '../../src/telemetry/live.js';
-import { startApp, TEST_KEY, until, type TestApp } from '../helpers/app.js';
+import { OTHER_KEY, startApp, TEST_KEY, until, type TestApp } from '../helpers/app.js';
 import { startRedis, type RedisHandle } from '../helpers/redis.js';
 
 const apps: TestApp[] = [];
@@ -144,13 +143,13 @@ describe('/dashboard', () => {
   });
 });
 
-describe('/dashboard stream cap', () => {
-  it(`refuses stream ${MAX_DASHBOARD_STREAMS + 1} with 503 server_full and Retry-After, and frees a slot when one closes`, async () => {
-    const a = await start({ plan: { requestsPerMinute: { rest: 200 } } });
+describe('/dashboard stream caps', () => {
+  it('refuses the stream past server.dashboardStreams with 503 server_full and Retry-After, and frees a slot when one closes', async () => {
+    const a = await start({ plan: { requestsPerMinute: { rest: 200 } }, server: { dashboardStreams: 6, dashboardStreamsPerAccount: 6 } });
     const streams: Stream[] = [];
-    for (let i = 0; i < MAX_DASHBOARD_STREAMS; i++) streams.push(await openStream(a.url));
+    for (let i = 0; i < 6; i++) streams.push(await openStream(a.url));
     expect(streams.every((s) => s.res.status === 200)).toBe(true);
-    const over = await a.rest('GET', '/dashboard/events');
+    const over = await a.rest('GET', '/dashboard/events', undefined, 'sk_test_b_0123456789');
     expect(over.status).toBe(503);
     expect(over.headers.get('retry-after')).toBe('5');
     expect(((await over.json()) as { error: { code: string } }).error.code).toBe('server_full');
@@ -163,6 +162,21 @@ describe('/dashboard stream cap', () => {
     }
     expect(again?.res.status).toBe(200);
     for (const s of [...streams, again!]) s.close();
+  });
+
+  it('one account cannot take every stream: past dashboardStreamsPerAccount it gets 429, and another account still gets one', async () => {
+    const a = await start({ plan: { requestsPerMinute: { rest: 200 } } }); // defaults: 32 per replica, 4 per account
+    // acct_a's two keys together hold its four.
+    const held = await Promise.all([openStream(a.url), openStream(a.url), openStream(a.url, OTHER_KEY), openStream(a.url, OTHER_KEY)]);
+    expect(held.map((s) => s.res.status)).toEqual([200, 200, 200, 200]);
+    const fifth = await openStream(a.url, OTHER_KEY);
+    expect(fifth.res.status).toBe(429);
+    expect(fifth.res.headers.get('retry-after')).toBe('5');
+    expect(((await fifth.res.json()) as { error: { code: string } }).error.code).toBe('rate_limited');
+    const other = await openStream(a.url, 'sk_test_b_0123456789');
+    expect(other.res.status).toBe(200);
+    await other.next(() => true, 'a figures event for the other account');
+    for (const s of [...held, other]) s.close();
   });
 });
 

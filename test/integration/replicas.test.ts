@@ -115,6 +115,31 @@ describe('replicas on one Redis', () => {
     expect(r.closeInfo).toBeUndefined();
   });
 
+  it('two resumes of one session at the same moment on one replica make one session: one connection keeps it, the other closes with 4030', async () => {
+    const [a, b] = await replicas(2);
+    const s = await a!.session();
+    const created = await s.waitFor('session.created');
+    const [r1, r2] = await Promise.all([b!.client(), b!.client()]);
+    r1!.send({ type: 'session.start', resume_token: created.resume_token });
+    r2!.send({ type: 'session.start', resume_token: created.resume_token });
+    await Promise.all([r1!.waitFor('session.resumed'), r2!.waitFor('session.resumed')]);
+    expect(await refusedWith(s)).toEqual({ close: 4030, code: 'session_taken_over' });
+    // Exactly one of the two keeps the session; the other is taken over, as on two replicas.
+    const loser = await Promise.race([
+      r1!.closed.then(() => r1!),
+      r2!.closed.then(() => r2!),
+      new Promise<never>((_, reject) => setTimeout(() => reject(new Error('neither resumed connection was taken over')), 5000)),
+    ]);
+    const winner = loser === r1 ? r2! : r1!;
+    expect(await refusedWith(loser)).toEqual({ close: 4030, code: 'session_taken_over' });
+    expect([...b!.app.gateway.registry.all()].filter((x) => x.id === created.session_id)).toHaveLength(1);
+    winner.send({ type: 'turn.text', id: 'w', text: 'Hola' });
+    await winner.waitFor('reply.audio.end', (e) => e.request_id === 'w', 10_000);
+    // The operator's DELETE reaches the one copy that is left.
+    expect((await a!.rest('DELETE', `/v1/sessions/${created.session_id}`)).status).toBe(204);
+    expect(await refusedWith(winner)).toEqual({ close: 4003, code: 'forbidden' });
+  });
+
   it('operator DELETE on one replica closes the session on another with 4003', async () => {
     const [a, b] = await replicas(2);
     const s = await a!.session();

@@ -1,5 +1,7 @@
 /** The REST API of CONTRACT §4 against the real app on port 0. */
 import { afterEach, describe, expect, it } from 'vitest';
+import { encodeWav } from '../../src/audio/wav.js';
+import { synthesizeSpeech } from '../../src/upstream/audio.js';
 import { startApp, TEST_KEY, type TestApp } from '../helpers/app.js';
 
 let t: TestApp;
@@ -107,6 +109,51 @@ describe('GET /v1/usage', () => {
     // The token mint and this call.
     expect(usage.requests_used).toBe(2);
     expect((usage.limits as { name: string }[]).map((l) => l.name)).toContain('account.conversation.turn');
+  });
+});
+
+describe('audio minutes of a WAV', () => {
+  /** A 16 kHz mono WAV of `seconds` of speech with a 28-byte JUNK chunk before "fmt " (legal RIFF). */
+  function wavWithJunk(seconds: number): Buffer {
+    const pcm = Buffer.alloc(16000 * 2 * seconds); // speech, then silence, to exactly `seconds`
+    synthesizeSpeech('hola, quiero un café', { sampleRate: 16000 }).copy(pcm);
+    const plain = encodeWav(pcm, 16000);
+    const junk = Buffer.alloc(8 + 28);
+    junk.write('JUNK', 0, 'latin1');
+    junk.writeUInt32LE(28, 4);
+    const out = Buffer.concat([plain.subarray(0, 12), junk, plain.subarray(12)]);
+    out.writeUInt32LE(out.length - 8, 4);
+    return out;
+  }
+
+  it('bills a WAV with a chunk before "fmt " by its real duration, and transcribes it', async () => {
+    t = await startApp();
+    const c = await t.session({ audio: { format: 'wav', sample_rate: 16000 } });
+    const wav = wavWithJunk(3);
+    expect(wav.toString('latin1', 12, 16)).toBe('JUNK');
+    c.sendBinary(wav);
+    c.send({ type: 'input_audio.commit', id: 'w', purpose: 'turn' });
+    expect((await c.waitFor('transcript')).text.length).toBeGreaterThan(0);
+    await c.waitFor('reply.audio.end');
+    const usage = (await (await t.rest('GET', '/v1/usage')).json()) as { daily_minutes_used: number };
+    expect(usage.daily_minutes_used).toBe(0.05); // 3 s
+  });
+
+  it('refuses a WAV it cannot read with invalid_message, before any quota or upstream call', async () => {
+    t = await startApp();
+    const c = await t.session({ audio: { format: 'wav', sample_rate: 16000 } });
+    const broken = wavWithJunk(1);
+    broken.write('RIFX', 0, 'latin1');
+    c.sendBinary(broken);
+    c.send({ type: 'input_audio.commit', id: 'bad', purpose: 'turn' });
+    const err = await c.waitFor('error');
+    expect(err).toMatchObject({ code: 'invalid_message', request_id: 'bad' });
+    expect(err.message).toContain('RIFX');
+    const usage = (await (await t.rest('GET', '/v1/usage')).json()) as { daily_minutes_used: number; limits: { name: string; remaining: number; limit: number }[] };
+    expect(usage.daily_minutes_used).toBe(0);
+    const turns = usage.limits.find((l) => l.name === 'account.conversation.turn')!;
+    expect(turns.remaining).toBe(turns.limit);
+    expect(c.of('transcript')).toEqual([]);
   });
 });
 

@@ -243,3 +243,23 @@ describe('GET /metrics', () => {
     expect(valueOf(after, 'parley_account_connections', { account: 'acct_a' })).toBe(0);
   });
 });
+
+describe('close codes a client chooses', () => {
+  it('are counted apart from the gateway\'s own closes, in a bounded label set', async () => {
+    t = await startApp();
+    const scrape = async (): Promise<ReturnType<typeof parsePrometheusText>> => parsePrometheusText(await (await fetch(`${t.url}/metrics`)).text());
+    for (const code of [1011, 4321, 3999, 1000]) {
+      const c = await t.session();
+      c.close(code);
+      await c.waitClose();
+    }
+    await until(() => t.app.gateway.metrics.totals().closes.client === 4, 5000, 'four client closes counted');
+    const m = await scrape();
+    expect(valueOf(m, 'parley_client_closes_total', { code: 'other' })).toBe(3);
+    expect(valueOf(m, 'parley_client_closes_total', { code: '1000' })).toBe(1);
+    // A client's 1011 is not a server fault, and its own codes never become labels of the gateway's closes.
+    expect(valueOf(m, 'parley_closes_total', { code: '1011' })).toBeUndefined();
+    expect(valueOf(m, 'parley_closes_total', { code: '4321' })).toBeUndefined();
+    expect(valueOf(m, 'parley_client_closes_total', { code: '4321' })).toBeUndefined();
+  });
+});

@@ -10,7 +10,9 @@ import { CloseCode, ErrorCodes, closeCodeList, errorCodeList } from '../../../sr
 /** What CONTRACT.md §5 "Close codes" says a client should do, as actions. */
 const EXPECTED: Record<number, CloseAction> = {
   1000: 'stop',
+  1002: 'fix_client',
   1006: 'retry',
+  1007: 'fix_client',
   1008: 'fix_client',
   1009: 'fix_client',
   1011: 'retry',

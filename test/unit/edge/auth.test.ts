@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../../../src/config/load.js';
-import { KeyRing, bearer, newToken, originAllowed, tokenKey, TOKEN_PATTERN } from '../../../src/edge/auth.js';
+import { bearer, hostAllowed, newToken, originAllowed, tokenKey, TOKEN_PATTERN } from '../../../src/edge/auth.js';
+import { KeyRing } from '../../../src/identity/key-ring.js';
 import { redactUrl } from '../../../src/telemetry/logger.js';
 import { logSink } from '../../helpers/log-sink.js';
 
@@ -69,5 +70,22 @@ describe('log redaction', () => {
     for (const s of ['pt_secret1', 'sk_secret2', 'sk_secret3', 'rt_secret4', 'sk_secret5']) expect(raw).not.toContain(s);
     expect(sink.lines[0]!.token).toBe('[REDACTED]');
     expect(redactUrl('/v1/realtime?token=pt_abc&x=1')).toBe('/v1/realtime?token=[REDACTED]&x=1');
+  });
+});
+
+describe('hostAllowed (server.allowedHosts)', () => {
+  it.each([
+    ['localhost:8080', ['localhost'], true],
+    ['LOCALHOST', ['localhost'], true],
+    ['[::1]:8080', ['[::1]'], true],
+    ['127.0.0.1:9', ['localhost', '127.0.0.1'], true],
+    ['evil.example:8080', ['localhost'], false],
+    ['localhost.evil.example', ['localhost'], false],
+    ['a.school.example', ['.school.example'], true],
+    ['school.example:443', ['.school.example'], true],
+    ['notschool.example', ['.school.example'], false],
+    [undefined, ['localhost'], false],
+  ] as const)('%s under %j → %s', (host, allowed, expected) => {
+    expect(hostAllowed(host, allowed)).toBe(expected);
   });
 });

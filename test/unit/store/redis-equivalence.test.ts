@@ -10,7 +10,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Decision, LimitState } from '../../../src/limits/decision.js';
 import { MemoryStore } from '../../../src/store/memory.js';
 import { RedisStore } from '../../../src/store/redis.js';
-import type { LeaseSpec, LimitSpec, Store } from '../../../src/store/store.js';
+import type { LeaseSpec, LimitSpec } from '../../../src/limits/spec.js';
+import type { Store } from '../../../src/store/store.js';
 import { startRedis, type RedisHandle } from '../../helpers/redis.js';
 import { mulberry32 } from '../limits/virtual-time.js';
 

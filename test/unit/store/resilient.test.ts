@@ -1,7 +1,7 @@
 import { describe, expect, it, vi } from 'vitest';
 import { MemoryStore } from '../../../src/store/memory.js';
 import { ResilientStore, scaleLimit, shareOf, type SharedStore } from '../../../src/store/resilient.js';
-import type { LimitSpec } from '../../../src/store/store.js';
+import type { LimitSpec } from '../../../src/limits/spec.js';
 import { logSink } from '../../helpers/log-sink.js';
 
 /** A memory store standing in for Redis, whose reachability the test switches. */

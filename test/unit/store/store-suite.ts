@@ -3,7 +3,8 @@
  * `make` gets a clock the suite controls.
  */
 import { describe, expect, it } from 'vitest';
-import type { LeaseSpec, LimitSpec, SessionRecord, Store } from '../../../src/store/store.js';
+import type { LeaseSpec, LimitSpec } from '../../../src/limits/spec.js';
+import type { SessionRecord, Store } from '../../../src/store/store.js';
 
 export interface StoreFactory {
   (clock: { now: () => number }): Promise<Store>;

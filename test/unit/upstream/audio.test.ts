@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { decodeWav, durationMs, encodeWav, frameRms, pcm16Stats, synthesizeSpeech, toMono } from '../../../src/upstream/audio.js';
+import { decodeWav, encodeWav } from '../../../src/audio/wav.js';
+import { durationMs, frameRms, pcm16Stats, synthesizeSpeech, toMono } from '../../../src/upstream/audio.js';
 
 function pcmOf(samples: readonly number[]): Buffer {
   const b = Buffer.alloc(samples.length * 2);

@@ -6,7 +6,8 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo, Socket } from 'node:net';
 import { request } from 'undici';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { encodeWav, synthesizeSpeech } from '../../../src/upstream/audio.js';
+import { encodeWav } from '../../../src/audio/wav.js';
+import { synthesizeSpeech } from '../../../src/upstream/audio.js';
 import { parseRetryAfter, UpstreamHttpError } from '../../../src/upstream/http-error.js';
 import {
   createOpenAiAdapters,

@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { encodeWav, synthesizeSpeech } from '../../../src/upstream/audio.js';
+import { encodeWav } from '../../../src/audio/wav.js';
+import { synthesizeSpeech } from '../../../src/upstream/audio.js';
 import type { AudioInput, ChatMessage, ConversationRequest, Providers } from '../../../src/upstream/provider.js';
 import { UpstreamError } from '../../../src/upstream/provider.js';
 import { createSimulatedProviders, SIMULATED_LANGUAGES } from '../../../src/upstream/simulated.js';
