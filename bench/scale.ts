@@ -44,6 +44,8 @@
  *                               covers two renewal rounds, the bench warns below that)
  *   BENCH_SCALE_PROBE_RATE      probe pings per second (default 20)
  *   BENCH_SCALE_CONCURRENCY     handshakes (and token mints) in flight per server while opening (default 200)
+ *   BENCH_SCALE_FILL_SECONDS    a fill of one server stops starting handshakes after this long (default
+ *                               300): a server that opens a few a second reports what it opened
  *   BENCH_SCALE_SOURCES         loopback source addresses 127.0.0.2 ... (default 19)
  *   BENCH_SCALE_HOLDER_SOCKETS  client sockets per holder process (default 19,000, and at most the limit − 500)
  *
@@ -114,6 +116,8 @@ export interface ScaleSettings {
   readonly restSeconds: number;
   readonly probeRate: number;
   readonly concurrency: number;
+  /** A fill stops starting handshakes after this long (BENCH_SCALE_FILL_SECONDS). */
+  readonly fillSeconds: number;
   readonly sources: number;
   readonly holderSockets: number;
   /** Parley's lease renewal period (store.leaseSeconds / 3; the bench uses the default 30 s lease). */
@@ -168,6 +172,7 @@ export function scaleSettings(): ScaleSettings {
     restSeconds,
     probeRate: envNumber('BENCH_SCALE_PROBE_RATE', 20),
     concurrency: Math.floor(envNumber('BENCH_SCALE_CONCURRENCY', 200)),
+    fillSeconds: envNumber('BENCH_SCALE_FILL_SECONDS', 300),
     sources,
     holderSockets,
     renewalSeconds,
@@ -188,6 +193,8 @@ export interface FillFigures {
   readonly opened: number;
   readonly failed: number;
   readonly firstError?: string;
+  /** Why it opened fewer than asked: too many failures, or BENCH_SCALE_FILL_SECONDS ran out. */
+  readonly stopped?: 'failures' | 'deadline';
   readonly seconds: number;
   readonly perSecond: number;
   /** Opening speed over the first and the last tenth of the fill (does it slow down as N grows?). */
@@ -249,6 +256,8 @@ export interface ScaleRunResult {
 export interface ScalePhaseResult {
   readonly settings: ScaleSettings;
   readonly runs: ScaleRunResult[];
+  /** Readings a server did not answer within READING_TIMEOUT_MS (their figures show n/a). */
+  readonly missedReadings: readonly string[];
   readonly seconds: number;
 }
 
@@ -284,6 +293,33 @@ class HolderPool {
 
 // ---- measuring one server ----------------------------------------------------------------------
 
+/** Readings a server did not answer in time, by server and kind: its figures show n/a. */
+const missedReadings: string[] = [];
+
+/**
+ * A CPU reading, or one of NaNs when the server does not answer within READING_TIMEOUT_MS (a
+ * server stuck in a loop): the figures it feeds show n/a and the run goes on to measure the rest.
+ */
+async function readCpu(server: ServerChild): Promise<CpuSnapshot> {
+  try {
+    return await server.cpu(READING_TIMEOUT_MS);
+  } catch (err) {
+    missedReadings.push(`${server.label ?? server.kind}: ${err instanceof Error ? err.message : String(err)}`);
+    return { type: 'cpu', id: 0, userUs: Number.NaN, systemUs: Number.NaN, atUs: Number.NaN };
+  }
+}
+
+/** A settled memory reading, or one of NaNs (see readCpu). */
+async function readMem(server: ServerChild): Promise<MemSnapshot> {
+  try {
+    return await server.mem(READING_TIMEOUT_MS);
+  } catch (err) {
+    missedReadings.push(`${server.label ?? server.kind}: ${err instanceof Error ? err.message : String(err)}`);
+    const nan = Number.NaN;
+    return { type: 'mem', id: 0, rss: nan, heapUsed: nan, external: nan, arrayBuffers: nan, gcRounds: 0, fds: nan };
+  }
+}
+
 const cpuUs = (a: CpuSnapshot, b: CpuSnapshot): number => b.userUs - a.userUs + (b.systemUs - a.systemUs);
 
 function mergeAnomalies(list: readonly Anomalies[]): Anomalies {
@@ -315,7 +351,7 @@ function subject(label: string, server: ServerChild): Subject {
 async function fill(s: Subject, holders: readonly Holder[], count: number, auth: OpenAuth, settings: ScaleSettings, tag: string): Promise<FillFigures> {
   const shares = holders.map((_, i) => Math.floor(count / holders.length) + (i < count % holders.length ? 1 : 0));
   const addresses = sourceAddresses(settings.sources);
-  const cpu0 = await s.server.cpu(READING_TIMEOUT_MS);
+  const cpu0 = await readCpu(s.server);
   const t0 = performance.now();
   const results: OpenResult[] = await Promise.all(
     holders.map((h, i) =>
@@ -328,11 +364,12 @@ async function fill(s: Subject, holders: readonly Holder[], count: number, auth:
         concurrency: Math.max(1, Math.ceil(settings.concurrency / holders.length)),
         localAddresses: addresses,
         learnerPrefix: `learner_${tag}_${i}_`,
+        deadlineSeconds: settings.fillSeconds,
       }),
     ),
   );
   const seconds = (performance.now() - t0) / 1000;
-  const cpu1 = await s.server.cpu(READING_TIMEOUT_MS);
+  const cpu1 = await readCpu(s.server);
   const opened = results.reduce((n, r) => n + r.opened, 0);
   // Each holder's tenths run side by side, so their speeds add up.
   const tenth = (r: OpenResult, i: number, first: boolean): number => {
@@ -345,6 +382,7 @@ async function fill(s: Subject, holders: readonly Holder[], count: number, auth:
     opened,
     failed: results.reduce((n, r) => n + r.failed, 0),
     ...(results.find((r) => r.firstError) ? { firstError: results.find((r) => r.firstError)!.firstError! } : {}),
+    ...(results.find((r) => r.stopped) ? { stopped: results.find((r) => r.stopped)!.stopped! } : {}),
     seconds,
     perSecond: opened / seconds,
     firstTenthPerSecond: results.reduce((n, r, i) => n + tenth(r, i, true), 0),
@@ -360,15 +398,22 @@ function describeFill(label: string, f: FillFigures): string {
     `  ${label}: ${fmtInt(f.opened)} sessions (${f.auth === 'none' ? 'plain socket' : `${f.auth} path`}) in ${fmt(f.seconds, 1)} s: ${fmtInt(f.perSecond)}/s ` +
     `(first tenth ${fmtInt(f.firstTenthPerSecond)}/s, last ${fmtInt(f.lastTenthPerSecond)}/s), ${fmtInt(f.serverCpuUsPerSession)} µs server CPU each; ` +
     `server ${fmt(f.serverCpuShare * 100, 0)}% of a core, holders ${fmt(f.holderCpuShare * 100, 0)}%` +
-    (f.failed ? `  !! ${f.failed} failed (first: ${f.firstError})` : '')
+    (f.failed ? `  !! ${f.failed} failed (first: ${f.firstError})` : '') +
+    (f.stopped ? `  !! stopped short: ${f.stopped === 'deadline' ? 'BENCH_SCALE_FILL_SECONDS ran out' : 'too many failures'}` : '')
   );
 }
 
 /** GET /v1/usage with the bench key: the account's open connections as the store counts them. */
 async function accountConnections(httpUrl: string): Promise<number> {
-  const res = await fetch(`${httpUrl}/v1/usage`, { headers: { Authorization: `Bearer ${BENCH_KEY}` } });
-  if (res.status !== 200) throw new Error(`GET /v1/usage answered ${res.status}: ${(await res.text()).slice(0, 200)}`);
-  return ((await res.json()) as { connections_used: number }).connections_used;
+  // NaN when it cannot be read (a stalled server, a refusal): the check it feeds is then skipped, the run goes on.
+  try {
+    const res = await fetch(`${httpUrl}/v1/usage`, { headers: { Authorization: `Bearer ${BENCH_KEY}` }, signal: AbortSignal.timeout(60_000) });
+    if (res.status !== 200) throw new Error(`GET /v1/usage answered ${res.status}: ${(await res.text()).slice(0, 200)}`);
+    return ((await res.json()) as { connections_used: number }).connections_used;
+  } catch (err) {
+    missedReadings.push(`GET ${httpUrl}/v1/usage: ${err instanceof Error ? err.message : String(err)}`);
+    return Number.NaN;
+  }
 }
 
 /** Waits until the store has let go of the closed sessions' leases (so a refill is not refused by the cap). */
@@ -376,7 +421,7 @@ async function untilReleased(httpUrl: string, atMost: number, timeoutMs = 60_000
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const n = await accountConnections(httpUrl);
-    if (n <= atMost || Date.now() > deadline) return n;
+    if (!(n > atMost) || Date.now() > deadline) return n;
     await sleep(250);
   }
 }
@@ -385,18 +430,21 @@ async function untilReleased(httpUrl: string, atMost: number, timeoutMs = 60_000
  * The rest window over several servers at once: each server's CPU, a probe per server, the machine.
  * `before` runs right before the window opens (Redis's CPU reading).
  */
-async function restWindow(subjects: readonly Subject[], probes: readonly Probe[], settings: ScaleSettings, redis?: BenchRedis): Promise<{ rest: RestFigures[]; redisCpuShare: number }> {
-  const cpu0 = await Promise.all(subjects.map((s) => s.server.cpu(READING_TIMEOUT_MS)));
+async function restWindow(subjects: readonly Subject[], probes: readonly (Probe | string)[], settings: ScaleSettings, redis?: BenchRedis): Promise<{ rest: RestFigures[]; redisCpuShare: number }> {
+  const cpu0 = await Promise.all(subjects.map((s) => readCpu(s.server)));
   const machine0 = machineCpu();
   const redis0 = redis?.cpuUs() ?? Number.NaN;
   const t0 = performance.now();
-  for (const p of probes) p.start(settings.probeRate);
+  for (const p of probes) if (typeof p !== 'string') p.start(settings.probeRate);
   await sleep(settings.restSeconds * 1000);
-  const cpu1 = await Promise.all(subjects.map((s) => s.server.cpu(READING_TIMEOUT_MS)));
+  const cpu1 = await Promise.all(subjects.map((s) => readCpu(s.server)));
   const machine = machineCores(machine0, machineCpu());
   const wallUs = (performance.now() - t0) * 1000;
   const redisCpuShare = redis ? (redis.cpuUs() - redis0) / wallUs : Number.NaN;
-  const figures = await Promise.all(probes.map((p) => p.stop()));
+  const nan = Number.NaN;
+  const figures = await Promise.all(
+    probes.map((p): Promise<ProbeFigures> | ProbeFigures => (typeof p === 'string' ? { n: 0, p50Ms: nan, p99Ms: nan, maxMs: nan, unanswered: 0, problems: [p] } : p.stop())),
+  );
   return {
     rest: subjects.map((s, i) => ({
       seconds: (cpu1[i]!.atUs - cpu0[i]!.atUs) / 1e6,
@@ -431,6 +479,15 @@ function describeMem(label: string, before: MemSnapshot, after: MemSnapshot, n: 
   );
 }
 
+/** The server's probe session, or why it did not open (the rest figures then show n/a for it). */
+async function openProbe(s: Subject): Promise<Probe | string> {
+  try {
+    return await Probe.open(s.wsUrl, s.parley ? BENCH_KEY : undefined);
+  } catch (err) {
+    return `the probe did not open: ${err instanceof Error ? err.message : String(err)}`;
+  }
+}
+
 /** Opens a few sessions through the path the fill will use, and closes them (see WARM_SESSIONS). */
 async function warm(s: Subject, holder: Holder, settings: ScaleSettings): Promise<void> {
   await fill(s, [holder], WARM_SESSIONS, s.parley ? 'token' : 'none', settings, `${s.label}_warm`);
@@ -448,22 +505,22 @@ async function measureOne(label: string, server: ServerChild, count: number, poo
   const holders = await pool.take(Math.ceil(count / settings.holderSockets));
   // Every holder this server used, released however the measurement ends (release is idempotent).
   const taken: Holder[] = [...holders];
-  let probe: Probe | undefined;
+  let probe: Probe | string | undefined;
   try {
     await warm(s, holders[0]!, settings);
-    const before = await server.mem(READING_TIMEOUT_MS);
+    const before = await readMem(server);
     const f = await fill(s, holders, count, s.parley ? 'token' : 'none', settings, label);
     say(describeFill(label, f));
     await sleep(SETTLE_MS);
-    const after = await server.mem(READING_TIMEOUT_MS);
+    const after = await readMem(server);
     say(describeMem(label, before, after, f.opened));
-    probe = await Probe.open(s.wsUrl, s.parley ? BENCH_KEY : undefined);
+    probe = await openProbe(s);
     const used = s.parley ? await accountConnections(s.httpUrl) : undefined;
     await sleep(1000);
     const { rest } = await restWindow([s], [probe], settings);
     say(describeRest(label, rest[0]!));
     const anomalies = mergeAnomalies((await Promise.all(holders.map((h) => h.status()))).map((x) => x.anomalies));
-    probe.close();
+    if (typeof probe !== 'string') probe.close();
     probe = undefined;
     await pool.release(holders);
     let keyFill: FillFigures | undefined;
@@ -471,7 +528,7 @@ async function measureOne(label: string, server: ServerChild, count: number, poo
     if (s.parley) {
       const left = await untilReleased(s.httpUrl, 0);
       if (left > 0) say(`  !! ${label}: ${fmtInt(left)} connection(s) still counted 60 s after every socket closed`);
-      afterClose = await server.mem(READING_TIMEOUT_MS);
+      afterClose = await readMem(server);
       say(`  ${label}: all closed: RSS ${fmt(afterClose.rss / 2 ** 20, 1)} MiB, heap ${fmt(afterClose.heapUsed / 2 ** 20, 1)} MiB (before the fill: ${fmt(before.heapUsed / 2 ** 20, 1)} MiB)`);
       const again = await pool.take(holders.length);
       taken.push(...again);
@@ -498,7 +555,7 @@ async function measureOne(label: string, server: ServerChild, count: number, poo
       output: server.output,
     };
   } finally {
-    probe?.close();
+    if (probe && typeof probe !== 'string') probe.close();
     await pool.release(taken).catch(() => undefined);
   }
 }
@@ -558,7 +615,7 @@ async function replicasRun(settings: ScaleSettings, pool: HolderPool, say: (line
   const admin = new Redis(redis.url);
   admin.on('error', () => undefined);
   const replicas: Subject[] = [];
-  const probes: Probe[] = [];
+  const probes: (Probe | string)[] = [];
   const held: Holder[][] = [];
   const parley: ServerFigures[] = [];
   let redisFigures: ScaleRunResult['redis'];
@@ -577,7 +634,7 @@ async function replicasRun(settings: ScaleSettings, pool: HolderPool, say: (line
     await pool.release(warmHolder);
     // One at a time: forced GCs in six processes at once would settle each other's readings slower.
     const before: MemSnapshot[] = [];
-    for (const s of replicas) before.push(await s.server.mem(READING_TIMEOUT_MS));
+    for (const s of replicas) before.push(await readMem(s.server));
 
     // Fill one replica after the other, the others holding theirs: the last opens at ~(R-1)/R of the account's sessions.
     const fills: FillFigures[] = [];
@@ -591,10 +648,10 @@ async function replicasRun(settings: ScaleSettings, pool: HolderPool, say: (line
     await sleep(SETTLE_MS);
     const after: MemSnapshot[] = [];
     for (let i = 0; i < R; i++) {
-      after.push(await replicas[i]!.server.mem(READING_TIMEOUT_MS));
+      after.push(await readMem(replicas[i]!.server));
       say(describeMem(replicas[i]!.label, before[i]!, after[i]!, fills[i]!.opened));
     }
-    for (const s of replicas) probes.push(await Probe.open(s.wsUrl, BENCH_KEY));
+    for (const s of replicas) probes.push(await openProbe(s));
     const used = await accountConnections(replicas[0]!.httpUrl);
     say(`  the store counts ${fmtInt(used)} open connections of the account (${fmtInt(fills.reduce((n, f) => n + f.opened, 0))} sessions + ${R} probes)`);
     const usedMemoryBytes = Number(/used_memory:(\d+)/.exec(await admin.info('memory'))?.[1] ?? Number.NaN);
@@ -604,7 +661,7 @@ async function replicasRun(settings: ScaleSettings, pool: HolderPool, say: (line
     say(`  redis-server: ${fmt(redisCpuShare * 100, 2)}% of a core over the window, used_memory ${fmt(usedMemoryBytes / 2 ** 20, 1)} MiB`);
     redisFigures = { restCpuShare: redisCpuShare, usedMemoryBytes };
     const anomalies = await Promise.all(held.map(async (hs) => mergeAnomalies((await Promise.all(hs.map((h) => h.status()))).map((x) => x.anomalies))));
-    for (const p of probes) p.close();
+    for (const p of probes) if (typeof p !== 'string') p.close();
     probes.length = 0;
     for (const hs of held) await pool.release(hs);
     held.length = 0;
@@ -612,7 +669,7 @@ async function replicasRun(settings: ScaleSettings, pool: HolderPool, say: (line
     const left = await untilReleased(replicas[0]!.httpUrl, 0);
     if (left > 0) say(`  !! ${fmtInt(left)} connection(s) still counted 60 s after every socket closed`);
     const afterClose: MemSnapshot[] = [];
-    for (const s of replicas) afterClose.push(await s.server.mem(READING_TIMEOUT_MS));
+    for (const s of replicas) afterClose.push(await readMem(s.server));
     say(`  all closed: heap ${afterClose.map((m, i) => `${replicas[i]!.label} ${fmt(m.heapUsed / 2 ** 20, 1)} MiB (was ${fmt(before[i]!.heapUsed / 2 ** 20, 1)})`).join(', ')}`);
     const keyFills: FillFigures[] = [];
     for (let i = 0; i < R; i++) {
@@ -650,7 +707,7 @@ async function replicasRun(settings: ScaleSettings, pool: HolderPool, say: (line
     errors.push(msg);
     say(`  !! ${msg}`);
   } finally {
-    for (const p of probes) p.close();
+    for (const p of probes) if (typeof p !== 'string') p.close();
     for (const hs of held) await pool.release(hs).catch(() => undefined);
     await Promise.all(replicas.map((s) => s.server.stop()));
     admin.disconnect();
@@ -685,6 +742,7 @@ export function scaleHeadline(s: ScaleSettings): string[] {
 
 export async function scalePhase(settings: ScaleSettings, say: (line: string) => void): Promise<ScalePhaseResult> {
   const started = performance.now();
+  missedReadings.length = 0;
   const pool = new HolderPool();
   const runs: ScaleRunResult[] = [];
   try {
@@ -693,7 +751,7 @@ export async function scalePhase(settings: ScaleSettings, say: (line: string) =>
   } finally {
     await pool.stop();
   }
-  return { settings, runs, seconds: (performance.now() - started) / 1000 };
+  return { settings, runs, missedReadings: [...missedReadings], seconds: (performance.now() - started) / 1000 };
 }
 
 // ---- the report --------------------------------------------------------------------------------
@@ -807,11 +865,14 @@ export function printScaleSummary(result: ScalePhaseResult, say: (line: string) 
     for (const f of [r.bare, r.floor, ...r.parley]) {
       if (!f) continue;
       if (anomalyCount(f.anomalies)) say(`!! ${f.label}: ${JSON.stringify(f.anomalies)} while opening or holding (figures of that server are suspect)`);
+      for (const x of [f.fill, f.keyFill]) {
+        if (x?.stopped) say(`!! ${f.label}: the ${x.auth} fill stopped at ${fmtInt(x.opened)} sessions (${x.stopped === 'deadline' ? `BENCH_SCALE_FILL_SECONDS ${fmt(x.seconds, 0)} s ran out` : 'too many failures'})`);
+      }
       if (f.fill.failed || (f.keyFill?.failed ?? 0)) say(`!! ${f.label}: ${f.fill.failed + (f.keyFill?.failed ?? 0)} session(s) failed to open (first: ${f.fill.firstError ?? f.keyFill?.firstError})`);
       if (f.rest.probe.unanswered || f.rest.probe.problems.length) say(`!! ${f.label}: probe ${f.rest.probe.unanswered} unanswered, ${f.rest.probe.problems.join('; ')}`);
       if (f.kind === 'parley') {
         const expected = r.run === 'single' ? f.sessions + 1 : r.parley.reduce((n, p) => n + p.sessions, 0) + r.parley.length;
-        if (f.accountConnections !== undefined && f.accountConnections !== expected && (r.run === 'single' || f === r.parley[0])) {
+        if (f.accountConnections !== undefined && Number.isFinite(f.accountConnections) && f.accountConnections !== expected && (r.run === 'single' || f === r.parley[0])) {
           say(`!! the store counted ${fmtInt(f.accountConnections)} connections of the account, expected ${fmtInt(expected)}`);
         }
         if (f.output.count) {
@@ -831,5 +892,6 @@ export function printScaleSummary(result: ScalePhaseResult, say: (line: string) 
       `100,000 sessions on one replica < 2 GB by the slope, server CPU per accepted session ≤ ${SCALE_TARGETS.openCpuFloorRatioAtMost}× the floor's; ` +
       `verdicts judge the worst replica. Bare ws and the floor rest alone; the replicas of (b) rest together with their holders and Redis on the same ${os.cpus().length}-core machine.`,
   );
+  for (const m of result.missedReadings) say(`!! a reading went unanswered, its figures show n/a: ${m}`);
   say(`scale phase took ${fmt(result.seconds / 60, 1)} min`);
 }

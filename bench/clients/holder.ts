@@ -75,9 +75,19 @@ async function open(spec: OpenSpec): Promise<OpenResult> {
   let failed = 0;
   let firstError: string | undefined;
   const limit = maxFailures(spec.count);
+  const deadline = t0 + spec.deadlineSeconds * 1000;
+  let stopped: OpenResult['stopped'];
   const worker = async (): Promise<void> => {
     // Attempts beyond `count` replace failures, so `count` sessions open unless too many fail.
-    while (started - failed < spec.count && failed <= limit) {
+    while (started - failed < spec.count) {
+      if (failed > limit) {
+        stopped = 'failures';
+        break;
+      }
+      if (performance.now() > deadline) {
+        stopped = 'deadline';
+        break;
+      }
       started++;
       try {
         await openOne(spec, sequence++);
@@ -95,6 +105,7 @@ async function open(spec: OpenSpec): Promise<OpenResult> {
     opened,
     failed,
     ...(firstError !== undefined ? { firstError } : {}),
+    ...(stopped && opened < spec.count ? { stopped } : {}),
     seconds: (performance.now() - t0) / 1000,
     deciles,
     holderCpuUs: cpu.user + cpu.system,

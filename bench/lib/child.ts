@@ -81,6 +81,8 @@ export class ServerChild {
     readonly port: number,
     /** What the child printed (only when started with a label). */
     readonly output: ChildOutput,
+    /** The label it was started with (StartOptions.label). */
+    readonly label: string | undefined,
   ) {
     child.on('message', (msg: ChildMessage) => {
       if (msg.type === 'cpu' || msg.type === 'mem') {
@@ -154,7 +156,7 @@ export class ServerChild {
           clearTimeout(timer);
           child.off('message', onMessage);
           child.off('exit', onExit);
-          resolve(new ServerChild(kind, child, msg.port, output));
+          resolve(new ServerChild(kind, child, msg.port, output, label));
         } else if (msg.type === 'failed') {
           clearTimeout(timer);
           reject(new Error(`${kind} server failed to start: ${msg.message}`));
