@@ -223,8 +223,10 @@ export interface ServerFigures {
   readonly before: MemSnapshot;
   readonly after: MemSnapshot;
   readonly rssKbPerSession: number;
+  /** The same without the young generation's growth (see perSession). */
+  readonly rssKbPerSessionLessYoung: number;
   readonly heapKbPerSession: number;
-  /** before.rss + 100,000 × the RSS slope, bytes. */
+  /** after.rss + (100,000 − N) × the RSS slope less the young generation, bytes (see perSession). */
   readonly projectedRssBytes: number;
   /** The fill: the token path on Parley, a plain socket on bare `ws` and the floor. */
   readonly fill: FillFigures;
@@ -310,13 +312,13 @@ async function readCpu(server: ServerChild): Promise<CpuSnapshot> {
 }
 
 /** A settled memory reading, or one of NaNs (see readCpu). */
-async function readMem(server: ServerChild): Promise<MemSnapshot> {
+async function readMem(server: ServerChild, quick = false): Promise<MemSnapshot> {
   try {
-    return await server.mem(READING_TIMEOUT_MS);
+    return await server.mem(READING_TIMEOUT_MS, quick);
   } catch (err) {
     missedReadings.push(`${server.label ?? server.kind}: ${err instanceof Error ? err.message : String(err)}`);
     const nan = Number.NaN;
-    return { type: 'mem', id: 0, rss: nan, heapUsed: nan, external: nan, arrayBuffers: nan, gcRounds: 0, fds: nan };
+    return { type: 'mem', id: 0, rss: nan, heapUsed: nan, external: nan, arrayBuffers: nan, gcRounds: 0, fds: nan, newSpaceBytes: nan };
   }
 }
 
@@ -466,16 +468,30 @@ function describeRest(label: string, r: RestFigures): string {
   );
 }
 
-function perSession(before: MemSnapshot, after: MemSnapshot, n: number): { rssKb: number; heapKb: number; projected: number } {
+/**
+ * Per-session memory between two readings. `rssKb` is the whole RSS difference over N. The young
+ * generation (V8's new space) is not a per-session cost: it grows to its ceiling (32 MiB here)
+ * while a process allocates and shrinks back when the memory reducer finds it idle, so a server
+ * that allocates at rest keeps ~30 MiB more whatever N is. `rssKbLessYoung` leaves that
+ * difference out, and the projection extends from the measured point with that slope, so a fixed
+ * 30 MiB is not multiplied by 100,000 / N.
+ */
+function perSession(before: MemSnapshot, after: MemSnapshot, n: number): { rssKb: number; rssKbLessYoung: number; heapKb: number; projected: number } {
   const rssSlope = (after.rss - before.rss) / n;
-  return { rssKb: rssSlope / 1024, heapKb: (after.heapUsed - before.heapUsed) / 1024 / n, projected: before.rss + PROJECT_SESSIONS * rssSlope };
+  const lessYoung = (after.rss - before.rss - (after.newSpaceBytes - before.newSpaceBytes)) / n;
+  return {
+    rssKb: rssSlope / 1024,
+    rssKbLessYoung: lessYoung / 1024,
+    heapKb: (after.heapUsed - before.heapUsed) / 1024 / n,
+    projected: after.rss + (PROJECT_SESSIONS - n) * lessYoung,
+  };
 }
 
 function describeMem(label: string, before: MemSnapshot, after: MemSnapshot, n: number): string {
   const m = perSession(before, after, n);
   return (
     `  ${label}: RSS ${fmt(before.rss / 2 ** 20, 1)} → ${fmt(after.rss / 2 ** 20, 1)} MiB, heap ${fmt(before.heapUsed / 2 ** 20, 1)} → ${fmt(after.heapUsed / 2 ** 20, 1)} MiB: ` +
-    `${fmt(m.rssKb, 2)} KB RSS, ${fmt(m.heapKb, 2)} KB heap per session; 100k projected ${fmt(m.projected / 1e9, 2)} GB; open files ${fmtInt(before.fds)} → ${fmtInt(after.fds)}`
+    `${fmt(m.rssKb, 2)} KB RSS (${fmt(m.rssKbLessYoung, 2)} less the young generation, ${fmt(before.newSpaceBytes / 2 ** 20, 0)} → ${fmt(after.newSpaceBytes / 2 ** 20, 0)} MiB), ${fmt(m.heapKb, 2)} KB heap per session; 100k projected ${fmt(m.projected / 1e9, 2)} GB; open files ${fmtInt(before.fds)} → ${fmtInt(after.fds)}`
   );
 }
 
@@ -528,7 +544,7 @@ async function measureOne(label: string, server: ServerChild, count: number, poo
     if (s.parley) {
       const left = await untilReleased(s.httpUrl, 0);
       if (left > 0) say(`  !! ${label}: ${fmtInt(left)} connection(s) still counted 60 s after every socket closed`);
-      afterClose = await readMem(server);
+      afterClose = await readMem(server, true); // the heap is the figure here: no need to wait for RSS
       say(`  ${label}: all closed: RSS ${fmt(afterClose.rss / 2 ** 20, 1)} MiB, heap ${fmt(afterClose.heapUsed / 2 ** 20, 1)} MiB (before the fill: ${fmt(before.heapUsed / 2 ** 20, 1)} MiB)`);
       const again = await pool.take(holders.length);
       taken.push(...again);
@@ -544,6 +560,7 @@ async function measureOne(label: string, server: ServerChild, count: number, poo
       before,
       after,
       rssKbPerSession: m.rssKb,
+      rssKbPerSessionLessYoung: m.rssKbLessYoung,
       heapKbPerSession: m.heapKb,
       projectedRssBytes: m.projected,
       fill: f,
@@ -632,9 +649,8 @@ async function replicasRun(settings: ScaleSettings, pool: HolderPool, say: (line
     const warmHolder = await pool.take(1);
     for (const s of replicas) await warm(s, warmHolder[0]!, settings);
     await pool.release(warmHolder);
-    // One at a time: forced GCs in six processes at once would settle each other's readings slower.
-    const before: MemSnapshot[] = [];
-    for (const s of replicas) before.push(await readMem(s.server));
+    // All at once: a reading spends most of its 15-30 s waiting for the memory reducer (ipc.ts).
+    const before = await Promise.all(replicas.map((s) => readMem(s.server)));
 
     // Fill one replica after the other, the others holding theirs: the last opens at ~(R-1)/R of the account's sessions.
     const fills: FillFigures[] = [];
@@ -646,11 +662,8 @@ async function replicasRun(settings: ScaleSettings, pool: HolderPool, say: (line
       say(describeFill(replicas[i]!.label, f));
     }
     await sleep(SETTLE_MS);
-    const after: MemSnapshot[] = [];
-    for (let i = 0; i < R; i++) {
-      after.push(await readMem(replicas[i]!.server));
-      say(describeMem(replicas[i]!.label, before[i]!, after[i]!, fills[i]!.opened));
-    }
+    const after = await Promise.all(replicas.map((s) => readMem(s.server)));
+    for (let i = 0; i < R; i++) say(describeMem(replicas[i]!.label, before[i]!, after[i]!, fills[i]!.opened));
     for (const s of replicas) probes.push(await openProbe(s));
     const used = await accountConnections(replicas[0]!.httpUrl);
     say(`  the store counts ${fmtInt(used)} open connections of the account (${fmtInt(fills.reduce((n, f) => n + f.opened, 0))} sessions + ${R} probes)`);
@@ -669,7 +682,7 @@ async function replicasRun(settings: ScaleSettings, pool: HolderPool, say: (line
     const left = await untilReleased(replicas[0]!.httpUrl, 0);
     if (left > 0) say(`  !! ${fmtInt(left)} connection(s) still counted 60 s after every socket closed`);
     const afterClose: MemSnapshot[] = [];
-    for (const s of replicas) afterClose.push(await readMem(s.server));
+    for (const s of replicas) afterClose.push(await readMem(s.server, true));
     say(`  all closed: heap ${afterClose.map((m, i) => `${replicas[i]!.label} ${fmt(m.heapUsed / 2 ** 20, 1)} MiB (was ${fmt(before[i]!.heapUsed / 2 ** 20, 1)})`).join(', ')}`);
     const keyFills: FillFigures[] = [];
     for (let i = 0; i < R; i++) {
@@ -691,6 +704,7 @@ async function replicasRun(settings: ScaleSettings, pool: HolderPool, say: (line
         before: before[i]!,
         after: after[i]!,
         rssKbPerSession: m.rssKb,
+        rssKbPerSessionLessYoung: m.rssKbLessYoung,
         heapKbPerSession: m.heapKb,
         projectedRssBytes: m.projected,
         fill: fills[i]!,
@@ -804,6 +818,8 @@ function runTable(r: ScaleRunResult): string {
     text: `≤ ${SCALE_TARGETS.rssFloorRatioAtMost}× floor`,
     judge: (w, _b, floor) => [w / floor, SCALE_TARGETS.rssFloorRatioAtMost, 'atMost'],
   });
+  row('  less the young generation (KB)', (f) => f.rssKbPerSessionLessYoung, (n) => fmt(n, 2), 'max');
+  row('  young generation with N sessions (MiB)', (f) => f.after.newSpaceBytes / 2 ** 20, (n) => fmt(n, 1), 'max', undefined, false);
   row('  JS heap per session (KB)', (f) => f.heapKbPerSession, (n) => fmt(n, 2), 'max');
   row('open files per session (server, /proc/self/fd)', (f) => (f.after.fds - f.before.fds) / f.sessions, (n) => fmt(n, 2), 'max', undefined, false);
   row('open files with N sessions (of ulimit -Hn)', (f) => f.after.fds, fmtInt, 'max', undefined, false);

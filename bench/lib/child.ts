@@ -181,9 +181,13 @@ export class ServerChild {
     return this.request({ type: 'cpu', id: this.nextId++ }, timeoutMs) as Promise<CpuSnapshot>;
   }
 
-  /** The child's memory after forced GC has settled (takes ~0.3-1.2 s; longer on a stalling server). */
-  mem(timeoutMs = 30_000): Promise<MemSnapshot> {
-    return this.request({ type: 'mem', id: this.nextId++ }, timeoutMs) as Promise<MemSnapshot>;
+  /**
+   * The child's memory once garbage collection and V8's memory reducer have settled (10-30 s; see
+   * settledMemory in ipc.ts). `quick`: forced GCs only (about a second), for readings whose RSS
+   * does not matter.
+   */
+  mem(timeoutMs = 60_000, quick = false): Promise<MemSnapshot> {
+    return this.request({ type: 'mem', id: this.nextId++, quick }, timeoutMs) as Promise<MemSnapshot>;
   }
 
   /** Asks the child to exit (so --cpu-prof can write its profile), then kills it after 5 s. */
