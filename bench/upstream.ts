@@ -29,9 +29,9 @@ import { pathToFileURL } from 'node:url';
 import { asyncScheduler } from 'rxjs';
 import { MemoryStore } from '../src/store/memory.js';
 import { createLogger } from '../src/telemetry/logger.js';
-import { Governor, UpstreamHttpError } from '../src/upstream/governor.js';
-import { createOpenAiTranslation } from '../src/upstream/openai.js';
-import { startSimUpstream } from '../src/upstream/sim-server.js';
+import { Governor, UpstreamHttpError } from '../src/upstream/governor/governor.js';
+import { createOpenAiTranslation } from '../src/upstream/openai/index.js';
+import { startSimUpstream } from '../src/simulator/server.js';
 import { fmt, table, verdict } from './lib/report.js';
 import { envNumber } from './lib/env.js';
 

@@ -167,8 +167,46 @@ export class ReplyPlayer {
     this.finished = true;
     this.carry = null;
     this.timer = null;
-    this.stats = { replies: 0, chunks: 0, samples: 0, maxRms: 0, lastRms: 0, ended: 0, playing: false, dataRms: 0 };
+    this.stats = { replies: 0, chunks: 0, samples: 0, maxRms: 0, lastRms: 0, ended: 0, playing: false, dataRms: 0, stopped: 0 };
     this.sumSquares = 0;
+    /** The reply being played: its request id, when its first sample plays (context time), its sources. */
+    this.requestId = null;
+    this.firstAt = null;
+    this.sources = new Set();
+    /** Where playback of `requestId` was stopped (ms from its first sample), or null. */
+    this.stoppedAtMs = null;
+  }
+
+  /**
+   * Where the learner is in reply `requestId`, in ms from its first audio sample (CONTRACT §6
+   * `played_ms`): the position now while it plays, the position at `stop()` after a barge-in, and
+   * undefined once it finished playing (or for another reply).
+   */
+  playedMs(requestId) {
+    if (requestId !== this.requestId) return undefined;
+    if (this.stoppedAtMs !== null) return this.stoppedAtMs;
+    if (!this.stats.playing || this.firstAt === null || !this.ctx) return undefined;
+    return Math.max(0, (this.ctx.currentTime - this.firstAt) * 1000);
+  }
+
+  /** Stops the reply at once (barge-in): every scheduled chunk is cut, the position is kept. */
+  stop() {
+    if (!this.stats.playing) return;
+    this.stoppedAtMs = this.playedMs(this.requestId) ?? 0;
+    for (const src of this.sources) {
+      src.onended = null;
+      try {
+        src.stop();
+      } catch {
+        /* not started yet */
+      }
+    }
+    this.sources.clear();
+    this.live = 0;
+    this.finished = true;
+    this.nextTime = 0;
+    this.stats.stopped++;
+    this.#maybeEnded();
   }
 
   /** Creates or resumes the context; call from a user gesture so autoplay rules allow sound. */
@@ -183,9 +221,12 @@ export class ReplyPlayer {
     return this.ctx.resume();
   }
 
-  begin(sampleRate) {
+  begin(sampleRate, requestId = null) {
     this.unlock();
     this.rate = sampleRate;
+    this.requestId = requestId;
+    this.firstAt = null;
+    this.stoppedAtMs = null;
     this.finished = false;
     this.carry = null;
     this.stats.replies++;
@@ -195,7 +236,7 @@ export class ReplyPlayer {
   }
 
   push(chunk) {
-    if (!this.ctx) return;
+    if (!this.ctx || this.stoppedAtMs !== null) return;
     let bytes = chunk;
     if (this.carry) {
       bytes = new Uint8Array(this.carry.length + chunk.length);
@@ -226,9 +267,12 @@ export class ReplyPlayer {
     // A little slack so a chunk arriving just in time does not click against the previous one.
     const at = Math.max(this.nextTime, this.ctx.currentTime + 0.05);
     src.start(at);
+    if (this.firstAt === null) this.firstAt = at;
     this.nextTime = at + buffer.duration;
     this.live++;
+    this.sources.add(src);
     src.onended = () => {
+      this.sources.delete(src);
       this.live--;
       this.#maybeEnded();
     };

@@ -20,7 +20,9 @@ const demo = {
   lastTranslation: null,
   lastAssessment: null,
   lastClose: null,
-  counts: { created: 0, resumed: 0, transcripts: 0, replies: 0, turnsDone: 0, quotaUpdates: 0, queued: 0, errors: 0, drops: 0, reconnects: 0, translations: 0, assessments: 0 },
+  counts: { created: 0, resumed: 0, transcripts: 0, replies: 0, turnsDone: 0, quotaUpdates: 0, queued: 0, errors: 0, drops: 0, reconnects: 0, translations: 0, assessments: 0, cancelled: 0 },
+  lastCancel: null,
+  lastMetrics: null,
   meters: {},
   shown: {},
   initialMeters: null,
@@ -55,7 +57,10 @@ function addLine(kind, text, label) {
     who.textContent = label;
     li.append(who);
   }
-  li.append(document.createTextNode(text));
+  const body = document.createElement('span');
+  body.className = 'text';
+  body.textContent = text;
+  li.append(body);
   $('log').append(li);
   li.scrollIntoView({ block: 'nearest' });
   return li;
@@ -123,12 +128,36 @@ function wire(c) {
     demo.lastTranscript = ev.text;
     addLine('learner', ev.text || '(silence: nothing was heard)', 'You said');
   });
+  // The tutor's line grows as the reply streams (reply.text.delta) and is final at reply.text.
+  const tutorLines = new Map();
+  const tutorLine = (id) => {
+    let line = tutorLines.get(id);
+    if (!line) {
+      line = addLine('tutor', '', 'Tutor');
+      tutorLines.set(id, line);
+    }
+    return line;
+  };
+  c.on('reply.text.delta', (ev) => {
+    const line = tutorLine(ev.request_id);
+    line.querySelector('.text').textContent += ev.delta;
+  });
   c.on('reply.text', (ev) => {
     demo.counts.replies++;
     demo.lastReply = ev.text;
-    addLine('tutor', ev.text, 'Tutor');
+    tutorLine(ev.request_id).querySelector('.text').textContent = ev.text;
   });
-  c.on('reply.audio.start', (ev) => player.begin(ev.sample_rate));
+  c.on('request.cancelled', (ev) => {
+    demo.counts.cancelled++;
+    demo.lastCancel = { requestId: ev.request_id, stage: ev.stage, keptText: ev.kept_text };
+    const line = tutorLines.get(ev.request_id);
+    if (line) line.querySelector('.text').textContent = `${ev.kept_text || '…'} — (interrupted)`;
+  });
+  c.on('turn.metrics', (ev) => {
+    demo.lastMetrics = ev;
+    if (ev.first_audio_ms !== undefined) $('first-audio').textContent = `First audio: ${ev.first_audio_ms} ms after the turn was sent (${ev.tts_requests} TTS request${ev.tts_requests === 1 ? '' : 's'})`;
+  });
+  c.on('reply.audio.start', (ev) => player.begin(ev.sample_rate, ev.request_id));
   c.on('audio', (ev) => player.push(ev.chunk));
   c.on('reply.audio.end', () => player.end());
   c.on('quota.updated', (ev) => {
@@ -188,6 +217,8 @@ async function start() {
     session: { language: $('language').value, scenario: $('scenario').value.trim() || undefined },
     WebSocket: net.WebSocket,
     idPrefix: 'demo-',
+    // Barge-in: talking over the tutor cancels the reply with the position the learner heard up to.
+    bargeIn: { playedMs: (requestId) => player.playedMs(requestId) },
   });
   wire(client);
   demo.initialMeters = null;
@@ -211,6 +242,8 @@ function sendFrame(frame) {
 
 function beginRecording(purpose, button) {
   if (recording || !client || client.state !== 'open') return;
+  // Talking over the tutor: stop the reply at once (the SDK's barge-in then cancels it upstream).
+  if (purpose === 'turn') player.stop();
   const rec = { purpose, button, released: false, started: null };
   recording = rec;
   button.classList.add('recording');

@@ -22,6 +22,7 @@ import {
   RedisStoreSchema,
   RequestsPerMinuteSchema,
   ServerSchema,
+  SimulatedTimingSchema,
   UpstreamLimitsSchema,
   UpstreamSchema,
 } from '../src/config/schema.js';
@@ -92,6 +93,7 @@ export function renderConfigTables(): string {
       '`upstreams.<kind>.limits`',
       `${UpstreamLimitsSchema.description}. The rate and size limits are optional and combinable; one left out does not apply.\n\n${table(UpstreamLimitsSchema)}`,
     ],
+    ['`upstreams.<kind>.simulatedTiming`', `${SimulatedTimingSchema.description}.\n\n${table(SimulatedTimingSchema)}`],
   ];
   return sections.map(([title, body]) => `### ${title}\n\n${body}`).join('\n\n');
 }

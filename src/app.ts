@@ -6,7 +6,9 @@ import { readFileSync } from 'node:fs';
 import websocket from '@fastify/websocket';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { asyncScheduler, type SchedulerLike } from 'rxjs';
+import { createAdapters } from './adapters.js';
 import type { Config } from './config/schema.js';
+import { configSecrets } from './config/secrets.js';
 import { registerDashboard } from './edge/dashboard.js';
 import { registerDemo } from './edge/demo.js';
 import { Gateway } from './edge/gateway.js';
@@ -17,9 +19,10 @@ import { RedisStore } from './store/redis.js';
 import { ResilientStore } from './store/resilient.js';
 import type { Store } from './store/store.js';
 import { LiveTelemetry } from './telemetry/live.js';
-import { createLogger, redactUrl, type Logger } from './telemetry/logger.js';
+import { createLogger, type Logger } from './telemetry/logger.js';
 import type { Providers } from './upstream/provider.js';
 import { createGovernedProviders } from './upstream/governed.js';
+import { redactUrl } from './util/redact.js';
 
 export interface AppOptions {
   readonly config: Config;
@@ -103,7 +106,7 @@ async function createStore(config: Config, scheduler: SchedulerLike, logger: Log
 export async function buildApp(opts: AppOptions): Promise<ParleyApp> {
   const config = opts.config;
   const scheduler = opts.scheduler ?? asyncScheduler;
-  const logger = opts.logger ?? createLogger({ level: config.logLevel });
+  const logger = opts.logger ?? createLogger({ level: config.logLevel, secrets: configSecrets(config) });
   let countFallback: (op: string) => void = () => undefined;
   const store = opts.store ?? (await createStore(config, scheduler, logger, (op) => countFallback(op)));
   let upstreamHooks: Parameters<typeof createGovernedProviders>[0]['hooks'];
@@ -112,7 +115,7 @@ export async function buildApp(opts: AppOptions): Promise<ParleyApp> {
     store,
     scheduler,
     logger,
-    ...(opts.providers ? { adapters: opts.providers } : {}),
+    adapters: { ...createAdapters(config), ...opts.providers },
     hooks: (name) => upstreamHooks!(name),
   });
   const gateway = new Gateway({ config, store, logger, scheduler, providers: upstreams.providers, replicaId: opts.replicaId, defaultMetrics: opts.defaultMetrics });

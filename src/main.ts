@@ -5,6 +5,7 @@
  */
 import { buildApp } from './app.js';
 import { ConfigError, loadConfig } from './config/load.js';
+import { configSecrets } from './config/secrets.js';
 import { createLogger } from './telemetry/logger.js';
 
 async function main(): Promise<void> {
@@ -19,7 +20,7 @@ async function main(): Promise<void> {
     throw err;
   }
   const { config, source } = loaded;
-  const logger = createLogger({ level: config.logLevel });
+  const logger = createLogger({ level: config.logLevel, secrets: configSecrets(config) });
   const app = await buildApp({ config, logger, defaultMetrics: true });
   const { url } = await app.listen();
   logger.info({ url, config: source, store: config.store.kind, replica_id: app.gateway.replicaId }, 'parley listening');

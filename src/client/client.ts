@@ -134,6 +134,10 @@ export class ParleyClient {
   private utteranceBytes = 0;
   /** The last `error` with a `close_code` on the current connection. */
   private closeError: ParleyClientError | undefined;
+  /** The latest conversation turn (barge-in cancels it). */
+  private lastTurn: RequestId | undefined;
+  /** Whether audio of an utterance not yet committed or cleared has been sent. */
+  private speaking = false;
   private pumpTimer: unknown;
   private reconnectTimer: unknown;
   private heartbeatTimer: unknown;
@@ -236,7 +240,41 @@ export class ParleyClient {
 
   /** A text turn: resolves after `reply.audio.end` with the tutor's text and audio. */
   turnText(text: string): Promise<TurnResult> {
-    return this.request<TurnResult>('turn', (id) => ({ type: 'turn.text', id, text }));
+    this.bargeIn();
+    return this.request<TurnResult>('turn', (id) => ({ type: 'turn.text', id, text }), false, true);
+  }
+
+  /**
+   * Cancels a request wherever it is (CONTRACT §6 `cancel`): waiting, queued, running, or while its
+   * reply is spoken; also the latest reply after it ended, to keep only what the learner heard in
+   * the history. `playedMs`: the learner's playback position in that request's reply audio (ms from
+   * its first byte). The request's promise then resolves with `cancelled` (a turn) or rejects with
+   * code `cancelled` (other requests). Sent ahead of frames still waiting to go out.
+   */
+  cancel(requestId: RequestId, opts: { playedMs?: number } = {}): void {
+    if (this.refuseIfClosed()) return;
+    const played = opts.playedMs;
+    const msg = { type: 'cancel', request_id: requestId, ...(played !== undefined && Number.isFinite(played) ? { played_ms: Math.max(0, played) } : {}) };
+    const data = JSON.stringify(msg);
+    this.pacer.unshift([{ value: { kind: 'text', data } as OutFrame, bytes: utf8Bytes(data) }]);
+    this.pump();
+  }
+
+  /** Barge-in: a new turn while the latest reply is still spoken cancels that reply first. */
+  private bargeIn(): void {
+    const option = this.opts.bargeIn;
+    const last = this.lastTurn;
+    if (!option || last === undefined) return;
+    if (typeof option === 'object') {
+      const played = option.playedMs(last);
+      if (played === undefined) return; // playback is over: nothing to stop
+      this.lastTurn = undefined;
+      this.cancel(last, { playedMs: played });
+      return;
+    }
+    if (!this.pending.has(last)) return; // its audio has all arrived: nothing left to stop
+    this.lastTurn = undefined;
+    this.cancel(last);
   }
 
   /**
@@ -249,6 +287,11 @@ export class ParleyClient {
     if (refused) return Promise.reject(refused);
     const bytes = toBytes(audio);
     if (bytes.length === 0) return Promise.resolve();
+    // The first audio of a new utterance: the learner started talking (barge-in).
+    if (!this.speaking) {
+      this.speaking = true;
+      this.bargeIn();
+    }
     return new Promise<void>((resolve, reject) => {
       const size = this.pacer.chunkBytes;
       for (let off = 0; off < bytes.length; off += size) {
@@ -263,6 +306,7 @@ export class ParleyClient {
   /** Empties the session's input buffer (`input_audio.clear`). */
   clearAudio(): void {
     if (this.refuseIfClosed()) return;
+    this.speaking = false;
     this.enqueueText({ type: 'input_audio.clear' }, undefined, true);
   }
 
@@ -272,6 +316,7 @@ export class ParleyClient {
   commitAudio(opts: CommitOptions): Promise<TurnResult | AssessmentResult>;
   commitAudio(opts: CommitOptions): Promise<TurnResult | AssessmentResult> {
     const kind: RequestKind = opts.purpose === 'assessment' ? 'assessment' : 'turn';
+    this.speaking = false;
     return this.request<TurnResult | AssessmentResult>(
       kind,
       (id) => ({
@@ -281,6 +326,7 @@ export class ParleyClient {
         ...(opts.reference_text !== undefined ? { reference_text: opts.reference_text } : {}),
       }),
       true,
+      kind === 'turn',
     );
   }
 
@@ -354,10 +400,11 @@ export class ParleyClient {
     return undefined;
   }
 
-  private request<T>(kind: RequestKind, build: (id: RequestId) => Record<string, unknown>, resetsUtterance = false): Promise<T> {
+  private request<T>(kind: RequestKind, build: (id: RequestId) => Record<string, unknown>, resetsUtterance = false, isTurn = false): Promise<T> {
     const refused = this.refuseIfClosed();
     if (refused) return Promise.reject(refused);
     const id = this.newId();
+    if (isTurn) this.lastTurn = id;
     return new Promise<T>((resolve, reject) => {
       this.pending.set(id, {
         id,
@@ -669,6 +716,32 @@ export class ParleyClient {
       case 'session.ended':
         if (event.request_id !== undefined) this.settle(event.request_id, event.usage);
         break;
+      case 'request.cancelled': {
+        const p = this.pending.get(event.request_id);
+        if (p?.kind === 'turn') {
+          const audio = p.audio ?? { format: 'pcm16', sample_rate: 0, bytes: 0, chunks: [] };
+          audio.bytes = event.audio_bytes_sent;
+          const result: TurnResult = {
+            requestId: p.id,
+            text: p.text ?? '',
+            audio,
+            ...(p.transcript !== undefined ? { transcript: p.transcript } : {}),
+            cancelled: { stage: event.stage, keptText: event.kept_text, audioBytesSent: event.audio_bytes_sent },
+          };
+          this.settle(p.id, result);
+        } else if (p) {
+          this.fail(p.id, new ParleyClientError('cancelled', 'the request was cancelled', { requestId: p.id }));
+        }
+        break;
+      }
+      case 'reply.text.delta': {
+        const p = this.pending.get(event.request_id);
+        if (p) {
+          p.text = (p.text ?? '') + event.delta;
+          this.touch(p);
+        }
+        break;
+      }
       case 'request.queued': {
         const p = this.pending.get(event.request_id);
         if (p) this.touch(p);

@@ -121,6 +121,24 @@ export interface ParleyClientOptions {
   random?: () => number;
   /** Prefix of generated request ids (default `r`); ids are `<prefix><n>` and unique per client. */
   idPrefix?: string;
+  /**
+   * Barge-in (CONTRACT §6): when the learner starts a new turn (`turnText`, or the first
+   * `sendAudio` after a commit or clear) while the tutor's latest reply is still being spoken, the
+   * client sends `cancel` for that reply first, so the tutor stops and the history keeps only what
+   * the learner heard. `true`: cancel while the reply's audio is still arriving (no `played_ms`).
+   * With `playedMs`, the app's player says where playback is (ms from the reply's first audio byte),
+   * or `undefined` once playback is over (then nothing is cancelled). Default off.
+   */
+  bargeIn?: boolean | { playedMs: (requestId: RequestId) => number | undefined };
+}
+
+/** How a cancelled turn ended (`request.cancelled`). */
+export interface TurnCancellation {
+  /** Where the request was when it was cancelled. */
+  stage: 'waiting' | 'queued' | 'running' | 'speaking' | 'done';
+  /** The reply text the history kept (what the learner heard). */
+  keptText: string;
+  audioBytesSent: number;
 }
 
 /** Session facts from `session.created` / `session.resumed`. */
@@ -148,9 +166,11 @@ export interface TurnResult {
   requestId: RequestId;
   /** The learner's words (audio turns only; `""` for silence). */
   transcript?: string;
-  /** The tutor's reply. */
+  /** The tutor's reply (when cancelled: the text received until then). */
   text: string;
   audio: ReplyAudio;
+  /** Set when the turn was cancelled (`cancel()` or barge-in) before it was answered. */
+  cancelled?: TurnCancellation;
 }
 
 export interface AssessmentResult {

@@ -25,6 +25,7 @@ import {
   type RawConfig,
   type StoreConfig,
 } from './schema.js';
+import { redactText, redactUrl } from '../util/redact.js';
 
 /** An invalid configuration. `key` is the offending key path (or environment variable), if any. */
 export class ConfigError extends Error {
@@ -80,8 +81,9 @@ function checkFiles(config: Config): void {
 
 /**
  * The embedded configuration used when there is no config file: port 8080 (or `PORT`), the
- * in-memory store (or `REDIS_URL`), simulated upstreams, one plan `standard`, one demo account
- * `acct_demo` with a random key, and the demo page and the operator dashboard on.
+ * in-memory store (or `REDIS_URL`), simulated upstreams with the reference latency profile, one
+ * plan `standard`, one demo account `acct_demo` with a random key, and the demo page and the
+ * operator dashboard on.
  */
 export function defaultConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const port = envPort(env) ?? 8080;
@@ -96,6 +98,16 @@ export function defaultConfig(env: NodeJS.ProcessEnv = process.env): Config {
         keys: [{ id: 'key_demo', secret: `sk_demo_${randomBytes(24).toString('base64url')}` }],
       },
     ],
+    // The simulator answers with ordinary upstream latencies (issue 13's reference profile: STT
+    // 250 ms; a chat model with 350 ms to first token at 40 tokens/s; TTS 150 ms to first byte at
+    // 5× real time), so the demo shows the timing a learner would meet with real providers.
+    upstreams: {
+      conversation: { simulatedTiming: { firstTokenMs: 350, tokensPerSecond: 40 } },
+      stt: { latencyMs: 250 },
+      tts: { simulatedTiming: { firstByteMs: 150, realTimeFactor: 5 } },
+      translation: { simulatedTiming: { firstTokenMs: 350, tokensPerSecond: 40 } },
+      pronunciation: { latencyMs: 250 },
+    },
   };
   return parseConfig(raw, env);
 }
@@ -271,11 +283,12 @@ function kindOf(value: unknown): string {
   }
 }
 
-/** The value for a message: JSON for scalars (truncated), the kind for the rest or for secrets. */
+/** The value for a message: JSON for scalars (credentials redacted, truncated), the kind for the rest or for secrets. */
 function show(value: unknown, secret: boolean): string {
   if (secret) return typeof value === 'object' && value !== null ? kindOf(value) : `${kindOf(value)} (value not shown)`;
   if (typeof value === 'string') {
-    const json = JSON.stringify(value);
+    // Redacted before the cut: a URL's password (`baseUrl`, `store.url`) never shows, not even in part.
+    const json = JSON.stringify(redactText(value));
     return json.length > 60 ? `${json.slice(0, 56)}…" (${value.length} characters)` : json;
   }
   if (typeof value === 'number' || typeof value === 'boolean' || value === null) return String(value);
@@ -565,11 +578,6 @@ function envPort(env: NodeJS.ProcessEnv): number | undefined {
     );
   }
   return port;
-}
-
-/** Hides the password of a `redis://user:password@host` URL. */
-function redactUrl(url: string): string {
-  return url.replace(/\/\/[^/@]*@/, '//***@');
 }
 
 function applyEnvOverrides(config: MutableConfig, env: NodeJS.ProcessEnv): void {

@@ -50,10 +50,10 @@ export const RedisStoreSchema = Obj({
   kind: Type.Literal('redis', { description: 'Redis store: limits, sessions and leases shared by every replica' }),
   url: Type.String({ default: 'redis://127.0.0.1:6379', description: 'redis:// URL' }),
   prefix: Type.String({ default: 'parley:', description: 'Key prefix' }),
-  expectedReplicas: PositiveInt(1, 'Replicas sharing the store; while Redis is unreachable shared limits fall back to limit / expectedReplicas'),
+  expectedReplicas: PositiveInt(1, "Replicas sharing the store; while Redis is unreachable shared limits fall back to limit / expectedReplicas, and connection caps count the replica's own open connections against that share"),
   cluster: Type.Optional(Type.Array(Type.String(), { minItems: 1, description: 'Redis Cluster node URLs (instead of url)' })),
   leaseSeconds: PositiveNum(30, "Connection-slot lease; renewed every third of it, so a crashed replica's slots free themselves within it"),
-  commandTimeoutMs: PositiveInt(500, 'A Redis command unanswered within this time falls back to the in-process limiters'),
+  commandTimeoutMs: PositiveInt(500, 'A Redis command unanswered within this time of a free event loop (a stall of the replica itself does not count; while earlier commands are being answered, up to 4 times this) falls back to the in-process limiters'),
   tls: Type.Optional(
     Obj(
       {
@@ -133,6 +133,24 @@ export const UpstreamLimitsSchema = Obj({
   maxQueueWaitSeconds: Type.Optional(PositiveNum(30, 'Longest wait for capacity, from acceptance; then upstream_busy')),
 }, 'Limits of the upstream account, shared by every replica', { default: {} });
 
+/**
+ * The simulated provider's latency profile (issue 13): how a streamed reply and streamed speech
+ * arrive over time. No defaults: absent keys are instant, which is what tests want; the embedded
+ * default config (src/config/load.ts) sets the reference profile.
+ */
+export const SimulatedTimingSchema = Obj({
+  firstTokenMs: Type.Optional(Type.Integer({ minimum: 0, description: 'Conversation, translation: ms from the call to the first token (default: latencyMs)' })),
+  tokensPerSecond: Type.Optional(Type.Number({
+    exclusiveMinimum: 0,
+    description: 'Conversation, translation: tokens per second after the first (default: the rest at once); a simulated token is a word with its spaces and punctuation, or one CJK character',
+  })),
+  firstByteMs: Type.Optional(Type.Integer({ minimum: 0, description: 'TTS: ms from the call to the first audio (default: latencyMs)' })),
+  realTimeFactor: Type.Optional(Type.Number({
+    exclusiveMinimum: 0,
+    description: 'TTS: audio is produced this many times faster than it plays, in chunks of 100 ms of sound (5: one second of audio every 200 ms; default: all at once)',
+  })),
+}, 'Simulated provider: its latency profile (streamed replies and speech); absent keys are instant');
+
 export const UpstreamKinds = ['conversation', 'stt', 'tts', 'translation', 'pronunciation'] as const;
 export type UpstreamKind = (typeof UpstreamKinds)[number];
 
@@ -146,7 +164,8 @@ export const UpstreamSchema = Obj({
   model: Type.Optional(Type.String({ minLength: 1, description: 'Model name sent to the provider' })),
   voice: Type.Optional(Type.String({ minLength: 1, description: 'TTS: default voice' })),
   account: Type.Optional(Type.String({ minLength: 1, description: 'Upstream account name; upstreams naming the same account share its limits' })),
-  latencyMs: Type.Optional(Type.Integer({ minimum: 0, description: 'Simulated provider: added latency per call' })),
+  latencyMs: Type.Optional(Type.Integer({ minimum: 0, description: "Simulated provider: added latency per call, in ms (the whole wait of stt and pronunciation; the default of simulatedTiming's first-token and first-byte waits)" })),
+  simulatedTiming: Type.Optional(SimulatedTimingSchema),
   simulatedLimits: Type.Optional(
     Type.Object(
       {

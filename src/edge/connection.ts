@@ -399,7 +399,11 @@ export class Connection implements SessionSink {
     const outcome = await this.deps.registry.resume(this.principal, resumeToken);
     if (this.closing) return;
     if (!outcome.ok) {
-      this.sendError(outcome.error.code, outcome.error.message, msg.id);
+      const e = outcome.error;
+      // A refusal that carries a close (the store could not answer: 1011, reconnect and resume)
+      // closes the connection; its error event is the connection's, so it names no request.
+      if (e.closeCode !== undefined) this.fail(e);
+      else this.sendError(e.code, e.message, msg.id);
       return;
     }
     const session = outcome.session;

@@ -12,7 +12,7 @@ import { connectionLeases } from '../limits/account-limits.js';
 import { CloseCode, ParleyError, closeReason } from '../protocol/codes.js';
 import { errorEvent } from '../protocol/messages.js';
 import type { LeaseSpec } from '../limits/spec.js';
-import { redactUrl } from '../telemetry/logger.js';
+import { redactUrl } from '../util/redact.js';
 import type { Principal } from '../identity/principal.js';
 import { bearer, hostAllowed, originAllowed, tokenKey, TOKEN_PATTERN } from './auth.js';
 import { Connection } from './connection.js';

@@ -8,7 +8,20 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import type { Principal } from '../identity/principal.js';
 import type { ClientMessageOf, RequestId } from '../protocol/messages.js';
 import { ParleyError } from '../protocol/codes.js';
+import { StoreUnavailableError, type SessionRecord } from '../store/store.js';
 import { Session, type SessionDeps } from './session.js';
+
+/**
+ * A resume the store cannot answer (Redis away) waits this long for it, asking again every
+ * RESUME_RETRY_MS, before it is refused with `internal_error` + close 1011 ("reconnect and resume",
+ * CONTRACT §5): never with `session_expired`, which would make the client drop a live session (D3).
+ * Long enough to ride out a command timeout and the probe that rejoins a hung Redis (1 s), short
+ * enough that the client is not left without an answer.
+ */
+export const RESUME_STORE_WAIT_MS = 5000;
+const RESUME_RETRY_MS = 250;
+/** The `retry_after_ms` of that refusal: the SDK reconnects after it and resumes. */
+export const RESUME_RETRY_AFTER_MS = 2000;
 
 export type RegistryDeps = Omit<SessionDeps, 'onGone'> & {
   readonly keyRing: { principalFor(accountId: string, keyId: string, learnerId?: string): Principal | undefined };
@@ -94,8 +107,31 @@ export class SessionRegistry {
     return undefined;
   }
 
+  /** The record a resume token names; while the store cannot answer, asks again for a bounded time. */
+  private async findRecord(resumeToken: string): Promise<SessionRecord | undefined> {
+    const deadline = this.deps.scheduler.now() + RESUME_STORE_WAIT_MS;
+    for (;;) {
+      try {
+        return await this.deps.store.findSessionByResumeToken(resumeToken);
+      } catch (err) {
+        if (!(err instanceof StoreUnavailableError) || this.deps.scheduler.now() >= deadline) throw err;
+      }
+      await new Promise<void>((resolve) => this.deps.scheduler.schedule(resolve, RESUME_RETRY_MS));
+    }
+  }
+
   private async rebuild(principal: Principal, resumeToken: string): Promise<ResumeOutcome> {
-    const record = await this.deps.store.findSessionByResumeToken(resumeToken);
+    let record: SessionRecord | undefined;
+    try {
+      record = await this.findRecord(resumeToken);
+    } catch (err) {
+      if (!(err instanceof StoreUnavailableError)) throw err;
+      // The session may well be alive: the client should come back and resume, not start over.
+      return {
+        ok: false,
+        error: new ParleyError('internal_error', 'the session store cannot answer now; reconnect and resume the session', { retryAfterMs: RESUME_RETRY_AFTER_MS }),
+      };
+    }
     if (!record || record.accountId !== principal.account.id || record.expiresAt <= this.deps.scheduler.now()) {
       return { ok: false, error: unknownResume() };
     }

@@ -17,6 +17,7 @@ import type { Decision, LimitState } from '../limits/decision.js';
 import { TokenBucket } from '../limits/token-bucket.js';
 import { windowGeometry, windowState } from '../limits/window-counter.js';
 import { fnv1a } from '../util/hash.js';
+import { CommandDeadline } from './command-deadline.js';
 import { msUntilUtcMidnight } from './memory.js';
 import type { LeaseHolder, ReplicaCommand, ReplicaStats, SessionRecord, Store, TokenRecord } from './store.js';
 import type { LeaseSpec, LimitSpec } from '../limits/spec.js';
@@ -34,7 +35,10 @@ export interface RedisStoreOptions {
    * any certificate (testing only). A `rediss://` URL with neither trusts the system's CAs.
    */
   readonly tls?: { readonly ca?: string | Buffer; readonly rejectUnauthorized?: boolean };
-  /** A command with no answer within this time fails (and the caller falls back). Default 500 ms. */
+  /**
+   * A command with no answer within this time of a responsive event loop fails (and the caller falls
+   * back); a stall of this process does not count (command-deadline.ts). Default 500 ms.
+   */
   readonly commandTimeoutMs?: number;
   /** TEST ONLY: overrides the clock (epoch ms); by default the scripts use Redis TIME. */
   readonly now?: () => number;
@@ -62,6 +66,12 @@ type WithAdmit = Client & {
 /** Decisions per script call at most (a hot tag's burst may exceed it: a tag is never split). */
 const MAX_BATCH = 32;
 const MODE_CODE: Record<Mode, number> = { a: 1, q: 2, p: 3 };
+/**
+ * Holders per ZADD of a renewal: Redis runs one command at a time, and a ZADD of 20,000 members took
+ * it 53 ms (bench/redis-leases.ts); 1,000 keep each under a few ms, and a 100,000-holder renewal no
+ * longer builds one call of 200,000 arguments (which overflowed the stack).
+ */
+const RENEW_CHUNK = 1000;
 
 function nodeOf(url: string): { host: string; port: number } {
   const u = new URL(url);
@@ -160,10 +170,13 @@ export class RedisStore implements Store {
 
   private readonly isCluster: boolean;
   private readonly stateHandlers = new Set<(ready: boolean) => void>();
+  /** Times every command (instead of ioredis' commandTimeout, which a stall of this process trips). */
+  readonly deadline: CommandDeadline;
 
   constructor(opts: RedisStoreOptions = {}) {
     this.prefix = opts.prefix ?? 'parley:';
     this.nowFn = opts.now;
+    this.deadline = new CommandDeadline({ timeoutMs: opts.commandTimeoutMs ?? 500 });
     // Fail fast while Redis is away (no offline queue, short timeouts): the caller falls back to
     // in-process limits instead of waiting; ioredis keeps reconnecting in the background.
     const common = {
@@ -171,7 +184,8 @@ export class RedisStore implements Store {
       // No auto-pipelining: measured (bench/redis.ts) it costs a decision ~40 µs more client CPU
       // with one caller (a Pipeline per tick) and gave fewer decisions/s with 50 callers.
       maxRetriesPerRequest: 1,
-      commandTimeout: opts.commandTimeoutMs ?? 500,
+      // No ioredis commandTimeout: every command is timed by `deadline`, which tells a stall of this
+      // event loop from a Redis that does not answer.
       connectTimeout: 2000,
       retryStrategy: (times: number) => Math.min(100 * times, 1000),
     };
@@ -214,7 +228,12 @@ export class RedisStore implements Store {
   }
 
   async ping(): Promise<void> {
-    await this.redis.ping();
+    await this.t(this.redis.ping());
+  }
+
+  /** A command, timed (see `deadline`). */
+  private t<T>(command: Promise<T>): Promise<T> {
+    return this.deadline.track(command);
   }
 
   /** Called with `true` when the connection becomes ready, `false` when it is lost. */
@@ -239,7 +258,7 @@ export class RedisStore implements Store {
     if (!this.isCluster) {
       const m = this.redis.multi();
       build(m);
-      await m.exec();
+      await this.t(m.exec());
       return;
     }
     const calls: Promise<unknown>[] = [];
@@ -251,7 +270,19 @@ export class RedisStore implements Store {
       },
     });
     build(proxy);
-    await Promise.all(calls);
+    await this.t(Promise.all(calls));
+  }
+
+  /**
+   * Several writes that need not be atomic, in one round trip: a pipeline, not a MULTI, so Redis
+   * serves other clients between its commands (a renewal of 20,000 holders as one ZADD blocked Redis
+   * for 53 ms, bench/redis-leases.ts). On a Cluster each command goes on its own, as in `batch`.
+   */
+  private async pipelined(build: (m: ChainableCommander) => void): Promise<void> {
+    if (this.isCluster) return this.batch(build);
+    const p = this.redis.pipeline();
+    build(p);
+    await this.t(p.exec());
   }
 
   /** Resolves once the connection is ready (commands fail fast while offline). */
@@ -399,7 +430,7 @@ export class RedisStore implements Store {
     // From Node's buffer pool: a Float64Array of its own would cost an ArrayBuffer per call.
     const blob = Buffer.allocUnsafe(nums.length * 8);
     for (let i = 0; i < nums.length; i++) blob.writeDoubleLE(nums[i]!, i * 8);
-    this.redis.parleyAdmitBuffer(keys.length, ...keys, this.nowFn ? this.nowFn() : '', this.clientId, seq, blob, ...strs).then(
+    this.t(this.redis.parleyAdmitBuffer(keys.length, ...keys, this.nowFn ? this.nowFn() : '', this.clientId, seq, blob, ...strs)).then(
       (reply) => {
         this.sent(groups);
         let decisions: Decision[];
@@ -441,27 +472,30 @@ export class RedisStore implements Store {
   }
 
   async renew(holders: readonly LeaseHolder[], ttlMs: number, mode: 'extend' | 'restore' = 'extend'): Promise<void> {
-    // One TIME and one batch for every holder: per lease key a sweep, one ZADD of all its holders
-    // and its expiry (connections of one account share their keys).
-    const byKey = new Map<string, (string | number)[]>();
+    // One TIME and one pipeline for every holder: per lease key a sweep, its holders' new expiry in
+    // ZADDs of at most RENEW_CHUNK members, and the key's own expiry (connections of one account
+    // share their keys).
+    const byKey = new Map<string, string[]>();
     for (const { leases, holderId } of holders) {
       for (const l of leases) {
         const key = this.k(l.key);
         let members = byKey.get(key);
         if (!members) byKey.set(key, (members = []));
-        members.push(0, holderId);
+        members.push(holderId);
       }
     }
     if (byKey.size === 0) return;
     const now = await this.serverNow();
     const exp = now + ttlMs;
-    await this.batch((m) => {
+    await this.pipelined((m) => {
       for (const [key, members] of byKey) {
-        for (let i = 0; i < members.length; i += 2) members[i] = exp;
         // Sweep first, then XX: only a live holder is extended (restore re-adds a lost one).
         m.zremrangebyscore(key, '-inf', now);
-        if (mode === 'restore') m.zadd(key, ...members);
-        else m.zadd(key, 'XX', ...members);
+        for (let i = 0; i < members.length; i += RENEW_CHUNK) {
+          const args: (string | number)[] = mode === 'restore' ? [] : ['XX'];
+          for (let j = i; j < Math.min(i + RENEW_CHUNK, members.length); j++) args.push(exp, members[j]!);
+          m.zadd(key, ...args);
+        }
         m.pexpire(key, ttlMs + 1000, 'GT');
         m.pexpire(key, ttlMs + 1000, 'NX');
       }
@@ -472,23 +506,23 @@ export class RedisStore implements Store {
     // One ZREM per lease, no MULTI: each is idempotent and needs no other to hold, and a MULTI
     // (an ioredis Pipeline) cost several times the client CPU of the ZREM itself (bench/redis.ts,
     // admit+release).
-    if (leases.length === 1) await this.redis.zrem(this.k(leases[0]!.key), holderId);
-    else if (leases.length > 1) await Promise.all(leases.map((l) => this.redis.zrem(this.k(l.key), holderId)));
+    if (leases.length === 1) await this.t(this.redis.zrem(this.k(leases[0]!.key), holderId));
+    else if (leases.length > 1) await this.t(Promise.all(leases.map((l) => this.redis.zrem(this.k(l.key), holderId))));
   }
 
   async countLeases(key: string): Promise<number> {
     const now = await this.serverNow();
-    return this.redis.zcount(this.k(key), `(${now}`, '+inf');
+    return this.t(this.redis.zcount(this.k(key), `(${now}`, '+inf'));
   }
 
   async putToken(token: string, record: TokenRecord): Promise<void> {
     const ttl = Math.ceil(record.expiresAt - this.clock());
     if (ttl <= 0) return;
-    await this.redis.set(this.k(`tok:${token}`), JSON.stringify(record), 'PX', ttl);
+    await this.t(this.redis.set(this.k(`tok:${token}`), JSON.stringify(record), 'PX', ttl));
   }
 
   async takeToken(token: string): Promise<TokenRecord | undefined> {
-    const raw = await this.redis.getdel(this.k(`tok:${token}`));
+    const raw = await this.t(this.redis.getdel(this.k(`tok:${token}`)));
     if (raw === null) return undefined;
     const record = JSON.parse(raw) as TokenRecord;
     return record.expiresAt > this.clock() ? record : undefined;
@@ -534,14 +568,14 @@ export class RedisStore implements Store {
   }
 
   async loadSession(sessionId: string): Promise<SessionRecord | undefined> {
-    const raw = await this.redis.get(this.k(`sess:${sessionId}`));
+    const raw = await this.t(this.redis.get(this.k(`sess:${sessionId}`)));
     if (raw === null) return undefined;
     const s = JSON.parse(raw) as StoredSession;
     return s.expiresAt > this.clock() ? s.record : undefined;
   }
 
   async findSessionByResumeToken(resumeToken: string): Promise<SessionRecord | undefined> {
-    const id = await this.redis.get(this.k(`resume:${resumeToken}`));
+    const id = await this.t(this.redis.get(this.k(`resume:${resumeToken}`)));
     if (id === null) return undefined;
     const rec = await this.loadSession(id);
     return rec && rec.resumeToken === resumeToken ? rec : undefined;
@@ -549,7 +583,7 @@ export class RedisStore implements Store {
 
   private async removeSession(sessionId: string): Promise<void> {
     const sKey = this.k(`sess:${sessionId}`);
-    const raw = await this.redis.get(sKey);
+    const raw = await this.t(this.redis.get(sKey));
     if (raw === null) return;
     const s = JSON.parse(raw) as StoredSession;
     // A resume token is random per session, so its index entry is this session's alone.
@@ -562,11 +596,11 @@ export class RedisStore implements Store {
 
   async listSessions(accountId: string): Promise<readonly SessionRecord[]> {
     const now = this.clock();
-    const ids = await this.redis.zrangebyscore(this.k(`acct:${accountId}`), `(${now}`, '+inf');
+    const ids = await this.t(this.redis.zrangebyscore(this.k(`acct:${accountId}`), `(${now}`, '+inf'));
     if (ids.length === 0) return [];
     // MGET spans slots on a Cluster; one GET per session there.
     const keys = ids.map((id) => this.k(`sess:${id}`));
-    const raws = this.isCluster ? await Promise.all(keys.map((key) => this.redis.get(key))) : await this.redis.mget(keys);
+    const raws = await this.t(this.isCluster ? Promise.all(keys.map((key) => this.redis.get(key))) : this.redis.mget(keys));
     const out: SessionRecord[] = [];
     for (const raw of raws) {
       if (raw === null) continue;
@@ -577,7 +611,7 @@ export class RedisStore implements Store {
   }
 
   async publish(command: ReplicaCommand): Promise<void> {
-    await this.redis.publish(this.k('commands'), JSON.stringify(command));
+    await this.t(this.redis.publish(this.k('commands'), JSON.stringify(command)));
   }
 
   subscribe(handler: (command: ReplicaCommand) => void): () => void {
@@ -611,7 +645,7 @@ export class RedisStore implements Store {
 
   async listReplicaStats(): Promise<readonly ReplicaStats[]> {
     const key = this.k('replicas');
-    const all = await this.redis.hgetall(key);
+    const all = await this.t(this.redis.hgetall(key));
     const now = this.clock();
     const out: ReplicaStats[] = [];
     const stale: string[] = [];
@@ -620,7 +654,7 @@ export class RedisStore implements Store {
       if (e.expiresAt <= now) stale.push(id);
       else out.push({ replicaId: e.replicaId, at: e.at, stats: e.stats });
     }
-    if (stale.length > 0) await this.redis.hdel(key, ...stale);
+    if (stale.length > 0) await this.t(this.redis.hdel(key, ...stale));
     return out;
   }
 
@@ -631,6 +665,7 @@ export class RedisStore implements Store {
   async close(): Promise<void> {
     if (this.writes.size > 0) await Promise.race([Promise.allSettled([...this.writes]), new Promise((r) => setTimeout(r, 1000).unref())]);
     this.handlers.clear();
+    this.deadline.close();
     this.subscriber?.disconnect();
     this.subscriber = undefined;
     if (this.redis.status === 'end') return;
@@ -647,7 +682,7 @@ export class RedisStore implements Store {
   /** The clock the scripts use: the injected one, else Redis TIME. */
   private async serverNow(): Promise<number> {
     if (this.nowFn) return this.nowFn();
-    const [sec, usec] = await this.redis.time();
+    const [sec, usec] = await this.t(this.redis.time());
     return Number(sec) * 1000 + Math.floor(Number(usec) / 1000);
   }
 }

@@ -1,8 +1,15 @@
 /**
  * The Redis failure policy (ARCHITECTURE.md "Redis unreachable"): wraps the shared store with an
- * in-process fallback. While the shared store is unreachable (or a command fails or times out):
+ * in-process fallback. While the shared store is unreachable (or a command fails or times out; a
+ * stall of this process's own event loop is not a timeout: command-deadline.ts):
  * - every shared limit is decided by an in-process limiter sized at limit ÷ `expectedReplicas`, so
  *   the replicas together stay near the configured limit;
+ * - a lease (connection cap, upstream concurrency) counts this replica's own holders against that
+ *   share, those taken before the outage included: the fallback keeps a record of them at all times
+ *   (taken, renewed, released), and nothing else while the shared store answers (D10). So every
+ *   outage admits the same, whatever happened in the one before;
+ * - a resume whose session the fallback does not know fails with `StoreUnavailableError`, not
+ *   "no such session" (D3);
  * - tokens, session records and replica figures go to the fallback (a token minted during an
  *   outage opens a connection on this replica only);
  * - commands to other replicas reach this replica only;
@@ -13,7 +20,7 @@
 import type { Decision, LimitState } from '../limits/decision.js';
 import type { Logger } from '../telemetry/logger.js';
 import { MemoryStore } from './memory.js';
-import type { LeaseHolder, ReplicaCommand, ReplicaStats, SessionRecord, Store, TokenRecord } from './store.js';
+import { StoreUnavailableError, type LeaseHolder, type ReplicaCommand, type ReplicaStats, type SessionRecord, type Store, type TokenRecord } from './store.js';
 import type { LeaseSpec, LimitSpec } from '../limits/spec.js';
 
 /** A shared store that can say when its connection comes and goes (RedisStore). */
@@ -34,6 +41,8 @@ export interface ResilientStoreOptions {
   readonly now?: () => number;
   /** Counts one decision or write served by the fallback, by operation. */
   readonly onFallback?: (operation: string) => void;
+  /** The in-process fallback (default: a new MemoryStore on `now`); tests pass one to count its work. */
+  readonly fallback?: MemoryStore;
 }
 
 /** The share of a limit one replica may use on its own (at least 1 where the limit allows any). */
@@ -69,7 +78,7 @@ export class ResilientStore implements Store {
   constructor(opts: ResilientStoreOptions) {
     this.primary = opts.primary;
     this.kind = opts.primary.kind;
-    this.fallback = new MemoryStore(opts.now ? { now: opts.now } : {});
+    this.fallback = opts.fallback ?? new MemoryStore(opts.now ? { now: opts.now } : {});
     this.replicas = Math.max(1, opts.expectedReplicas);
     this.log = opts.logger;
     this.onFallback = opts.onFallback ?? (() => undefined);
@@ -126,18 +135,25 @@ export class ResilientStore implements Store {
 
   /** Runs `shared` on the primary, or `local` on the fallback when the primary is away or fails. */
   private async either<T>(operation: string, shared: () => Promise<T>, local: () => Promise<T>): Promise<T> {
+    const answer = await this.attempt(shared);
+    if (answer.ok) return answer.value;
+    this.onFallback(operation);
+    return local();
+  }
+
+  /** The primary's answer, or `{ok: false}` when it is away or fails (then degraded). */
+  private async attempt<T>(shared: () => Promise<T>): Promise<{ ok: true; value: T } | { ok: false }> {
     // While degraded, go straight to the fallback: no decision waits for a command timeout.
     if (this.primary.healthy() && !this.degraded) {
       try {
-        return await shared();
+        return { ok: true, value: await shared() };
       } catch (err) {
         this.enterDegraded('a command failed', err);
       }
     } else {
       this.enterDegraded('not connected');
     }
-    this.onFallback(operation);
-    return local();
+    return { ok: false };
   }
 
   /** Best effort on the primary (a lost write there expires by its TTL). */
@@ -169,22 +185,38 @@ export class ResilientStore implements Store {
   admit(limits: readonly LimitSpec[], leases: readonly LeaseSpec[], holderId: string, ttlMs: number, opId: string): Promise<Decision> {
     return this.either(
       'admit',
-      () => this.primary.admit(limits, leases, holderId, ttlMs, opId),
+      async () => {
+        const d = await this.primary.admit(limits, leases, holderId, ttlMs, opId);
+        if (d.allowed && leases.length > 0) this.fallback.hold(leases, holderId, ttlMs);
+        return d;
+      },
       () => this.fallback.admit(this.scaled(limits), this.scaledLeases(leases), holderId, ttlMs, opId),
     );
   }
 
   acquire(leases: readonly LeaseSpec[], holderId: string, ttlMs: number): Promise<Decision> {
-    return this.either('acquire', () => this.primary.acquire(leases, holderId, ttlMs), () => this.fallback.acquire(this.scaledLeases(leases), holderId, ttlMs));
+    return this.either(
+      'acquire',
+      async () => {
+        const d = await this.primary.acquire(leases, holderId, ttlMs);
+        // This replica's own record, counted against its share if Redis goes away (D10).
+        if (d.allowed) this.fallback.hold(leases, holderId, ttlMs);
+        return d;
+      },
+      () => this.fallback.acquire(this.scaledLeases(leases), holderId, ttlMs),
+    );
   }
 
   async renew(holders: readonly LeaseHolder[], ttlMs: number, mode?: 'extend' | 'restore'): Promise<void> {
-    await this.fallback.renew(holders, ttlMs, mode);
+    // The own record first, in one pass (a few map steps a slot): the holders renewed are this
+    // replica's open connections, so they are (re)taken whatever the mode, and an outage starting
+    // now counts every one of them.
+    this.fallback.renewNow(holders, ttlMs, 'restore');
     await this.quietly(() => this.primary.renew(holders, ttlMs, mode));
   }
 
   async release(leases: readonly LeaseSpec[], holderId: string): Promise<void> {
-    await this.fallback.release(leases, holderId);
+    this.fallback.drop(leases, holderId);
     await this.quietly(() => this.primary.release(leases, holderId));
   }
 
@@ -213,8 +245,14 @@ export class ResilientStore implements Store {
   }
 
   async findSessionByResumeToken(resumeToken: string): Promise<SessionRecord | undefined> {
-    const shared = await this.either('session', () => this.primary.findSessionByResumeToken(resumeToken), async () => undefined);
-    return shared ?? this.fallback.findSessionByResumeToken(resumeToken);
+    const shared = await this.attempt(() => this.primary.findSessionByResumeToken(resumeToken));
+    // A record written here during an outage lives in the fallback.
+    const local = await this.fallback.findSessionByResumeToken(resumeToken);
+    if (shared.ok) return shared.value ?? local;
+    this.onFallback('session');
+    if (local !== undefined) return local;
+    // Not "no such session": the shared store, which would know, cannot say (D3).
+    throw new StoreUnavailableError('the session store cannot answer now (Redis unreachable)');
   }
 
   async deleteSession(sessionId: string): Promise<void> {

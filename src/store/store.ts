@@ -73,6 +73,18 @@ export interface ReplicaStats {
   readonly stats: Readonly<Record<string, unknown>>;
 }
 
+/**
+ * The store cannot answer now (Redis unreachable, and the answer is not in this replica's own
+ * fallback): the thing asked about may well exist. Distinct from "no such thing" (`undefined`), so a
+ * resume is never told its session expired because the store was briefly away (D3).
+ */
+export class StoreUnavailableError extends Error {
+  constructor(message = 'the shared store cannot answer now') {
+    super(message);
+    this.name = 'StoreUnavailableError';
+  }
+}
+
 export interface Store {
   readonly kind: 'memory' | 'redis';
 
@@ -110,6 +122,10 @@ export interface Store {
 
   saveSession(record: SessionRecord, ttlMs: number): Promise<void>;
   loadSession(sessionId: string): Promise<SessionRecord | undefined>;
+  /**
+   * The session a resume token names, `undefined` when there is none; rejects with
+   * `StoreUnavailableError` when the store cannot answer (never a false "none").
+   */
   findSessionByResumeToken(resumeToken: string): Promise<SessionRecord | undefined>;
   deleteSession(sessionId: string): Promise<void>;
   /** Live sessions of an account on every replica. */

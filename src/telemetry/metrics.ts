@@ -62,6 +62,10 @@ export class Metrics {
   private readonly decisions: Counter<'limit' | 'outcome'>;
   private readonly restRequests: Counter<'route' | 'status'>;
   private readonly upstreamResults: Counter<'upstream' | 'outcome'>;
+  private readonly upstreamFirstByte: Histogram<'upstream'>;
+  private readonly turnFirstAudio: Histogram;
+  private readonly turnDuration: Histogram;
+  private readonly turnsCancelled: Counter<'stage'>;
   private readonly upstreamLatency: Histogram<'upstream'>;
   private readonly upstreamRetries: Counter<'upstream' | 'reason'>;
   private readonly upstream429: Counter<'upstream'>;
@@ -109,6 +113,27 @@ export class Metrics {
       buckets: [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30],
       registers,
     });
+    this.upstreamFirstByte = new Histogram({
+      name: 'parley_upstream_first_byte_seconds',
+      help: 'Time from an upstream attempt starting to the first byte of its answer (streamed answers)',
+      labelNames: ['upstream'],
+      buckets: [0.025, 0.05, 0.1, 0.15, 0.25, 0.35, 0.5, 0.75, 1, 2, 5],
+      registers,
+    });
+    // CONTRACT §6: turns cancelled before reply.audio.end stay out of the two turn histograms.
+    this.turnFirstAudio = new Histogram({
+      name: 'parley_turn_first_audio_seconds',
+      help: 'Time from the gateway accepting a turn to its first reply audio (completed turns)',
+      buckets: [0.1, 0.25, 0.5, 0.75, 1, 1.25, 1.5, 2, 3, 5, 10],
+      registers,
+    });
+    this.turnDuration = new Histogram({
+      name: 'parley_turn_duration_seconds',
+      help: 'Time from the gateway accepting a turn to reply.audio.end (completed turns)',
+      buckets: [0.25, 0.5, 1, 2, 3, 5, 10, 20, 30, 60],
+      registers,
+    });
+    this.turnsCancelled = new Counter({ name: 'parley_turns_cancelled_total', help: 'Turns cancelled, by the stage they were in', labelNames: ['stage'], registers });
     this.upstreamRetries = new Counter({ name: 'parley_upstream_retries_total', help: 'Upstream retries by reason', labelNames: ['upstream', 'reason'], registers });
     this.upstream429 = new Counter({ name: 'parley_upstream_429_total', help: 'Upstream 429 answers (should stay 0: admission keeps under the limits)', labelNames: ['upstream'], registers });
     this.upstreamWait = new Histogram({
@@ -315,7 +340,19 @@ export class Metrics {
         this.upstreamResults.inc({ upstream, outcome: ok ? 'ok' : 'error' });
         this.upstreamLatency.observe({ upstream }, latencyMs / 1000);
       },
+      onFirstByte: (ms) => this.upstreamFirstByte.observe({ upstream }, ms / 1000),
     };
+  }
+
+  /** A turn answered to its `reply.audio.end` (the figures of its `turn.metrics`). */
+  turnCompleted(firstAudioMs: number | undefined, totalMs: number): void {
+    if (firstAudioMs !== undefined) this.turnFirstAudio.observe(firstAudioMs / 1000);
+    this.turnDuration.observe(totalMs / 1000);
+  }
+
+  /** A turn cancelled in `stage` (it stays out of the latency histograms). */
+  turnCancelled(stage: string): void {
+    this.turnsCancelled.inc({ stage });
   }
 
   rest(route: string, status: number): void {

@@ -26,4 +26,6 @@ export interface GovernorHooks {
   onUpstream429?(): void;
   /** An attempt ended (not counting attempts the caller cancelled). */
   onResult?(ok: boolean, latencyMs: number): void;
+  /** The first byte of an attempt's answer arrived, `ms` after the attempt started (streamed answers). */
+  onFirstByte?(ms: number): void;
 }

@@ -1,19 +1,16 @@
 /**
- * Builds the providers the sessions use from the configuration: for each upstream kind an adapter
- * (`simulated` or `openai`) behind a `Governor` (admission against the upstream account's limits,
- * fair queue, retries). Upstreams that name the same `account` share one governor, because an
- * upstream account's limits are shared by everything that uses it.
+ * Builds the providers the sessions use: for each upstream kind the raw adapter the composition
+ * root built (`src/adapters.ts`: `openai` or the simulator) behind a `Governor` (admission against
+ * the upstream account's limits, fair queue, retries). Upstreams that name the same `account`
+ * share one governor, because an upstream account's limits are shared by everything that uses it.
  */
 import type { SchedulerLike } from 'rxjs';
-import type { Config, UpstreamConfig, UpstreamKind } from '../config/schema.js';
+import type { Config, UpstreamKind } from '../config/schema.js';
 import { ParleyError } from '../protocol/codes.js';
 import type { Store } from '../store/store.js';
 import type { Logger } from '../telemetry/logger.js';
-import { DEFAULT_MAX_QUEUE_WAIT_SECONDS, Governor, type GovernorHooks } from './governor.js';
-import { createOpenAiConversation, createOpenAiPronunciation, createOpenAiStt, createOpenAiTranslation, createOpenAiTts, type OpenAiOptions } from './openai.js';
-import type { CallOptions, Providers, TtsRequest, TtsResult } from './provider.js';
-import { createSimulatedProviders } from './simulated.js';
-import { SimulatedLimiter, withSimulatedLimits } from './simulated-limits.js';
+import { DEFAULT_MAX_QUEUE_WAIT_SECONDS, Governor, type GovernorHooks } from './governor/governor.js';
+import { UpstreamError, type CallOptions, type Providers, type TtsRequest, type TtsResult } from './provider.js';
 import { splitText } from './text-split.js';
 
 export interface GovernedDeps {
@@ -21,8 +18,8 @@ export interface GovernedDeps {
   readonly store: Store;
   readonly scheduler: SchedulerLike;
   readonly logger: Logger;
-  /** Adapters to use instead of the configured ones (tests). */
-  readonly adapters?: Partial<Providers>;
+  /** The raw adapters, one per kind (the composition root builds them from the configuration). */
+  readonly adapters: Providers;
   readonly hooks?: (upstream: string) => GovernorHooks;
 }
 
@@ -32,51 +29,9 @@ export interface GovernedUpstreams {
   close(): void;
 }
 
-function resolveSecret(value: string | undefined): string | undefined {
-  if (value === undefined || !value.startsWith('env:')) return value;
-  return process.env[value.slice(4)];
-}
-
-function openAiOptions(cfg: UpstreamConfig): OpenAiOptions {
-  return {
-    baseUrl: cfg.baseUrl ?? '',
-    ...(cfg.apiKey !== undefined ? { apiKey: resolveSecret(cfg.apiKey) } : {}),
-    ...(cfg.model !== undefined ? { model: cfg.model } : {}),
-    ...(cfg.voice !== undefined ? { voice: cfg.voice } : {}),
-    // The governor times attempts out (and retries); the adapter's own timeout is only a backstop.
-    timeoutMs: ((cfg.limits.timeoutSeconds ?? 30) + 5) * 1000,
-  };
-}
-
-/** The raw adapters, one per kind, as configured. */
-function adapters(config: Config): Providers {
-  const u = config.upstreams;
-  // One limiter per simulated upstream account, shared by the kinds that name that account.
-  const limiters = new Map<string, SimulatedLimiter>();
-  const sim = (kind: UpstreamKind): Providers => {
-    const cfg = u[kind];
-    const providers = createSimulatedProviders(cfg.latencyMs !== undefined ? { latencyMs: cfg.latencyMs } : {});
-    if (!cfg.simulatedLimits) return providers;
-    const account = cfg.account ?? kind;
-    let limiter = limiters.get(account);
-    if (!limiter) {
-      limiter = new SimulatedLimiter(cfg.simulatedLimits);
-      limiters.set(account, limiter);
-    }
-    return withSimulatedLimits(providers, limiter);
-  };
-  return {
-    conversation: u.conversation.provider === 'openai' ? createOpenAiConversation(openAiOptions(u.conversation)) : sim('conversation').conversation,
-    stt: u.stt.provider === 'openai' ? createOpenAiStt(openAiOptions(u.stt)) : sim('stt').stt,
-    tts: u.tts.provider === 'openai' ? createOpenAiTts(openAiOptions(u.tts)) : sim('tts').tts,
-    pronunciation: u.pronunciation.provider === 'openai' ? createOpenAiPronunciation(openAiOptions(u.pronunciation)) : sim('pronunciation').pronunciation,
-    translation: u.translation.provider === 'openai' ? createOpenAiTranslation(openAiOptions(u.translation)) : sim('translation').translation,
-  };
-}
-
 export function createGovernedProviders(deps: GovernedDeps): GovernedUpstreams {
   const { config } = deps;
-  const raw: Providers = { ...adapters(config), ...deps.adapters };
+  const raw = deps.adapters;
   const governors = new Map<string, Governor>();
   const governorFor = (kind: UpstreamKind): Governor => {
     const cfg = config.upstreams[kind];
@@ -97,7 +52,7 @@ export function createGovernedProviders(deps: GovernedDeps): GovernedUpstreams {
   };
 
   /** One governed call: queued fairly, admitted against the limits, retried. */
-  function call<T>(kind: UpstreamKind, opts: CallOptions | undefined, attempt: (o: CallOptions) => Promise<T>): Promise<T> {
+  function call<T>(kind: UpstreamKind, opts: CallOptions | undefined, attempt: (o: CallOptions, progress: () => void) => Promise<T>): Promise<T> {
     const ctx = opts?.context;
     const now = deps.scheduler.now();
     const governor = governorFor(kind);
@@ -109,10 +64,32 @@ export function createGovernedProviders(deps: GovernedDeps): GovernedUpstreams {
       acceptedAt: ctx?.acceptedAt ?? now,
       ...(opts?.signal ? { signal: opts.signal } : {}),
       ...(onQueued ? { onQueued: (position: number) => onQueued(position, queue) } : {}),
-      attempt: (signal) => {
+      attempt: (signal, progress) => {
         ctx?.onStart?.();
-        return attempt({ signal });
+        return attempt({ signal }, progress);
       },
+    });
+  }
+
+  /**
+   * One governed call whose answer streams to `deliver`: the attempt holds its lease until the
+   * answer has been read, each piece moves its timeout on, and once a piece has reached the caller
+   * a failure is reported instead of retried (a retry would say it all again).
+   */
+  function streamed<T>(kind: UpstreamKind, opts: CallOptions | undefined, run: (o: CallOptions, piece: () => void) => Promise<T>): Promise<T> {
+    return call(kind, opts, async (o, progress) => {
+      let delivered = false;
+      try {
+        return await run(o, () => {
+          delivered = true;
+          progress();
+        });
+      } catch (err) {
+        if (!delivered || o.signal?.aborted || (err as { name?: unknown }).name === 'AbortError') throw err;
+        const why = err instanceof Error ? err.message : String(err);
+        // A 2xx-class UpstreamError is the governor's "reported, not retried".
+        throw new UpstreamError(kind, `${kind} upstream failed after part of its answer was delivered: ${why}`, 200);
+      }
     });
   }
 
@@ -132,7 +109,22 @@ export function createGovernedProviders(deps: GovernedDeps): GovernedUpstreams {
   }
 
   const providers: Providers = {
-    conversation: { reply: (req, opts) => call('conversation', opts, (o) => raw.conversation.reply(req, o)) },
+    conversation: {
+      reply: (req, opts) => call('conversation', opts, (o) => raw.conversation.reply(req, o)),
+      stream: (req, opts, onDelta) =>
+        streamed('conversation', opts, async (o, piece) => {
+          const stream = raw.conversation.stream;
+          const deliver = (text: string): void => {
+            piece();
+            onDelta(text);
+          };
+          if (stream) return stream.call(raw.conversation, req, o, deliver);
+          // An adapter that cannot stream (a test double): its whole reply is one delta.
+          const text = await raw.conversation.reply(req, o);
+          if (text.length > 0) deliver(text);
+          return { text };
+        }),
+    },
     stt: {
       transcribe: (req, opts) => {
         checkBytes('stt', req.audio.data.length);
@@ -156,6 +148,20 @@ export function createGovernedProviders(deps: GovernedDeps): GovernedUpstreams {
         return { audio: Buffer.concat(chunks), sampleRate };
       },
       speakParts,
+      stream: (req, opts, sink) =>
+        streamed('tts', opts, async (o, piece) => {
+          const stream = raw.tts.stream;
+          if (stream) {
+            await stream.call(raw.tts, req, o, (chunk, rate) => {
+              piece();
+              return sink(chunk, rate);
+            });
+            return;
+          }
+          const whole = await raw.tts.speak(req, o);
+          piece();
+          await sink(whole.audio, whole.sampleRate);
+        }),
     },
     translation: {
       async translate(req, opts) {

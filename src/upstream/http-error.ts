@@ -5,7 +5,32 @@
  * backoff, other 4xx are reported.
  */
 
-/** An upstream answered with a non-2xx status. `message` is a short reason (at most 200 chars). */
+import { redactText } from '../util/redact.js';
+
+/** The longest reason an upstream error keeps: enough to say what went wrong, bounded for a hostile server. */
+export const MAX_REASON_CHARS = 200;
+
+/**
+ * Text that came from an upstream (an error body, a header), made fit to show a client or a log:
+ * control characters and runs of white space become one space, credentials are redacted
+ * (src/util/redact.ts), and only then is it cut to `maxChars` (ending in "…"). Redacting first is
+ * the point: a secret that straddles the cut would otherwise leave its first part behind (D6).
+ * Adapters redact their own API key from the whole text before calling this.
+ */
+export function shortReason(text: string, maxChars = MAX_REASON_CHARS): string {
+  // eslint-disable-next-line no-control-regex
+  const clean = redactText(text.replace(/[\u0000-\u001f\u007f-\u009f\s]+/g, ' ').trim());
+  if (clean.length <= maxChars) return clean;
+  let cut = clean.slice(0, maxChars - 1);
+  // Never end on half a surrogate pair.
+  if (/[\ud800-\udbff]$/.test(cut)) cut = cut.slice(0, -1);
+  return `${cut}…`;
+}
+
+/**
+ * An upstream answered with a non-2xx status. `message` is a short reason: the text given, passed
+ * through {@link shortReason} (redacted, then cut to 200 characters).
+ */
 export class UpstreamHttpError extends Error {
   constructor(
     readonly status: number,
@@ -13,7 +38,7 @@ export class UpstreamHttpError extends Error {
     /** From `Retry-After` / `retry-after-ms` (see `parseRetryAfter`). */
     readonly retryAfterMs?: number,
   ) {
-    super(message);
+    super(shortReason(message));
     this.name = 'UpstreamHttpError';
   }
 }

@@ -45,6 +45,8 @@ export interface ConversationRequest {
   readonly scenario?: string | undefined;
   /** System prompt first, then the bounded history, then the learner's new turn last. */
   readonly messages: readonly ChatMessage[];
+  /** Sent as `max_tokens`: the most completion tokens the reply may use (reserved before the call). */
+  readonly maxOutputTokens?: number | undefined;
 }
 
 export interface SttRequest {
@@ -82,8 +84,32 @@ export interface TranslationRequest {
   readonly targetLanguage: string;
 }
 
+/** Token counts an upstream reports for a call (OpenAI `usage`). */
+export interface ChatUsage {
+  readonly promptTokens: number;
+  readonly completionTokens: number;
+}
+
+/** A whole conversation reply, and its usage when the upstream reported it. */
+export interface ChatReply {
+  readonly text: string;
+  readonly usage?: ChatUsage | undefined;
+}
+
+/**
+ * Receives reply audio as it arrives: PCM16 little-endian mono at `sampleRate`. Returning a
+ * promise asks the producer to wait for it before reading more (backpressure).
+ */
+export type AudioSink = (chunk: Buffer, sampleRate: number) => void | Promise<void>;
+
 export interface ConversationProvider {
   reply(req: ConversationRequest, opts?: CallOptions): Promise<string>;
+  /**
+   * Streams the reply (CONTRACT §6): `onDelta` gets each piece of text as it arrives; resolves with
+   * the whole reply (and its usage) once the upstream has finished. An answer that does not stream
+   * (plain JSON) is one delta.
+   */
+  stream?(req: ConversationRequest, opts: CallOptions | undefined, onDelta: (text: string) => void): Promise<ChatReply>;
 }
 export interface SttProvider {
   transcribe(req: SttRequest, opts?: CallOptions): Promise<string>;
@@ -95,6 +121,11 @@ export interface TtsProvider {
    * part's audio in order as soon as it is ready (optional; `speak` is used when absent).
    */
   speakParts?(req: TtsRequest, opts?: CallOptions): AsyncIterable<TtsResult>;
+  /**
+   * Speaks `req.text` (one upstream request), handing the audio to `sink` as the answer body
+   * arrives, never waiting for the whole body; resolves once the body has been read.
+   */
+  stream?(req: TtsRequest, opts: CallOptions | undefined, sink: AudioSink): Promise<void>;
 }
 export interface PronunciationProvider {
   assess(req: PronunciationRequest, opts?: CallOptions): Promise<PronunciationResult>;

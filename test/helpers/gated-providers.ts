@@ -1,5 +1,5 @@
 /** Simulated providers whose conversation call waits for the test to open a gate. */
-import { createSimulatedProviders } from '../../src/upstream/simulated.js';
+import { createSimulatedProviders } from '../../src/simulator/index.js';
 import type { Providers } from '../../src/upstream/provider.js';
 
 export interface GatedProviders {

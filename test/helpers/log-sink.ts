@@ -9,7 +9,11 @@ export interface LogSink {
   find(pred: (line: Record<string, unknown>) => boolean): Record<string, unknown> | undefined;
 }
 
-export function logSink(level: 'debug' | 'info' | 'warn' = 'info'): LogSink {
+/**
+ * A logger writing to memory. `secrets` turns on the logger's last line of defence (the line scrub
+ * of configured secrets); tests of the redaction layers below it leave it off.
+ */
+export function logSink(level: 'debug' | 'info' | 'warn' = 'info', opts: { secrets?: readonly string[] } = {}): LogSink {
   const lines: Record<string, unknown>[] = [];
   const raw: string[] = [];
   const stream = new Writable({
@@ -22,6 +26,6 @@ export function logSink(level: 'debug' | 'info' | 'warn' = 'info'): LogSink {
       cb();
     },
   });
-  const logger = createLogger({ level, destination: stream });
+  const logger = createLogger({ level, destination: stream, ...(opts.secrets ? { secrets: opts.secrets } : {}) });
   return { logger, lines, raw, find: (pred) => lines.find(pred) };
 }

@@ -43,10 +43,22 @@ async function ping(url: string, opts: RedisOptions = {}): Promise<boolean> {
   }
 }
 
+export interface StartRedisOptions {
+  /** More `redis-server` arguments, after the port (e.g. `['--maxmemory', '1mb']`). */
+  readonly extraArgs?: readonly string[];
+  /**
+   * Runs the server with `--requirepass`; the handle's `url` then carries it
+   * (`redis://default:<password>@127.0.0.1:<port>`), as an operator's `REDIS_URL` would.
+   */
+  readonly password?: string;
+}
+
 /** Starts redis-server on a free port, or on `port` (to restart one that was stopped). */
-export async function startRedis(port?: number): Promise<RedisHandle> {
+export async function startRedis(port?: number, opts: StartRedisOptions = {}): Promise<RedisHandle> {
   port ??= await freePort();
-  return spawnRedis(port, ['--port', String(port)], `redis://127.0.0.1:${port}`);
+  const auth = opts.password !== undefined ? `default:${encodeURIComponent(opts.password)}@` : '';
+  const args = ['--port', String(port), ...(opts.password !== undefined ? ['--requirepass', opts.password] : []), ...(opts.extraArgs ?? [])];
+  return spawnRedis(port, args, `redis://${auth}127.0.0.1:${port}`);
 }
 
 /**

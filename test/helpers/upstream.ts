@@ -5,7 +5,7 @@
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { synthesizeSpeech } from '../../src/upstream/audio.js';
+import { synthesizeSpeech } from '../../src/simulator/speech-synth.js';
 
 export interface SeenRequest {
   readonly path: string;

@@ -6,7 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { startSimUpstream, type SimUpstream } from '../../src/upstream/sim-server.js';
+import { startSimUpstream, type SimUpstream } from '../../src/simulator/server.js';
 import { startApp, testConfig, until, type TestApp, type TestAppOptions } from '../helpers/app.js';
 import { connect, type TestClient } from '../helpers/client.js';
 import { startRedis, startRedisCluster, type RedisHandle } from '../helpers/redis.js';
@@ -100,7 +100,14 @@ describe('replicas on one Redis', () => {
     await until(() => a!.app.gateway.registry.get(created.session_id) === undefined, 3000, 'replica 1 letting go');
     r.send({ type: 'turn.text', id: 't2', text: 'Y un croissant, por favor' });
     await r.waitFor('reply.audio.end', (e) => e.request_id === 't2', 10_000);
-    const listed = (await (await a!.rest('GET', '/v1/sessions')).json()) as { sessions: { session_id: string; replica_id: string; turns: number }[] };
+    // The record is written after the answer went out (one store write): wait for it, then read it.
+    type Listed = { sessions: { session_id: string; replica_id: string; turns: number }[] };
+    let listed: Listed = { sessions: [] };
+    for (let i = 0; i < 50; i++) {
+      listed = (await (await a!.rest('GET', '/v1/sessions')).json()) as Listed;
+      if (listed.sessions[0]?.turns === 2) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
     expect(listed.sessions).toEqual([expect.objectContaining({ session_id: created.session_id, replica_id: 'r2', turns: 2 })]);
   });
 

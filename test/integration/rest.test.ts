@@ -1,7 +1,7 @@
 /** The REST API of CONTRACT §4 against the real app on port 0. */
 import { afterEach, describe, expect, it } from 'vitest';
 import { encodeWav } from '../../src/audio/wav.js';
-import { synthesizeSpeech } from '../../src/upstream/audio.js';
+import { synthesizeSpeech } from '../../src/simulator/speech-synth.js';
 import { startApp, TEST_KEY, type TestApp } from '../helpers/app.js';
 
 let t: TestApp;

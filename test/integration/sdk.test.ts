@@ -5,7 +5,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import { ParleyClient, ParleyClientError, type ClosedEvent, type ParleyClientOptions, type ReconnectEvent, type WebSocketConstructor } from '../../src/client/index.js';
-import { synthesizeSpeech } from '../../src/upstream/audio.js';
+import { synthesizeSpeech } from '../../src/simulator/speech-synth.js';
 import { MemoryStore } from '../../src/store/memory.js';
 import { startApp, until, type TestApp } from '../helpers/app.js';
 import { rejection } from '../helpers/client-rejection.js';

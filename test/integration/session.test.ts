@@ -3,7 +3,7 @@
  * operator end, drain, and the resources a connection holds.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { synthesizeSpeech } from '../../src/upstream/audio.js';
+import { synthesizeSpeech } from '../../src/simulator/speech-synth.js';
 import { ORIGIN, TEST_KEY, startApp, until, type TestApp } from '../helpers/app.js';
 import { gatedProviders } from '../helpers/gated-providers.js';
 

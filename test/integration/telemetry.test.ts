@@ -6,7 +6,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { ServerEvent } from '../../src/protocol/messages.js';
 import type { Providers } from '../../src/upstream/provider.js';
-import { createSimulatedProviders } from '../../src/upstream/simulated.js';
+import { createSimulatedProviders } from '../../src/simulator/index.js';
 import { startApp, until, type TestApp } from '../helpers/app.js';
 import type { TestClient } from '../helpers/client.js';
 import { parsePrometheusText, valueOf } from '../unit/telemetry/prometheus-text.js';

@@ -3,7 +3,7 @@
  * speak the OpenAI-compatible wire format and enforce limits, real ws clients.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { startSimUpstream, type SimUpstream } from '../../src/upstream/sim-server.js';
+import { startSimUpstream, type SimUpstream } from '../../src/simulator/server.js';
 import { startApp, until, type TestApp } from '../helpers/app.js';
 import { json, normalAnswer, openAiUpstreams, startScriptedUpstream, type ScriptedUpstream } from '../helpers/upstream.js';
 

@@ -11,6 +11,7 @@
  * end (not every compatible server sends it).
  */
 import { createParser, type EventSourceMessage } from 'eventsource-parser';
+import { shortReason } from '../http-error.js';
 import { UpstreamError } from '../provider.js';
 
 /** Token counts an upstream reports for a call. */
@@ -35,9 +36,15 @@ export function usageOf(json: Record<string, unknown>): ChatUsage | undefined {
 
 /**
  * The events of one streamed completion, in order, as the body arrives. `upstream` names the
- * upstream in errors. Stops reading at `[DONE]`; the caller destroys the body when it stops early.
+ * upstream in errors; `redact` takes the adapter's own API key out of the upstream's error text
+ * before it is cut (D6). Stops reading at `[DONE]`; the caller destroys the body when it stops early.
  */
-export async function* readChatStream(body: AsyncIterable<Uint8Array>, upstream: string, maxBytes: number): AsyncGenerator<ChatStreamEvent> {
+export async function* readChatStream(
+  body: AsyncIterable<Uint8Array>,
+  upstream: string,
+  maxBytes: number,
+  redact: (text: string) => string = (text) => text,
+): AsyncGenerator<ChatStreamEvent> {
   const invalid = (what: string): UpstreamError => new UpstreamError(upstream, `${upstream} upstream sent an invalid stream: ${what}`, 200);
   const queue: ChatStreamEvent[] = [];
   let done = false;
@@ -63,7 +70,8 @@ export async function* readChatStream(body: AsyncIterable<Uint8Array>, upstream:
     if (json.error !== undefined) {
       const e = json.error;
       const message = isRecord(e) && typeof e.message === 'string' ? e.message : typeof e === 'string' ? e : 'error';
-      failure = new UpstreamError(upstream, `${upstream} upstream failed mid-stream: ${message.slice(0, 200)}`);
+      // Redacted, then cut: a key across the cut would otherwise leave its first part (D6).
+      failure = new UpstreamError(upstream, `${upstream} upstream failed mid-stream: ${shortReason(redact(message))}`);
       return;
     }
     const choices = json.choices;

@@ -723,3 +723,68 @@ describe('ParleyClient: pacing', () => {
     expect(h.sock().audio.map((a) => a.length)).toEqual([4_000, 4_000, 2_000]);
   });
 });
+
+describe('ParleyClient: cancel and barge-in', () => {
+  it('cancel() goes out ahead of queued frames, and the turn resolves with what request.cancelled says', async () => {
+    const h = setup();
+    void h.client.connect();
+    const s = await h.open();
+    const turn = h.client.turnText('Hola');
+    await flush();
+    const id = s.last('turn.text').id as string;
+    s.emit({ type: 'reply.text.delta', request_id: id, delta: 'Hola. ' });
+    s.emit({ type: 'reply.text.delta', request_id: id, delta: '¿Qué' });
+    h.client.cancel(id, { playedMs: 420.5 });
+    await flush();
+    expect(s.last('cancel')).toEqual({ type: 'cancel', request_id: id, played_ms: 420.5 });
+    s.emit({ type: 'request.cancelled', request_id: id, stage: 'speaking', audio_bytes_sent: 9600, kept_text: 'Hola.' });
+    const result = await turn;
+    expect(result).toMatchObject({ requestId: id, text: 'Hola. ¿Qué', cancelled: { stage: 'speaking', keptText: 'Hola.', audioBytesSent: 9600 } });
+    expect(h.client.pendingRequests).toBe(0);
+  });
+
+  it('a cancelled translation rejects with code cancelled', async () => {
+    const h = setup();
+    void h.client.connect();
+    const s = await h.open();
+    const tr = h.client.translate('thanks', 'es');
+    await flush();
+    const id = s.last('translate').id as string;
+    h.client.cancel(id);
+    s.emit({ type: 'request.cancelled', request_id: id, stage: 'queued', audio_bytes_sent: 0, kept_text: '' });
+    expect((await rejection(tr)).code).toBe('cancelled');
+  });
+
+  it('bargeIn: true cancels the reply still arriving when the learner starts a new turn, before the new turn goes out', async () => {
+    const h = setup({ bargeIn: true });
+    void h.client.connect();
+    const s = await h.open();
+    void h.client.turnText('Hola');
+    await flush();
+    const first = s.last('turn.text').id;
+    void h.client.sendAudio(new Uint8Array(320));
+    void h.client.commitAudio({ purpose: 'turn' });
+    await flush();
+    const types = s.json.map((j) => j.type);
+    expect(types).toEqual(['session.start', 'turn.text', 'cancel', 'input_audio.commit']);
+    expect(s.last('cancel')).toEqual({ type: 'cancel', request_id: first });
+    expect(s.audio).toHaveLength(1);
+  });
+
+  it('bargeIn with playedMs sends the playback position, and cancels nothing once playback is over', async () => {
+    let position: number | undefined = 1234;
+    const h = setup({ bargeIn: { playedMs: () => position } });
+    void h.client.connect();
+    const s = await h.open();
+    void h.client.turnText('Hola');
+    await flush();
+    const first = s.last('turn.text').id;
+    void h.client.turnText('Otra cosa');
+    await flush();
+    expect(s.last('cancel')).toEqual({ type: 'cancel', request_id: first, played_ms: 1234 });
+    position = undefined;
+    void h.client.turnText('Y otra');
+    await flush();
+    expect(s.json.filter((j) => j.type === 'cancel')).toHaveLength(1);
+  });
+});

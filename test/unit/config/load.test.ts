@@ -424,7 +424,7 @@ describe('parseConfig: environment overrides', () => {
 
   it('a bad REDIS_URL is an error that hides its password', () => {
     const err = parseError(minimal(), { REDIS_URL: 'http://user:hunter22@redis:6379' });
-    expect(err.message).toBe('config: environment variable REDIS_URL must be a redis:// or rediss:// URL, got "http://***@redis:6379"');
+    expect(err.message).toBe('config: environment variable REDIS_URL must be a redis:// or rediss:// URL, got "http://[REDACTED]@redis:6379"');
     expect(err.message).not.toContain('hunter22');
   });
 

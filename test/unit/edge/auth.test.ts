@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../../../src/config/load.js';
 import { bearer, hostAllowed, newToken, originAllowed, tokenKey, TOKEN_PATTERN } from '../../../src/edge/auth.js';
 import { KeyRing } from '../../../src/identity/key-ring.js';
-import { redactUrl } from '../../../src/telemetry/logger.js';
+import { redactUrl } from '../../../src/util/redact.js';
 import { logSink } from '../../helpers/log-sink.js';
 
 const config = parseConfig(

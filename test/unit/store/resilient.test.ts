@@ -1,7 +1,8 @@
 import { describe, expect, it, vi } from 'vitest';
 import { MemoryStore } from '../../../src/store/memory.js';
 import { ResilientStore, scaleLimit, shareOf, type SharedStore } from '../../../src/store/resilient.js';
-import type { LimitSpec } from '../../../src/limits/spec.js';
+import type { LeaseSpec, LimitSpec } from '../../../src/limits/spec.js';
+import { StoreUnavailableError, type LeaseHolder, type SessionRecord } from '../../../src/store/store.js';
 import { logSink } from '../../helpers/log-sink.js';
 
 /** A memory store standing in for Redis, whose reachability the test switches. */
@@ -27,6 +28,14 @@ class FlakyPrimary extends MemoryStore implements SharedStore {
     if (this.throwing) throw new Error('Command timed out');
     return super.consume(...args);
   }
+  override async acquire(...args: Parameters<MemoryStore['acquire']>) {
+    if (this.throwing) throw new Error('Command timed out');
+    return super.acquire(...args);
+  }
+  override async findSessionByResumeToken(token: string) {
+    if (this.throwing) throw new Error('Command timed out');
+    return super.findSessionByResumeToken(token);
+  }
 }
 
 const window10: LimitSpec = { kind: 'window', key: 'w:{a}', name: 'w', limit: 10, windowMs: 60_000 };
@@ -45,10 +54,11 @@ describe('shares of a limit while the shared store is away', () => {
 describe('ResilientStore', () => {
   function make(replicas = 2) {
     const primary = new FlakyPrimary();
+    const fallback = new MemoryStore();
     const counted: string[] = [];
     const logs = logSink('info');
-    const store = new ResilientStore({ primary, expectedReplicas: replicas, logger: logs.logger, onFallback: (op) => counted.push(op) });
-    return { primary, store, counted, logs };
+    const store = new ResilientStore({ primary, fallback, expectedReplicas: replicas, logger: logs.logger, onFallback: (op) => counted.push(op) });
+    return { primary, fallback, store, counted, logs };
   }
 
   it('decides on the shared store while it answers, and counts no fallback', async () => {
@@ -125,5 +135,84 @@ describe('ResilientStore', () => {
     primary.set(true);
     expect((await store.takeToken('t'))?.accountId).toBe('a');
     expect(await store.takeToken('t')).toBeUndefined();
+  });
+
+  const caps = (limit: number): LeaseSpec[] => [{ key: 'conns:{a}', name: 'account', limit }, { key: 'conns:{a}:key:k', name: 'key', limit }];
+
+  /** Opens connections (acquires) until one is refused; returns how many were admitted. */
+  async function admitted(store: ResilientStore, prefix: string, limit: number): Promise<string[]> {
+    const ids: string[] = [];
+    for (let i = 0; i < 1000; i++) {
+      if (!(await store.acquire(caps(limit), `${prefix}${i}`, 30_000)).allowed) return ids;
+      ids.push(`${prefix}${i}`);
+    }
+    throw new Error('never refused');
+  }
+
+  it('counts this replica\'s own open connections against its share in every outage alike (D10)', async () => {
+    const { primary, store } = make(2);
+    // 10 connections open while Redis answers; the cap is 60, so the share of 2 replicas is 30.
+    for (let i = 0; i < 10; i++) expect((await store.acquire(caps(60), `open${i}`, 30_000)).allowed).toBe(true);
+    const open = Array.from({ length: 10 }, (_, i) => ({ leases: caps(60), holderId: `open${i}` }));
+    const outage = async (n: number): Promise<number> => {
+      primary.set(false);
+      const got = await admitted(store, `o${n}-`, 60);
+      // The renewal rounds go on meanwhile, and the outage ends.
+      await store.renew([...open, ...got.map((holderId) => ({ leases: caps(60), holderId }))], 30_000);
+      primary.set(true);
+      await store.renew([...open, ...got.map((holderId) => ({ leases: caps(60), holderId }))], 30_000, 'restore');
+      // Back to the same 10 open connections before the next outage.
+      for (const id of got) await store.release(caps(60), id);
+      return got.length;
+    };
+    const first = await outage(1);
+    const second = await outage(2);
+    expect([first, second]).toEqual([20, 20]);
+  });
+
+  it('while the primary answers, the fallback holds only this replica\'s own lease holders, renewed in one pass a round', async () => {
+    const { store, fallback } = make(2);
+    const n = 20_000;
+    const holders: LeaseHolder[] = [];
+    let refused = 0;
+    for (let i = 0; i < n; i++) {
+      if (!(await store.acquire(caps(1_000_000), `h${i}`, 30_000)).allowed) refused++;
+      holders.push({ leases: caps(1_000_000), holderId: `h${i}` });
+    }
+    expect(refused).toBe(0);
+    // Rate decisions leave nothing in the fallback while the primary decides them.
+    for (let i = 0; i < 20; i++) await store.consume([window10], `c${i}`);
+    expect((await fallback.peek([window10]))[0]?.remaining).toBe(10);
+    expect(await fallback.countLeases('conns:{a}')).toBe(n);
+    for (const size of [10, n]) {
+      const before = fallback.leaseWork();
+      await store.renew(holders.slice(0, size), 30_000);
+      // Two slots a holder: per slot one update and one step dropping the entry it replaced.
+      expect(fallback.leaseWork() - before).toBeLessThanOrEqual(4 * size + 8);
+    }
+    // Releasing leaves the fallback with nothing.
+    for (const h of holders) await store.release(h.leases, h.holderId);
+    expect(await fallback.countLeases('conns:{a}')).toBe(0);
+  });
+
+  it('a resume the shared store cannot answer is StoreUnavailableError, not "no such session" (D3)', async () => {
+    const { primary, store } = make(2);
+    const rec: SessionRecord = {
+      sessionId: 's1', resumeToken: 'rt1', accountId: 'a', keyId: 'k', language: 'es', audio: { format: 'pcm16', sampleRate: 16000 },
+      createdAt: Date.now(), expiresAt: Date.now() + 60_000, history: [], pending: [], replicaId: 'x', connected: false,
+      counters: { turns: 0, assessments: 0, translations: 0, audioSeconds: 0 },
+    };
+    await store.saveSession(rec, 60_000);
+    expect(await store.findSessionByResumeToken('nope')).toBeUndefined();
+    primary.throwing = true;
+    await expect(store.findSessionByResumeToken('rt1')).rejects.toBeInstanceOf(StoreUnavailableError);
+    primary.throwing = false;
+    primary.set(false);
+    await expect(store.findSessionByResumeToken('nope')).rejects.toBeInstanceOf(StoreUnavailableError);
+    // A session written on this replica during the outage is in its fallback: that one it knows.
+    await store.saveSession({ ...rec, sessionId: 's2', resumeToken: 'rt2' }, 60_000);
+    expect((await store.findSessionByResumeToken('rt2'))?.sessionId).toBe('s2');
+    primary.set(true);
+    expect((await store.findSessionByResumeToken('rt1'))?.sessionId).toBe('s1');
   });
 });

@@ -107,6 +107,55 @@ export function storeSuite(name: string, make: StoreFactory): void {
       await s.close();
     });
 
+    it('a lease key with many holders counts them, refuses the next until the earliest expires, and frees each at its expiry', async () => {
+      const c = clock();
+      const s = await make(c);
+      const cap: LeaseSpec = { key: 'many:{a}', name: 'cap', limit: 300 };
+      // 300 holders, taken 100 ms apart: h0 expires at +30 s, h299 at +59.9 s.
+      for (let i = 0; i < 300; i++) {
+        if (i > 0) c.advance(100);
+        expect((await s.acquire([cap], `h${i}`, 30_000)).allowed).toBe(true);
+      }
+      expect(await s.countLeases('many:{a}')).toBe(300);
+      const refused = await s.acquire([cap], 'late', 30_000);
+      // Now +29.9 s: h0 expires in 100 ms, so the retry is the floor of 1 s.
+      expect(refused).toMatchObject({ allowed: false, limitName: 'cap', retryAfterMs: 1000 });
+      c.advance(99);
+      expect(await s.countLeases('many:{a}')).toBe(300);
+      c.advance(1);
+      expect(await s.countLeases('many:{a}')).toBe(299);
+      expect((await s.acquire([cap], 'late', 30_000)).allowed).toBe(true);
+      // h100..h299 renewed at +30.001 s to +60.001 s; h1..h99 lapse at +30.1 s .. +39.8 s.
+      await s.renew(Array.from({ length: 200 }, (_, i) => ({ leases: [cap], holderId: `h${i + 100}` })), 30_000);
+      c.advance(9_900);
+      expect(await s.countLeases('many:{a}')).toBe(201);
+      await s.release([cap], 'h150');
+      expect(await s.countLeases('many:{a}')).toBe(200);
+      c.advance(20_100);
+      expect(await s.countLeases('many:{a}')).toBe(0);
+      await s.close();
+    });
+
+    it('slots of different TTLs on one key expire each at its own time, and a renewal may shorten one', async () => {
+      const c = clock();
+      const s = await make(c);
+      const l: LeaseSpec = { key: 'mix:{a}', name: 'mix', limit: 10 };
+      expect((await s.acquire([l], 'long', 30_000)).allowed).toBe(true);
+      expect((await s.acquire([l], 'short', 10_000)).allowed).toBe(true);
+      expect((await s.acquire([l], 'mid', 20_000)).allowed).toBe(true);
+      expect((await s.acquire([l], 'cut', 30_000)).allowed).toBe(true);
+      await s.renew([{ leases: [l], holderId: 'cut' }], 5_000);
+      c.advance(5_000);
+      expect(await s.countLeases('mix:{a}')).toBe(3);
+      c.advance(5_000);
+      expect(await s.countLeases('mix:{a}')).toBe(2);
+      c.advance(10_000);
+      expect(await s.countLeases('mix:{a}')).toBe(1);
+      c.advance(10_000);
+      expect(await s.countLeases('mix:{a}')).toBe(0);
+      await s.close();
+    });
+
     it('acquires several leases all or nothing', async () => {
       const c = clock();
       const s = await make(c);

@@ -5,7 +5,7 @@ import { MemoryStore } from '../../../src/store/memory.js';
 import { createLogger } from '../../../src/telemetry/logger.js';
 import { aggregate, LiveTelemetry, STATS_TTL_MS, upstreamAllowances, type ClusterFigures } from '../../../src/telemetry/live.js';
 import { Metrics } from '../../../src/telemetry/metrics.js';
-import type { Governor } from '../../../src/upstream/governor.js';
+import type { Governor } from '../../../src/upstream/governor/governor.js';
 import { ManualScheduler } from '../../helpers/scheduler.js';
 
 const config = parseConfig(

@@ -61,6 +61,17 @@ describe('readChatStream (SSE chat completions)', () => {
     expect((err as UpstreamError).message).toContain(message);
   });
 
+  it('an error mid-stream that echoes the key across the 200-character cut leaves no part of it (redacted before the cut, D6)', async () => {
+    const key = 'qzqzqz0123456789abcdef';
+    const error = `data: ${JSON.stringify({ error: { message: `${'x'.repeat(190)} ${key}` } })}\n\n`;
+    const stream = readChatStream(chunks(delta('a'), error), 'conversation', 1 << 20, (text) => text.split(key).join('[REDACTED]'));
+    const err = await (async () => {
+      for await (const _ of stream) void _;
+    })().catch((e: unknown) => e);
+    expect((err as UpstreamError).message).not.toContain(key.slice(0, 4));
+    expect((err as UpstreamError).message).toContain('[REDACT');
+  });
+
   it('stops at maxBytes', async () => {
     const err = await all([delta('a'.repeat(100)), delta('b'.repeat(100))], 150).catch((e: unknown) => e);
     expect((err as UpstreamError).message).toContain('more than 150 bytes');

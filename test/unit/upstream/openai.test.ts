@@ -7,7 +7,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import { request } from 'undici';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { encodeWav } from '../../../src/audio/wav.js';
-import { synthesizeSpeech } from '../../../src/upstream/audio.js';
+import { synthesizeSpeech } from '../../../src/simulator/speech-synth.js';
 import { parseRetryAfter, UpstreamHttpError } from '../../../src/upstream/http-error.js';
 import {
   createOpenAiAdapters,
@@ -16,9 +16,9 @@ import {
   createOpenAiTts,
   translationPrompt,
   type OpenAiOptions,
-} from '../../../src/upstream/openai.js';
+} from '../../../src/upstream/openai/index.js';
 import { UpstreamError, type AudioInput, type ConversationRequest } from '../../../src/upstream/provider.js';
-import { startSimUpstream, type SimUpstream, type SimUpstreamStats } from '../../../src/upstream/sim-server.js';
+import { startSimUpstream, type SimUpstream, type SimUpstreamStats } from '../../../src/simulator/server.js';
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
@@ -190,7 +190,7 @@ describe('OpenAI adapter HTTP handling', () => {
     expect(srv.requests[1]?.url).toBe('/v1/chat/completions');
   });
 
-  it('sends the chat body {model, messages} with the configured model', async () => {
+  it('sends the chat body {model, messages, stream, stream_options} with the configured model', async () => {
     let body = '';
     const srv = await tiny((req, res) => {
       req.setEncoding('utf8');
@@ -198,7 +198,7 @@ describe('OpenAI adapter HTTP handling', () => {
       req.on('end', () => answer(200, CHAT_OK)(req, res));
     });
     await createOpenAiConversation({ baseUrl: srv.url, model: 'tutor-1' }).reply(CONVERSATION);
-    expect(JSON.parse(body)).toEqual({ model: 'tutor-1', messages: CONVERSATION.messages });
+    expect(JSON.parse(body)).toEqual({ model: 'tutor-1', messages: CONVERSATION.messages, stream: true, stream_options: { include_usage: true } });
   });
 
   it('429 with Retry-After: 2 throws UpstreamHttpError 429 with retryAfterMs 2000 and the body reason', async () => {
@@ -222,8 +222,16 @@ describe('OpenAI adapter HTTP handling', () => {
     expect((err as UpstreamHttpError).status).toBe(401);
     expect((err as UpstreamHttpError).retryAfterMs).toBeUndefined();
     expect((err as Error).message).not.toContain(key);
-    expect((err as Error).message).toContain('[redacted]');
+    expect((err as Error).message).toContain('[REDACTED]');
     expect((err as Error).message.length).toBeLessThanOrEqual(200);
+  });
+
+  it('a key across the 200-character cut leaves no part of itself in the reason (redacted before the cut, D6)', async () => {
+    const key = 'upstreamkey0123456789abcdef';
+    const srv = await tiny((_req, res) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`${'x'.repeat(185)} key: ${key} more`));
+    const err = await rejection(createOpenAiConversation({ baseUrl: srv.url, apiKey: key }).reply(CONVERSATION));
+    expect((err as Error).message).toBe(`${'x'.repeat(185)} key: [REDACTE…`);
+    expect((err as Error).message).not.toContain(key.slice(0, 4));
   });
 
   it('an error answer with a text body uses the text, or the status text when empty', async () => {
@@ -314,14 +322,14 @@ describe('OpenAI adapter HTTP handling', () => {
     expect(srv.requests).toHaveLength(0);
   });
 
-  it('timeoutMs bounds the whole attempt: an UpstreamError, and the connection is closed', async () => {
+  it('timeoutMs bounds a gap in the answer: an UpstreamError, and the connection is closed', async () => {
     const srv = await tiny((_req, res) => {
       res.writeHead(200, { 'content-type': 'application/json' });
       res.write('{"choices":'); // then stalls
     });
     const err = await rejection(createOpenAiConversation({ baseUrl: srv.url, timeoutMs: 150 }).reply(CONVERSATION));
     expect(err).toBeInstanceOf(UpstreamError);
-    expect(err).toMatchObject({ upstream: 'conversation', message: expect.stringMatching(/within 150 ms/) });
+    expect(err).toMatchObject({ upstream: 'conversation', message: expect.stringMatching(/sent nothing for 150 ms/) });
     await srv.socketClosed();
   });
 
@@ -476,5 +484,72 @@ describe('simulated upstream server limits and stats', () => {
     await expect(startSimUpstream({ rps: 0 })).rejects.toThrow(/rps must be a finite number > 0, got 0/);
     await expect(startSimUpstream({ concurrency: 1.5 })).rejects.toThrow(/concurrency must be an integer >= 1, got 1.5/);
     await expect(startSimUpstream({ burst: 3 })).rejects.toThrow(/burst needs rps/);
+  });
+});
+
+describe('OpenAI adapter streaming (CONTRACT §6)', () => {
+  const sse = (chunks: unknown[]): string => chunks.map((c) => `data: ${typeof c === 'string' ? c : JSON.stringify(c)}\n\n`).join('');
+
+  it('conversation.stream hands each delta on as its event arrives, then the usage', async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const srv = await tiny((_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.write(sse([{ choices: [{ delta: { role: 'assistant' } }] }, { choices: [{ delta: { content: 'Hola. ' } }] }]));
+      void gate.then(() => res.end(sse([{ choices: [{ delta: { content: '¿Qué tal?' } }] }, { choices: [], usage: { prompt_tokens: 20, completion_tokens: 6 } }, '[DONE]'])));
+    });
+    const deltas: string[] = [];
+    const done = createOpenAiConversation({ baseUrl: srv.url }).stream!(CONVERSATION, undefined, (d) => {
+      deltas.push(d);
+      release(); // the second half is sent only once the first delta reached us: no whole-body wait
+    });
+    expect(await done).toEqual({ text: 'Hola. ¿Qué tal?', usage: { promptTokens: 20, completionTokens: 6 } });
+    expect(deltas).toEqual(['Hola. ', '¿Qué tal?']);
+  });
+
+  it('conversation.stream accepts a plain JSON answer as one delta, with its usage', async () => {
+    const srv = await tiny(answer(200, { ...CHAT_OK, usage: { prompt_tokens: 9, completion_tokens: 4 } }));
+    const deltas: string[] = [];
+    const reply = await createOpenAiConversation({ baseUrl: srv.url }).stream!(CONVERSATION, undefined, (d) => deltas.push(d));
+    expect(reply).toEqual({ text: 'Hola, ¿qué tal?', usage: { promptTokens: 9, completionTokens: 4 } });
+    expect(deltas).toEqual(['Hola, ¿qué tal?']);
+  });
+
+  it('tts.stream forwards audio before the body ends, and an abort closes the connection', async () => {
+    const srv = await tiny((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/octet-stream' });
+      res.write(Buffer.alloc(4800, 1)); // then nothing more: the rest would come later
+    });
+    const ctl = new AbortController();
+    const got: number[] = [];
+    const done = createOpenAiTts({ baseUrl: srv.url }).stream!({ text: 'Hola', language: 'es' }, { signal: ctl.signal }, (chunk, rate) => {
+      got.push(chunk.length);
+      expect(rate).toBe(24_000);
+      ctl.abort(new Error('cancelled by the learner'));
+    });
+    await expect(done).rejects.toThrow('cancelled by the learner');
+    expect(got.reduce((a, b) => a + b, 0)).toBe(4800);
+    await srv.socketClosed();
+  });
+
+  it('tts.stream waits for the sink before reading on (backpressure)', async () => {
+    const srv = await tiny((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/octet-stream' });
+      res.write(Buffer.alloc(1000, 1));
+      setTimeout(() => res.end(Buffer.alloc(1000, 2)), 30); // a second chunk, sent while the sink waits
+    });
+    let releaseSink!: () => void;
+    const calls: number[] = [];
+    const done = createOpenAiTts({ baseUrl: srv.url }).stream!({ text: 'Hola', language: 'es' }, undefined, (chunk) => {
+      calls.push(chunk[0]!);
+      if (calls.length === 1) return new Promise<void>((r) => (releaseSink = r));
+      return undefined;
+    });
+    await vi.waitFor(() => expect(calls).toEqual([1]));
+    await new Promise((r) => setTimeout(r, 150)); // the second chunk was sent meanwhile, and must wait
+    expect(calls).toEqual([1]);
+    releaseSink();
+    await done;
+    expect(calls).toEqual([1, 2]);
   });
 });

@@ -6,8 +6,8 @@
  */
 import { SlidingWindowLog } from '../limits/sliding-window.js';
 import { TokenBucket } from '../limits/token-bucket.js';
-import { UpstreamHttpError } from './http-error.js';
-import type { CallOptions, Providers } from './provider.js';
+import { UpstreamHttpError } from '../upstream/http-error.js';
+import type { CallOptions, Providers } from '../upstream/provider.js';
 
 export interface SimulatedLimits {
   readonly requestsPerSecond?: number | undefined;
@@ -61,13 +61,23 @@ export class SimulatedLimiter {
   }
 }
 
-/** Wraps every method of `providers` with one limiter (one upstream account). */
+/**
+ * Wraps every method of `providers` with one limiter (one upstream account). A stream holds its
+ * concurrency slot until its last delta or chunk, as a real upstream's connection does.
+ */
 export function withSimulatedLimits(providers: Providers, limiter: SimulatedLimiter): Providers {
   const g = <A, R>(fn: (req: A, opts?: CallOptions) => Promise<R>) => (req: A, opts?: CallOptions) => limiter.run(() => fn(req, opts));
+  const { conversation, tts } = providers;
   return {
-    conversation: { reply: g(providers.conversation.reply.bind(providers.conversation)) },
+    conversation: {
+      reply: g(conversation.reply.bind(conversation)),
+      ...(conversation.stream ? { stream: (req, opts, onDelta) => limiter.run(() => conversation.stream!(req, opts, onDelta)) } : {}),
+    },
     stt: { transcribe: g(providers.stt.transcribe.bind(providers.stt)) },
-    tts: { speak: g(providers.tts.speak.bind(providers.tts)) },
+    tts: {
+      speak: g(tts.speak.bind(tts)),
+      ...(tts.stream ? { stream: (req, opts, sink) => limiter.run(() => tts.stream!(req, opts, sink)) } : {}),
+    },
     pronunciation: { assess: g(providers.pronunciation.assess.bind(providers.pronunciation)) },
     translation: { translate: g(providers.translation.translate.bind(providers.translation)) },
   };

@@ -19,15 +19,18 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { SchedulerLike, Subscription } from 'rxjs';
-import type { UpstreamLimits } from '../config/schema.js';
-import type { Decision } from '../limits/decision.js';
-import { TokenBucket } from '../limits/token-bucket.js';
-import type { Store } from '../store/store.js';
-import type { LeaseSpec, LimitSpec } from '../limits/spec.js';
-import type { Logger } from '../telemetry/logger.js';
-import type { GovernorHooks, RetryReason } from '../telemetry/upstream-readings.js';
+import type { UpstreamLimits } from '../../config/schema.js';
+import type { Decision } from '../../limits/decision.js';
+import type { Store } from '../../store/store.js';
+import type { LeaseSpec, LimitSpec } from '../../limits/spec.js';
+import type { Logger } from '../../telemetry/logger.js';
+import type { GovernorHooks, RetryReason } from '../../telemetry/upstream-readings.js';
 import { FairQueue } from './fair-queue.js';
-import { UpstreamError } from './provider.js';
+import { UpstreamError } from '../provider.js';
+import { Aimd } from './aimd.js';
+import { abortError, AttemptTimeout } from './attempt.js';
+import { DeadlineHeap } from './deadline-heap.js';
+import { backoffMs, classify, describe } from './retry.js';
 
 export type { GovernorHooks, RetryReason };
 
@@ -40,12 +43,7 @@ const LEASE_GRACE_MS = 5_000;
 const LEASE_POLL_MS = 50;
 /** Wait before asking the store again after it failed (the queue deadline bounds the wait). */
 const STORE_RETRY_MS = 1_000;
-/** Backoff without Retry-After: full jitter over 1 s doubling, capped at 30 s (CONTRACT §3). */
-const BACKOFF_BASE_MS = 1_000;
-const BACKOFF_CAP_MS = 30_000;
-/** AIMD: halve on an unexpected 429, floor 0.1; +0.1 per 10 s without one. */
-const AIMD_FLOOR = 0.1;
-const AIMD_STEP = 0.1;
+/** AIMD: +0.1 per 10 s without an unexpected 429 (aimd.ts). */
 const AIMD_RECOVERY_MS = 10_000;
 
 /** Added to a requestsPerMinute window so arrivals jittered by the network still fit the upstream's. */
@@ -75,32 +73,16 @@ export interface UpstreamJob<T> {
   readonly signal?: AbortSignal;
   /** Called when the job first has to wait, and each time its position improves. */
   readonly onQueued?: (position: number) => void;
-  /** One upstream HTTP attempt; throws `UpstreamHttpError` for HTTP errors. */
-  readonly attempt: (signal: AbortSignal) => Promise<T>;
+  /**
+   * One upstream HTTP attempt; throws `UpstreamHttpError` for HTTP errors. It holds its concurrency
+   * lease until it settles, so an attempt that streams its answer settles when the answer has been
+   * read (or aborted), and calls `progress` as bytes arrive: the attempt timeout then measures the
+   * gap before the first byte and between later ones, not the whole answer.
+   */
+  readonly attempt: (signal: AbortSignal, progress: () => void) => Promise<T>;
 }
 
-import { UpstreamHttpError } from './http-error.js';
-
-export { UpstreamHttpError, parseRetryAfter } from './http-error.js';
-
-/** The error a cancelled job rejects with (`name` is 'AbortError', like fetch's). */
-function abortError(reason: unknown): Error {
-  if (reason instanceof Error && reason.name === 'AbortError') return reason;
-  const err = new Error('upstream call aborted', { cause: reason });
-  err.name = 'AbortError';
-  return err;
-}
-
-function isAbort(err: unknown): boolean {
-  return typeof err === 'object' && err !== null && (err as { name?: unknown }).name === 'AbortError';
-}
-
-class AttemptTimeout extends Error {
-  constructor(seconds: number) {
-    super(`timed out after ${seconds} s`);
-    this.name = 'TimeoutError';
-  }
-}
+export { UpstreamHttpError, parseRetryAfter } from '../http-error.js';
 
 interface Attempt {
   readonly entry: Entry;
@@ -108,6 +90,8 @@ interface Attempt {
   /** Lease holder id; undefined when no concurrency lease is configured. */
   readonly holderId: string | undefined;
   readonly startedAt: number;
+  /** Last time the attempt's answer moved (its first byte, each later chunk); undefined: no byte yet. */
+  lastProgressAt: number | undefined;
   timer: Subscription | undefined;
   settled: boolean;
 }
@@ -131,56 +115,6 @@ interface Entry {
   onAbort: (() => void) | undefined;
 }
 
-/** Binary min-heap of entries by deadline (lazy deletion: stale entries are skipped when they surface). */
-class DeadlineHeap {
-  private readonly items: Entry[] = [];
-
-  get size(): number {
-    return this.items.length;
-  }
-
-  peek(): Entry | undefined {
-    return this.items[0];
-  }
-
-  push(e: Entry): void {
-    const a = this.items;
-    a.push(e);
-    let i = a.length - 1;
-    while (i > 0) {
-      const p = (i - 1) >> 1;
-      const parent = a[p] as Entry;
-      if (parent.deadline <= e.deadline) break;
-      a[i] = parent;
-      i = p;
-    }
-    a[i] = e;
-  }
-
-  pop(): Entry | undefined {
-    const a = this.items;
-    const top = a[0];
-    const last = a.pop();
-    if (a.length === 0 || last === undefined) return top;
-    let i = 0;
-    for (;;) {
-      const l = 2 * i + 1;
-      if (l >= a.length) break;
-      const r = l + 1;
-      const c = r < a.length && (a[r] as Entry).deadline < (a[l] as Entry).deadline ? r : l;
-      if ((a[c] as Entry).deadline >= last.deadline) break;
-      a[i] = a[c] as Entry;
-      i = c;
-    }
-    a[i] = last;
-    return top;
-  }
-
-  clear(): void {
-    this.items.length = 0;
-  }
-}
-
 /** Governs one upstream account: admission, fair queueing, deadlines, timeouts, retries, AIMD. */
 export class Governor {
   private readonly name: string;
@@ -193,8 +127,8 @@ export class Governor {
   private readonly limitSpecs: readonly LimitSpec[];
   private readonly leaseSpecs: readonly LeaseSpec[];
   private readonly concurrency: number | undefined;
-  /** Configured rate for the AIMD gate (per second) and its burst at factor 1; undefined: no rate limit. */
-  private readonly gateRate: { perSec: number; burst: number } | undefined;
+  /** The local gate that slows down below the configured rate after unexpected 429s. */
+  private readonly aimd: Aimd;
   private readonly timeoutSeconds: number;
   private readonly maxRetries: number;
   private readonly maxQueueWaitMs: number;
@@ -205,7 +139,7 @@ export class Governor {
 
   private readonly queue = new FairQueue<Entry>();
   private readonly live = new Set<Entry>();
-  private readonly deadlines = new DeadlineHeap();
+  private readonly deadlines = new DeadlineHeap<Entry>();
   private deadlineTimer: { at: number; sub: Subscription } | undefined;
   /** Set while `expire` pops the heap, so `finish` leaves the heap and its timer alone. */
   private expiring = false;
@@ -230,9 +164,6 @@ export class Governor {
   /** The store's rate limits (or a store fault) refuse admission before this (epoch ms). */
   private admitBlockedUntil = 0;
 
-  private factor = 1;
-  private gate: TokenBucket | undefined;
-  private lastDecreaseAt = -Infinity;
   private warnedLimits = false;
 
   constructor(opts: GovernorOptions) {
@@ -262,10 +193,12 @@ export class Governor {
       const burst = configured >= 2 ? configured - 1 : 1;
       const ratePerSec = configured >= 2 ? limits.requestsPerSecond : limits.requestsPerSecond * 0.97;
       specs.push({ kind: 'bucket', key: `up:{${name}}:rps`, name: `upstream.${name}.rps`, ratePerSec, burst });
-      this.gateRate = { perSec: ratePerSec, burst };
+      this.aimd = new Aimd({ perSec: ratePerSec, burst });
     } else if (limits.requestsPerMinute !== undefined) {
       // Burst 1: a bucket of rpm/60 with a large burst would let a whole window through at once.
-      this.gateRate = { perSec: limits.requestsPerMinute / 60, burst: 1 };
+      this.aimd = new Aimd({ perSec: limits.requestsPerMinute / 60, burst: 1 });
+    } else {
+      this.aimd = new Aimd(undefined);
     }
     this.limitSpecs = specs;
     this.concurrency = limits.concurrency;
@@ -288,7 +221,7 @@ export class Governor {
       name: this.name,
       queued: this.queue.size,
       inFlight: this.inFlightCount,
-      effectiveRateFactor: this.factor,
+      effectiveRateFactor: this.aimd.factor,
       pausedUntil: this.pausedUntil > this.scheduler.now() ? this.pausedUntil : undefined,
     };
   }
@@ -381,10 +314,8 @@ export class Governor {
     // Local checks first: no store round trip for an answer we already know (STYLE §13).
     const cap = this.localConcurrency();
     if (cap !== undefined && this.leasesHeld >= cap) return false; // our own release pumps
-    if (this.gate) {
-      const waitMs = this.gate.msUntil(1, now);
-      if (waitMs > 0) return this.wakeAt(now + waitMs);
-    }
+    const gateWaitMs = this.aimd.waitMs(now);
+    if (gateWaitMs > 0) return this.wakeAt(now + gateWaitMs);
     if (this.storeFull) return false; // our own release or the poll pumps
 
     const holderId = `${this.instanceId}:${++this.seq}`;
@@ -415,7 +346,7 @@ export class Governor {
       this.storeFull = true;
       return this.wakeAt(after + LEASE_POLL_MS);
     }
-    this.gate?.tryTake(1, after);
+    this.aimd.take(after);
     // The head may have changed while the store answered (abort, deadline, a retry put first):
     // the admission goes to whichever job is first now. A pause that began meanwhile wins.
     const entry = this.closed || after < this.pausedUntil ? undefined : this.queue.shift();
@@ -431,9 +362,7 @@ export class Governor {
 
   /** The concurrency this replica may use now (scaled by AIMD when no rate limit is configured). */
   private localConcurrency(): number | undefined {
-    if (this.concurrency === undefined) return undefined;
-    if (this.gateRate !== undefined || this.factor >= 1) return this.concurrency;
-    return Math.max(1, Math.floor(this.concurrency * this.factor));
+    return this.concurrency === undefined ? undefined : this.aimd.concurrency(this.concurrency);
   }
 
   /** Schedules one dispatcher pass at `at` (keeps an earlier one). Returns false, for dispatchOne. */
@@ -456,14 +385,14 @@ export class Governor {
     entry.state = 'inflight';
     entry.started = true;
     this.armDeadline(); // the deadline no longer applies; drop its timer if it was the last one
-    const attempt: Attempt = { entry, controller: new AbortController(), holderId, startedAt: now, timer: undefined, settled: false };
+    const attempt: Attempt = { entry, controller: new AbortController(), holderId, startedAt: now, lastProgressAt: undefined, timer: undefined, settled: false };
     entry.attempt = attempt;
     this.inFlightCount++;
     this.hooks.onAdmitted?.(now - entry.enqueuedAt);
     attempt.timer = this.scheduler.schedule(() => this.onTimeout(attempt), this.timeoutSeconds * 1000);
     let result: Promise<unknown>;
     try {
-      result = Promise.resolve(entry.job.attempt(attempt.controller.signal));
+      result = Promise.resolve(entry.job.attempt(attempt.controller.signal, () => this.progress(attempt)));
     } catch (err) {
       result = Promise.reject(err);
     }
@@ -482,7 +411,23 @@ export class Governor {
     );
   }
 
+  /** Bytes of the attempt's answer arrived: the first one is its first byte; each moves the timeout on. */
+  private progress(attempt: Attempt): void {
+    if (attempt.settled) return;
+    const now = this.scheduler.now();
+    if (attempt.lastProgressAt === undefined) this.hooks.onFirstByte?.(now - attempt.startedAt);
+    attempt.lastProgressAt = now;
+  }
+
   private onTimeout(attempt: Attempt): void {
+    if (attempt.settled) return;
+    // A streaming answer that moved within the timeout is not stuck: look again when its gap would end.
+    const timeoutMs = this.timeoutSeconds * 1000;
+    const idleMs = attempt.lastProgressAt === undefined ? timeoutMs : this.scheduler.now() - attempt.lastProgressAt;
+    if (idleMs < timeoutMs) {
+      attempt.timer = this.scheduler.schedule(() => this.onTimeout(attempt), timeoutMs - idleMs);
+      return;
+    }
     if (!this.endAttempt(attempt)) return;
     const err = new AttemptTimeout(this.timeoutSeconds);
     attempt.controller.abort(err);
@@ -522,33 +467,13 @@ export class Governor {
   }
 
   private onFailure(entry: Entry, attempt: Attempt, err: unknown): void {
-    const httpError = asHttpError(err);
-    if (httpError) {
-      const { status } = httpError;
-      if (status === 429) this.onUnexpected429(attempt);
-      if (status === 429 || status >= 500) {
-        const reason: RetryReason = status === 429 ? 'rate_limited' : status === 503 ? 'unavailable' : 'server_error';
-        // Only 429 and 503 carry an account-wide Retry-After (CONTRACT §3).
-        const retryAfterMs = status === 429 || status === 503 ? httpError.retryAfterMs : undefined;
-        this.retryOrFail(entry, err, status, retryAfterMs, reason);
-        return;
-      }
-      this.fail(entry, new UpstreamError(this.name, `HTTP ${status}: ${httpError.message}`, status));
+    const verdict = classify(err, this.name);
+    if (!verdict.retry) {
+      this.fail(entry, verdict.error);
       return;
     }
-    // An abort we did not ask for (our own aborts ended the attempt before it settled) is passed on.
-    if (isAbort(err)) {
-      this.fail(entry, err);
-      return;
-    }
-    // An adapter's verdict on a 2xx answer it could not use (garbage JSON, empty, too large): the
-    // upstream answered, and asking again would get the same answer, so it is reported, not retried.
-    if (err instanceof UpstreamError && err.status !== undefined && err.status < 300) {
-      this.fail(entry, new UpstreamError(this.name, err.message, err.status));
-      return;
-    }
-    // Anything else is a network-level failure (reset, DNS, a truncated answer): retried.
-    this.retryOrFail(entry, err, undefined, undefined, 'network');
+    if (verdict.unexpected429) this.onUnexpected429(attempt);
+    this.retryOrFail(entry, err, verdict.status, verdict.retryAfterMs, verdict.reason);
   }
 
   private retryOrFail(entry: Entry, err: unknown, status: number | undefined, retryAfterMs: number | undefined, reason: RetryReason): void {
@@ -570,7 +495,7 @@ export class Governor {
       return;
     }
     // No header (or 0): this job alone backs off, full jitter; other sessions keep going.
-    const delayMs = Math.floor(this.random() * Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** (entry.retries - 1)));
+    const delayMs = backoffMs(entry.retries, this.random);
     this.log.debug({ upstream: this.name, status, delayMs, retry: entry.retries, reason }, 'upstream attempt failed; backing off');
     entry.state = 'backoff';
     entry.backoff = this.scheduler.schedule(() => {
@@ -586,10 +511,8 @@ export class Governor {
   /** A 429 although our admission allowed the call: the configured limits exceed the real ones. */
   private onUnexpected429(attempt: Attempt): void {
     this.hooks.onUpstream429?.();
-    // One cut per "round trip": attempts started before the last cut saw the old rate (as in TCP).
-    if (attempt.startedAt < this.lastDecreaseAt) return;
     const now = this.scheduler.now();
-    this.lastDecreaseAt = now;
+    if (!this.aimd.cut(attempt.startedAt, now)) return;
     if (!this.warnedLimits) {
       this.warnedLimits = true;
       this.log.warn(
@@ -597,7 +520,6 @@ export class Governor {
         `upstream "${this.name}" answered 429 although its configured limits allowed the call: the configured limits exceed the real ones; slowing down`,
       );
     }
-    this.setFactor(Math.max(AIMD_FLOOR, this.factor / 2), now, true);
     this.recoveryTimer?.unsubscribe();
     this.recoveryTimer = this.scheduler.schedule(() => this.recover(), AIMD_RECOVERY_MS);
   }
@@ -605,24 +527,8 @@ export class Governor {
   private recover(): void {
     this.recoveryTimer = undefined;
     if (this.closed) return;
-    this.setFactor(Math.min(1, Math.round((this.factor + AIMD_STEP) * 10) / 10), this.scheduler.now(), false);
-    if (this.factor < 1) this.recoveryTimer = this.scheduler.schedule(() => this.recover(), AIMD_RECOVERY_MS);
+    if (this.aimd.recover(this.scheduler.now())) this.recoveryTimer = this.scheduler.schedule(() => this.recover(), AIMD_RECOVERY_MS);
     this.pump();
-  }
-
-  /** Rebuilds the local gate for a new factor; a cut starts it empty, a recovery keeps its tokens. */
-  private setFactor(factor: number, now: number, cut: boolean): void {
-    this.factor = factor;
-    if (this.gateRate === undefined) return;
-    if (factor >= 1) {
-      this.gate = undefined;
-      return;
-    }
-    const burst = Math.max(1, Math.floor(this.gateRate.burst * factor));
-    const carried = cut ? 0 : Math.min(burst, this.gate?.available(now) ?? burst);
-    const gate = new TokenBucket({ ratePerSec: this.gateRate.perSec * factor, burst }, now);
-    gate.tryTake(burst - carried, now);
-    this.gate = gate;
   }
 
   // --- queue, deadlines, cancellation -----------------------------------------------------------
@@ -729,23 +635,4 @@ export class Governor {
   private closedError(): UpstreamError {
     return new UpstreamError(this.name, 'upstream governor closed');
   }
-}
-
-/**
- * The HTTP error an adapter threw, recognised by shape as well as class: an adapter module may
- * declare its own `UpstreamHttpError` with the same fields (name 'UpstreamHttpError', numeric status).
- */
-function asHttpError(err: unknown): UpstreamHttpError | undefined {
-  if (err instanceof UpstreamHttpError) return err;
-  if (err instanceof Error && err.name === 'UpstreamHttpError' && typeof (err as { status?: unknown }).status === 'number') {
-    return err as UpstreamHttpError;
-  }
-  return undefined;
-}
-
-function describe(err: unknown): string {
-  const httpError = asHttpError(err);
-  if (httpError) return `HTTP ${httpError.status}: ${httpError.message}`;
-  if (err instanceof Error) return err.message;
-  return String(err);
 }

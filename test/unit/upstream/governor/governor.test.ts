@@ -1,10 +1,10 @@
 import { VirtualTimeScheduler } from 'rxjs';
 import { describe, expect, it } from 'vitest';
-import type { UpstreamLimits } from '../../../src/config/schema.js';
-import { MemoryStore } from '../../../src/store/memory.js';
-import { createLogger } from '../../../src/telemetry/logger.js';
-import { Governor, UpstreamHttpError, parseRetryAfter, type GovernorHooks, type UpstreamJob } from '../../../src/upstream/governor.js';
-import { UpstreamError } from '../../../src/upstream/provider.js';
+import type { UpstreamLimits } from '../../../../src/config/schema.js';
+import { MemoryStore } from '../../../../src/store/memory.js';
+import { createLogger } from '../../../../src/telemetry/logger.js';
+import { Governor, UpstreamHttpError, parseRetryAfter, type GovernorHooks, type UpstreamJob } from '../../../../src/upstream/governor/governor.js';
+import { UpstreamError } from '../../../../src/upstream/provider.js';
 
 /** Virtual epoch: scheduler.now() starts here. */
 const T0 = 1_700_000_000_000;
@@ -118,7 +118,7 @@ function track<T>(p: Promise<T>, clock: ReturnType<typeof virtualClock>) {
   return s;
 }
 
-function job<T>(clock: ReturnType<typeof virtualClock>, attempt: (signal: AbortSignal) => Promise<T>, extra: Partial<UpstreamJob<T>> = {}): UpstreamJob<T> {
+function job<T>(clock: ReturnType<typeof virtualClock>, attempt: (signal: AbortSignal, progress: () => void) => Promise<T>, extra: Partial<UpstreamJob<T>> = {}): UpstreamJob<T> {
   return { accountKey: 'acct', sessionKey: 's1', acceptedAt: clock.vts.now(), attempt, ...extra };
 }
 
@@ -509,6 +509,42 @@ describe('Governor: retries', () => {
     expect(up.startTimes()).toEqual([0, 1_000]);
     expect((r.error as UpstreamError).message).toBe('failed after 1 retries: timed out after 1 s');
     expect(r.at).toBe(2_000);
+  });
+});
+
+describe('Governor: streamed answers', () => {
+  it('times a streaming attempt by its gaps: it holds its lease while bytes keep coming, and times out one timeout after the last', async () => {
+    const firstBytes: number[] = [];
+    const { clock, gov, store } = harness({ timeoutSeconds: 1, concurrency: 1, maxRetries: 0 }, { hooks: { onFirstByte: (ms) => firstBytes.push(ms) } });
+    let progress!: () => void;
+    let signal!: AbortSignal;
+    const r = track(
+      gov.run(
+        job(clock, (s, p) => {
+          signal = s;
+          progress = p;
+          return new Promise<string>((_, reject) => s.addEventListener('abort', () => reject(s.reason)));
+        }),
+      ),
+      clock,
+    );
+    await clock.advanceTo(300);
+    progress(); // first byte after 300 ms
+    for (let t = 1_000; t <= 5_000; t += 700) {
+      await clock.advanceTo(t);
+      progress();
+    }
+    expect(clock.at()).toBe(4_500);
+    // Bytes every 700 ms up to 4,500 ms with a 1 s timeout: still running, still holding its slot.
+    expect(signal.aborted).toBe(false);
+    expect(await store.countLeases(CONC_KEY)).toBe(1);
+    expect(firstBytes).toEqual([300]);
+    await clock.advanceTo(5_499); // the last byte came at 4,500
+    expect(signal.aborted).toBe(false);
+    await clock.advanceTo(5_500);
+    expect(signal.aborted).toBe(true);
+    expect((r.error as UpstreamError).message).toContain('timed out after 1 s');
+    expect(await store.countLeases(CONC_KEY)).toBe(0);
   });
 });
 

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { UpstreamHttpError } from '../../../src/upstream/http-error.js';
-import { SimulatedLimiter, withSimulatedLimits } from '../../../src/upstream/simulated-limits.js';
-import { createSimulatedProviders } from '../../../src/upstream/simulated.js';
+import { SimulatedLimiter, withSimulatedLimits } from '../../../src/simulator/limits.js';
+import { createSimulatedProviders } from '../../../src/simulator/index.js';
 
 describe('simulated provider limits', () => {
   it('answers a call over the burst with 429 and the exact Retry-After', async () => {

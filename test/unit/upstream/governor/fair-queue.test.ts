@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { FairQueue } from '../../../src/upstream/fair-queue.js';
+import { FairQueue } from '../../../../src/upstream/governor/fair-queue.js';
 
 /** Drains the queue with shift(). */
 function drain<T>(q: FairQueue<T>): T[] {

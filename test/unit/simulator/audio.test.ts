@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { decodeWav, encodeWav } from '../../../src/audio/wav.js';
-import { durationMs, frameRms, pcm16Stats, synthesizeSpeech, toMono } from '../../../src/upstream/audio.js';
+import { durationMs, frameRms, pcm16Stats, toMono } from '../../../src/simulator/signal.js';
+import { synthesizeSpeech } from '../../../src/simulator/speech-synth.js';
 
 function pcmOf(samples: readonly number[]): Buffer {
   const b = Buffer.alloc(samples.length * 2);

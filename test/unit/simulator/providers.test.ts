@@ -1,9 +1,9 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { encodeWav } from '../../../src/audio/wav.js';
-import { synthesizeSpeech } from '../../../src/upstream/audio.js';
+import { synthesizeSpeech } from '../../../src/simulator/speech-synth.js';
 import type { AudioInput, ChatMessage, ConversationRequest, Providers } from '../../../src/upstream/provider.js';
 import { UpstreamError } from '../../../src/upstream/provider.js';
-import { createSimulatedProviders, SIMULATED_LANGUAGES } from '../../../src/upstream/simulated.js';
+import { createSimulatedProviders, SIMULATED_LANGUAGES } from '../../../src/simulator/index.js';
 
 const sim = createSimulatedProviders();
 
