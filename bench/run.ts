@@ -23,7 +23,7 @@
  *
  * Knobs (environment): BENCH_CONNECTIONS (50), BENCH_WINDOW (20), BENCH_WARMUP_SECONDS (1),
  * BENCH_SECONDS (5), BENCH_ROUNDS (3), BENCH_IDLE_CONNECTIONS (5000), BENCH_CPU_PROF=<dir>
- * (profile the Parley child during the throughput phase and print its hottest functions),
+ * (profile the Parley child of the throughput phase, and those of the scale phase over its rest window, and print their hottest functions),
  * BENCH_ONLY=<phase>[,<phase>...] (run only these of throughput, memory, upstream, redis, scale;
  * e.g. `BENCH_ONLY=scale npm run bench`).
  */

@@ -48,21 +48,26 @@
  *                               300): a server that opens a few a second reports what it opened
  *   BENCH_SCALE_SOURCES         loopback source addresses 127.0.0.2 ... (default 19)
  *   BENCH_SCALE_HOLDER_SOCKETS  client sockets per holder process (default 19,000, and at most the limit − 500)
+ *   BENCH_CPU_PROF=<dir>        also profile every Parley child over the rest window (node:inspector)
+ *                               and print its hottest functions: where the CPU at rest goes
  *
  * Runs alone with `BENCH_ONLY=scale npm run bench`.
  */
 import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
 import os from 'node:os';
+import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
-import { ServerChild, type ChildOutput, type ServerKind } from './lib/child.js';
+import { PROJECT_DIR, ServerChild, type ChildOutput, type ServerKind } from './lib/child.js';
+import { topSelf, type HotFunction } from './lib/profile.js';
 import { anomalyCount, type Anomalies } from './lib/clients.js';
 import { BENCH_KEY, type ParleyOverrides } from './lib/config.js';
 import { envNumber } from './lib/env.js';
 import { Holder, type OpenAuth, type OpenResult } from './lib/holders.js';
 import type { CpuSnapshot, MemSnapshot } from './lib/ipc.js';
 import { machineCores, machineCpu } from './lib/machine.js';
-import { Probe, type ProbeFigures } from './lib/probe.js';
+import { Probe, STALL_MS, type ProbeFigures } from './lib/probe.js';
 import { startBenchRedis, type BenchRedis } from './lib/redis-server.js';
 import { fmt, fmtInt, table, verdict } from './lib/report.js';
 
@@ -120,6 +125,8 @@ export interface ScaleSettings {
   readonly fillSeconds: number;
   readonly sources: number;
   readonly holderSockets: number;
+  /** BENCH_CPU_PROF: write a CPU profile of every Parley child here and print its hottest functions. */
+  readonly cpuProfDir?: string;
   /** Parley's lease renewal period (store.leaseSeconds / 3; the bench uses the default 30 s lease). */
   readonly renewalSeconds: number;
   /** Notes on how the settings were derived (a clamped knob, a short window). */
@@ -175,6 +182,7 @@ export function scaleSettings(): ScaleSettings {
     fillSeconds: envNumber('BENCH_SCALE_FILL_SECONDS', 300),
     sources,
     holderSockets,
+    ...(process.env.BENCH_CPU_PROF ? { cpuProfDir: path.resolve(process.env.BENCH_CPU_PROF) } : {}),
     renewalSeconds,
     notes,
   };
@@ -260,6 +268,8 @@ export interface ScalePhaseResult {
   readonly runs: ScaleRunResult[];
   /** Readings a server did not answer within READING_TIMEOUT_MS (their figures show n/a). */
   readonly missedReadings: readonly string[];
+  /** BENCH_CPU_PROF: each Parley child's profile and hottest functions. */
+  readonly profiles: readonly { label: string; file: string; top: HotFunction[] }[];
   readonly seconds: number;
 }
 
@@ -433,6 +443,9 @@ async function untilReleased(httpUrl: string, atMost: number, timeoutMs = 60_000
  * `before` runs right before the window opens (Redis's CPU reading).
  */
 async function restWindow(subjects: readonly Subject[], probes: readonly (Probe | string)[], settings: ScaleSettings, redis?: BenchRedis): Promise<{ rest: RestFigures[]; redisCpuShare: number }> {
+  // BENCH_CPU_PROF: what Parley does at rest, sampled over exactly this window (the profiler's own cost is in the CPU figure then).
+  const profiled = settings.cpuProfDir ? subjects.filter((s) => s.parley) : [];
+  await Promise.all(profiled.map((s) => s.server.profileStart().catch((err: unknown) => missedReadings.push(`${s.label}: profile: ${String(err)}`))));
   const cpu0 = await Promise.all(subjects.map((s) => readCpu(s.server)));
   const machine0 = machineCpu();
   const redis0 = redis?.cpuUs() ?? Number.NaN;
@@ -443,9 +456,18 @@ async function restWindow(subjects: readonly Subject[], probes: readonly (Probe 
   const machine = machineCores(machine0, machineCpu());
   const wallUs = (performance.now() - t0) * 1000;
   const redisCpuShare = redis ? (redis.cpuUs() - redis0) / wallUs : Number.NaN;
+  for (const s of profiled) {
+    const file = path.join(settings.cpuProfDir!, `scale-rest-${s.label}-${Date.now()}.cpuprofile`);
+    try {
+      await s.server.profileStop(file, READING_TIMEOUT_MS);
+      profiles.push({ label: `${s.label} at rest`, file, top: topSelf(file, 15, PROJECT_DIR) });
+    } catch (err) {
+      missedReadings.push(`${s.label}: profile: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  }
   const nan = Number.NaN;
   const figures = await Promise.all(
-    probes.map((p): Promise<ProbeFigures> | ProbeFigures => (typeof p === 'string' ? { n: 0, p50Ms: nan, p99Ms: nan, maxMs: nan, unanswered: 0, problems: [p] } : p.stop())),
+    probes.map((p): Promise<ProbeFigures> | ProbeFigures => (typeof p === 'string' ? { n: 0, p50Ms: nan, p99Ms: nan, maxMs: nan, unanswered: 0, problems: [p], stalls: [] } : p.stop())),
   );
   return {
     rest: subjects.map((s, i) => ({
@@ -463,6 +485,12 @@ function describeRest(label: string, r: RestFigures): string {
   return (
     `  ${label}: at rest ${fmt(r.cpuShare * 100, 2)}% of a core over ${fmt(r.seconds, 1)} s; probe ${fmtInt(p.n)} pings p50 ${fmt(p.p50Ms)} / p99 ${fmt(p.p99Ms)} / max ${fmt(p.maxMs)} ms; ` +
     `machine ${fmt(r.machineBusyCores, 2)} cores busy` +
+    (p.stalls.length
+      ? `; ${p.stalls.length} stall(s) ≥ ${STALL_MS} ms at ${p.stalls
+          .slice(0, 8)
+          .map((x) => `+${fmt(x.atSeconds, 1)} s (${fmtInt(x.worstMs)} ms)`)
+          .join(', ')}${p.stalls.length > 8 ? ', …' : ''}`
+      : '') +
     (p.unanswered ? `  !! ${p.unanswered} ping(s) unanswered` : '') +
     (p.problems.length ? `  !! ${p.problems.slice(0, 3).join('; ')}` : '')
   );
@@ -588,7 +616,10 @@ async function measureAlone(
   say: (line: string) => void,
   errors: string[],
 ): Promise<ServerFigures | undefined> {
-  const server = await ServerChild.start(kind, { label, ...(overrides ? { env: { BENCH_PARLEY_CONFIG: JSON.stringify(overrides) } } : {}) });
+  const server = await ServerChild.start(kind, {
+    label,
+    ...(overrides ? { env: { BENCH_PARLEY_CONFIG: JSON.stringify(overrides) } } : {}),
+  });
   try {
     return await measureOne(label, server, count, pool, settings, say);
   } catch (err) {
@@ -600,6 +631,9 @@ async function measureAlone(
     await server.stop();
   }
 }
+
+/** CPU profiles of Parley children over the rest window (BENCH_CPU_PROF). */
+const profiles: { label: string; file: string; top: HotFunction[] }[] = [];
 
 // ---- the two runs ------------------------------------------------------------------------------
 
@@ -644,7 +678,12 @@ async function replicasRun(settings: ScaleSettings, pool: HolderPool, say: (line
     };
     for (let i = 0; i < R; i++) {
       const label = `r${i + 1}`;
-      replicas.push(subject(label, await ServerChild.start('parley', { label, env: { BENCH_PARLEY_CONFIG: JSON.stringify(overrides) } })));
+      replicas.push(
+        subject(
+          label,
+          await ServerChild.start('parley', { label, env: { BENCH_PARLEY_CONFIG: JSON.stringify(overrides) } }),
+        ),
+      );
     }
     const warmHolder = await pool.take(1);
     for (const s of replicas) await warm(s, warmHolder[0]!, settings);
@@ -757,6 +796,8 @@ export function scaleHeadline(s: ScaleSettings): string[] {
 export async function scalePhase(settings: ScaleSettings, say: (line: string) => void): Promise<ScalePhaseResult> {
   const started = performance.now();
   missedReadings.length = 0;
+  profiles.length = 0;
+  if (settings.cpuProfDir) fs.mkdirSync(settings.cpuProfDir, { recursive: true });
   const pool = new HolderPool();
   const runs: ScaleRunResult[] = [];
   try {
@@ -765,7 +806,7 @@ export async function scalePhase(settings: ScaleSettings, say: (line: string) =>
   } finally {
     await pool.stop();
   }
-  return { settings, runs, missedReadings: [...missedReadings], seconds: (performance.now() - started) / 1000 };
+  return { settings, runs, missedReadings: [...missedReadings], profiles: [...profiles], seconds: (performance.now() - started) / 1000 };
 }
 
 // ---- the report --------------------------------------------------------------------------------
@@ -885,7 +926,9 @@ export function printScaleSummary(result: ScalePhaseResult, say: (line: string) 
         if (x?.stopped) say(`!! ${f.label}: the ${x.auth} fill stopped at ${fmtInt(x.opened)} sessions (${x.stopped === 'deadline' ? `BENCH_SCALE_FILL_SECONDS ${fmt(x.seconds, 0)} s ran out` : 'too many failures'})`);
       }
       if (f.fill.failed || (f.keyFill?.failed ?? 0)) say(`!! ${f.label}: ${f.fill.failed + (f.keyFill?.failed ?? 0)} session(s) failed to open (first: ${f.fill.firstError ?? f.keyFill?.firstError})`);
-      if (f.rest.probe.unanswered || f.rest.probe.problems.length) say(`!! ${f.label}: probe ${f.rest.probe.unanswered} unanswered, ${f.rest.probe.problems.join('; ')}`);
+      if (f.rest.probe.unanswered || f.rest.probe.problems.length) {
+        say(`!! ${f.label}: probe: ${[...(f.rest.probe.unanswered ? [`${f.rest.probe.unanswered} ping(s) unanswered 2 s after the window`] : []), ...f.rest.probe.problems].join('; ')}`);
+      }
       if (f.kind === 'parley') {
         const expected = r.run === 'single' ? f.sessions + 1 : r.parley.reduce((n, p) => n + p.sessions, 0) + r.parley.length;
         if (f.accountConnections !== undefined && Number.isFinite(f.accountConnections) && f.accountConnections !== expected && (r.run === 'single' || f === r.parley[0])) {
@@ -909,5 +952,10 @@ export function printScaleSummary(result: ScalePhaseResult, say: (line: string) 
       `verdicts judge the worst replica. Bare ws and the floor rest alone; the replicas of (b) rest together with their holders and Redis on the same ${os.cpus().length}-core machine.`,
   );
   for (const m of result.missedReadings) say(`!! a reading went unanswered, its figures show n/a: ${m}`);
+  for (const p of result.profiles) {
+    say(`${p.label}: CPU profile over the rest window (${p.file}), top self time, % of busy samples:`);
+    say(table(['function', 'where', 'self'], p.top.map((h) => [h.name, h.where, `${fmt(h.selfPct, 1)}%`])));
+    say('');
+  }
   say(`scale phase took ${fmt(result.seconds / 60, 1)} min`);
 }

@@ -85,7 +85,7 @@ export class ServerChild {
     readonly label: string | undefined,
   ) {
     child.on('message', (msg: ChildMessage) => {
-      if (msg.type === 'cpu' || msg.type === 'mem') {
+      if (msg.type === 'cpu' || msg.type === 'mem' || msg.type === 'profiled') {
         const w = this.waiting.get(msg.id);
         this.waiting.delete(msg.id);
         w?.resolve(msg);
@@ -188,6 +188,16 @@ export class ServerChild {
    */
   mem(timeoutMs = 60_000, quick = false): Promise<MemSnapshot> {
     return this.request({ type: 'mem', id: this.nextId++, quick }, timeoutMs) as Promise<MemSnapshot>;
+  }
+
+  /** Starts the child's CPU profiler (node:inspector), for a window ended by profileStop. */
+  async profileStart(timeoutMs = 30_000): Promise<void> {
+    await this.request({ type: 'profile-start', id: this.nextId++ }, timeoutMs);
+  }
+
+  /** Stops the child's CPU profiler and has it write the profile to `file`. */
+  async profileStop(file: string, timeoutMs = 60_000): Promise<void> {
+    await this.request({ type: 'profile-stop', id: this.nextId++, file }, timeoutMs);
   }
 
   /** Asks the child to exit (so --cpu-prof can write its profile), then kills it after 5 s. */

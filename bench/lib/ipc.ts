@@ -7,12 +7,17 @@
  * the only place they describe the server alone: the load client runs in the parent.
  */
 import fs from 'node:fs';
+import inspector from 'node:inspector';
 import v8 from 'node:v8';
 
 /** Parent → child. */
 export type ParentMessage =
   | { readonly type: 'cpu'; readonly id: number }
   | { readonly type: 'mem'; readonly id: number; readonly quick?: boolean }
+  /** Starts V8's CPU profiler in the child (node:inspector), for one measured window. */
+  | { readonly type: 'profile-start'; readonly id: number }
+  /** Stops it and writes the profile (.cpuprofile JSON) to `file`. */
+  | { readonly type: 'profile-stop'; readonly id: number; readonly file: string }
   | { readonly type: 'exit' };
 
 /** Child → parent. */
@@ -20,7 +25,8 @@ export type ChildMessage =
   | { readonly type: 'ready'; readonly port: number }
   | { readonly type: 'failed'; readonly message: string }
   | CpuSnapshot
-  | MemSnapshot;
+  | MemSnapshot
+  | { readonly type: 'profiled'; readonly id: number };
 
 /** Cumulative CPU of the child since it started, and when it was read (monotonic clock). */
 export interface CpuSnapshot {
@@ -104,6 +110,26 @@ const MIN_SETTLE_MS = 15_000;
 const QUIET_MS = 5_000;
 const MAX_SETTLE_MS = 30_000;
 
+let inspectorSession: inspector.Session | undefined;
+
+/** The child's profiler over a window the orchestrator chooses (node --cpu-prof covers a whole life only). */
+async function profile(msg: Extract<ParentMessage, { type: 'profile-start' | 'profile-stop' }>): Promise<void> {
+  const post = (method: string, params?: object): Promise<unknown> =>
+    new Promise((resolve, reject) => inspectorSession!.post(method, params ?? {}, (err, result) => (err ? reject(err) : resolve(result))));
+  if (msg.type === 'profile-start') {
+    inspectorSession ??= new inspector.Session();
+    inspectorSession.connect();
+    await post('Profiler.enable');
+    await post('Profiler.start');
+    return;
+  }
+  if (!inspectorSession) throw new Error('profile-stop without profile-start');
+  const { profile: result } = (await post('Profiler.stop')) as { profile: unknown };
+  inspectorSession.disconnect();
+  inspectorSession = undefined;
+  fs.writeFileSync(msg.file, JSON.stringify(result));
+}
+
 function openFds(): number {
   try {
     // One entry is the directory handle readdir itself holds while listing.
@@ -151,6 +177,13 @@ export async function runChild(start: () => Promise<number>, stop: () => Promise
       }
       case 'mem':
         settledMemory(msg.id, msg.quick === true).then(send, (err: unknown) => send({ type: 'failed', message: String(err) }));
+        return;
+      case 'profile-start':
+      case 'profile-stop':
+        profile(msg).then(
+          () => send({ type: 'profiled', id: msg.id }),
+          (err: unknown) => send({ type: 'failed', message: `profile: ${String(err)}` }),
+        );
         return;
       case 'exit':
         exit(0);

@@ -17,13 +17,25 @@ export interface ProbeFigures {
   readonly unanswered: number;
   /** Error events or an unexpected close during the window. */
   readonly problems: readonly string[];
+  /**
+   * Stalls: runs of consecutive pings answered later than STALL_MS (or not at all), each with when
+   * its first ping was sent (seconds into the window) and the longest wait in it. Their spacing
+   * tells what they follow: every 10 s is the lease renewal, every 30 s the heartbeat.
+   */
+  readonly stalls: readonly { readonly atSeconds: number; readonly worstMs: number; readonly pings: number }[];
 }
+
+/** A ping answered later than this counts toward a stall (bare ws on an idle machine: p99 1-2 ms). */
+export const STALL_MS = 50;
 
 const PONG_ID = /"request_id":(\d+)/;
 
 export class Probe {
   private readonly sent = new Map<number, number>();
   private readonly rtts: number[] = [];
+  /** Per answered ping: when it was sent and how long it waited, for the stall list. */
+  private readonly samples: { at: number; rtt: number }[] = [];
+  private startedAt = 0;
   private readonly problems: string[] = [];
   private nextId = 1;
   private timer: NodeJS.Timeout | undefined;
@@ -37,7 +49,9 @@ export class Probe {
         const at = this.sent.get(id);
         if (at !== undefined) {
           this.sent.delete(id);
-          this.rtts.push(performance.now() - at);
+          const rtt = performance.now() - at;
+          this.rtts.push(rtt);
+          this.samples.push({ at, rtt });
         }
       } else if (text.includes('"type":"error"')) {
         this.problems.push(text.slice(0, 200));
@@ -76,7 +90,9 @@ export class Probe {
   /** Starts sending `ratePerSecond` pings a second; figures count from here. */
   start(ratePerSecond: number): void {
     this.rtts.length = 0;
+    this.samples.length = 0;
     this.sent.clear();
+    this.startedAt = performance.now();
     this.timer = setInterval(() => {
       const id = this.nextId++;
       this.sent.set(id, performance.now());
@@ -97,6 +113,21 @@ export class Probe {
     const sorted = [...this.rtts].sort((a, b) => a - b);
     const at = (q: number): number => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]! : Number.NaN);
     const worst = [...sorted.slice(-1), ...ages];
+    const timeline = [...this.samples, ...[...this.sent.values()].map((at) => ({ at, rtt: now - at }))].sort((a, b) => a.at - b.at);
+    const stalls: { atSeconds: number; worstMs: number; pings: number }[] = [];
+    let current: { atSeconds: number; worstMs: number; pings: number } | undefined;
+    for (const x of timeline) {
+      if (x.rtt < STALL_MS) {
+        current = undefined;
+        continue;
+      }
+      if (!current) {
+        current = { atSeconds: (x.at - this.startedAt) / 1000, worstMs: 0, pings: 0 };
+        stalls.push(current);
+      }
+      current.worstMs = Math.max(current.worstMs, x.rtt);
+      current.pings++;
+    }
     return {
       n: sorted.length,
       p50Ms: at(0.5),
@@ -104,6 +135,7 @@ export class Probe {
       maxMs: worst.length ? Math.max(...worst) : Number.NaN,
       unanswered: ages.length,
       problems: [...this.problems],
+      stalls,
     };
   }
 
