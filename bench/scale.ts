@@ -932,7 +932,10 @@ export function printScaleSummary(result: ScalePhaseResult, say: (line: string) 
       if (f.kind === 'parley') {
         const expected = r.run === 'single' ? f.sessions + 1 : r.parley.reduce((n, p) => n + p.sessions, 0) + r.parley.length;
         if (f.accountConnections !== undefined && Number.isFinite(f.accountConnections) && f.accountConnections !== expected && (r.run === 'single' || f === r.parley[0])) {
-          say(`!! the store counted ${fmtInt(f.accountConnections)} connections of the account, expected ${fmtInt(expected)}`);
+          say(
+            `!! GET /v1/usage counted ${fmtInt(f.accountConnections)} connections of the account, expected ${fmtInt(expected)}` +
+              (r.store === 'redis' ? ' (a replica that has fallen back to in-process limits answers with its own count)' : ''),
+          );
         }
         if (f.output.count) {
           say(`${f.label} printed ${fmtInt(f.output.count)} line(s) at LOG_LEVEL=warn:`);
