@@ -14,7 +14,9 @@ COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 COPY scripts ./scripts
 COPY client-demo ./client-demo
-# tsc -> dist/, the Lua scripts -> dist/src/store/lua, and build:client -> client-demo/dist.
+COPY packages ./packages
+# tsc -> dist/, the Lua scripts -> dist/src/store/lua, build:client -> client-demo/dist, and
+# build:package -> packages/client/dist (the @parley/client package; not part of the image).
 RUN npm run build
 
 # ---- deps: production dependencies only --------------------------------------------------------

@@ -2,17 +2,20 @@
  * Builds the gateway from a configuration and injected parts (store, logger, scheduler,
  * providers), so tests run the real app on port 0 with a virtual clock (ARCHITECTURE.md).
  */
+import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import websocket from '@fastify/websocket';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { asyncScheduler, type SchedulerLike } from 'rxjs';
 import { createAdapters } from './adapters.js';
 import type { Config } from './config/schema.js';
+import { registerApiDocs } from './edge/api-docs.js';
 import { configSecrets } from './config/secrets.js';
 import { registerDashboard } from './edge/dashboard.js';
 import { registerDemo } from './edge/demo.js';
 import { Gateway } from './edge/gateway.js';
 import { handleProtocols, registerRealtime } from './edge/realtime.js';
+import { AccessLog, requestIdOf } from './edge/request-log.js';
 import { registerRest, sendError } from './edge/rest.js';
 import { MemoryStore } from './store/memory.js';
 import { RedisStore } from './store/redis.js';
@@ -32,6 +35,7 @@ export interface AppOptions {
   readonly scheduler?: SchedulerLike;
   /** Upstream adapters to use instead of the configured ones; they still run behind the governors. */
   readonly providers?: Partial<Providers>;
+  /** The replica's id (default: a fresh {@link newReplicaId}); on every log line as `replica_id`. */
   readonly replicaId?: string;
   /** Process metrics in /metrics (off in tests that build many apps). */
   readonly defaultMetrics?: boolean;
@@ -103,10 +107,24 @@ async function createStore(config: Config, scheduler: SchedulerLike, logger: Log
   return store;
 }
 
+/** A replica id: `replica_` and 8 hex digits, fresh at every start. */
+export function newReplicaId(): string {
+  return `replica_${randomUUID().slice(0, 8)}`;
+}
+
+/**
+ * The app's logger with the replica id on every line: a logger made by `createLogger({replicaId})`
+ * already has it in its `base`; any other gets it bound as a child's field.
+ */
+function withReplicaId(logger: Logger, replicaId: string): Logger {
+  return logger.bindings().replica_id === undefined ? logger.child({ replica_id: replicaId }) : logger;
+}
+
 export async function buildApp(opts: AppOptions): Promise<ParleyApp> {
   const config = opts.config;
   const scheduler = opts.scheduler ?? asyncScheduler;
-  const logger = opts.logger ?? createLogger({ level: config.logLevel, secrets: configSecrets(config) });
+  const replicaId = opts.replicaId ?? newReplicaId();
+  const logger = withReplicaId(opts.logger ?? createLogger({ level: config.logLevel, replicaId, secrets: configSecrets(config) }), replicaId);
   let countFallback: (op: string) => void = () => undefined;
   const store = opts.store ?? (await createStore(config, scheduler, logger, (op) => countFallback(op)));
   let upstreamHooks: Parameters<typeof createGovernedProviders>[0]['hooks'];
@@ -118,7 +136,7 @@ export async function buildApp(opts: AppOptions): Promise<ParleyApp> {
     adapters: { ...createAdapters(config), ...opts.providers },
     hooks: (name) => upstreamHooks!(name),
   });
-  const gateway = new Gateway({ config, store, logger, scheduler, providers: upstreams.providers, replicaId: opts.replicaId, defaultMetrics: opts.defaultMetrics });
+  const gateway = new Gateway({ config, store, logger, scheduler, providers: upstreams.providers, replicaId, defaultMetrics: opts.defaultMetrics });
   upstreamHooks = (name) => gateway.metrics.upstreamHooks(name);
   countFallback = (op) => gateway.metrics.storeFallback(op);
   if (store instanceof ResilientStore) store.onRecovered(() => gateway.reregister());
@@ -127,10 +145,26 @@ export async function buildApp(opts: AppOptions): Promise<ParleyApp> {
 
   const app = Fastify({
     loggerInstance: logger as FastifyBaseLogger,
+    // X-Request-Id honoured when valid, else a fresh id; probes' access lines at debug (edge/request-log.ts).
+    genReqId: requestIdOf,
+    logController: new AccessLog(),
     trustProxy: config.server.trustProxy,
     bodyLimit: 64 * 1024,
+    // A request (an upgrade included) whose headers do not arrive within headersTimeoutSeconds gets
+    // 408 and loses its socket: slowloris cannot hold file descriptors (20,000 a process here) for
+    // Node's default 60 s, checked only every 30 s (fuzz finding F4).
+    http: {
+      headersTimeout: config.server.headersTimeoutSeconds * 1000,
+      connectionsCheckingInterval: Math.min(30_000, Math.max(250, (config.server.headersTimeoutSeconds * 1000) / 4)),
+    },
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } },
     schemaErrorFormatter: (errors, dataVar) => new Error(formatValidation(errors, dataVar)),
+  });
+
+  // Echoed on every answer, errors and 404s included (onRequest runs before any of them is sent).
+  app.addHook('onRequest', (req, reply, done) => {
+    reply.header('X-Request-Id', req.id);
+    done();
   });
 
   app.setErrorHandler((err: Error & { validation?: unknown; validationContext?: string; statusCode?: number; code?: string }, req, reply) => {
@@ -146,6 +180,8 @@ export async function buildApp(opts: AppOptions): Promise<ParleyApp> {
   });
   app.setNotFoundHandler((req, reply) => sendError(reply, 'not_found', `no route ${req.method} ${req.url.split('?')[0]}`));
 
+  // Before any route: @fastify/swagger collects the routes as they are added (GET /openapi.json).
+  await registerApiDocs(app);
   await app.register(websocket, {
     options: {
       maxPayload: maxPayloadBytes(config),

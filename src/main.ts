@@ -3,7 +3,7 @@
  * builds the app and listens. SIGTERM/SIGINT drain (CONTRACT §5) and exit 0 within
  * `drainSeconds` + 5 s, however many times the signal arrives.
  */
-import { buildApp } from './app.js';
+import { buildApp, newReplicaId } from './app.js';
 import { ConfigError, loadConfig } from './config/load.js';
 import { configSecrets } from './config/secrets.js';
 import { createLogger } from './telemetry/logger.js';
@@ -20,10 +20,12 @@ async function main(): Promise<void> {
     throw err;
   }
   const { config, source } = loaded;
-  const logger = createLogger({ level: config.logLevel, secrets: configSecrets(config) });
-  const app = await buildApp({ config, logger, defaultMetrics: true });
+  // The replica id goes into the logger's base, so even the lines written here carry it.
+  const replicaId = newReplicaId();
+  const logger = createLogger({ level: config.logLevel, replicaId, secrets: configSecrets(config) });
+  const app = await buildApp({ config, logger, replicaId, defaultMetrics: true });
   const { url } = await app.listen();
-  logger.info({ url, config: source, store: config.store.kind, replica_id: app.gateway.replicaId }, 'parley listening');
+  logger.info({ url, config: source, store: config.store.kind }, 'parley listening');
   if (source === 'default') {
     const account = config.accounts[0]!;
     // Printed on stdout for the newcomer, not through the logger: the logger redacts secrets.

@@ -1,5 +1,6 @@
 /**
- * Loading the configuration (CONTRACT.md §2): read `PARLEY_CONFIG` or use the embedded default,
+ * Loading the configuration (CONTRACT.md §2, §9): read `PARLEY_CONFIG` (JSON, or YAML for a
+ * `.yaml`/`.yml` file) or use the embedded default,
  * fill the schema's defaults, validate with the compiled checker, run the cross-field checks the
  * schema cannot express, resolve `env:NAME` secrets, apply the environment overrides, freeze.
  *
@@ -26,6 +27,7 @@ import {
   type StoreConfig,
 } from './schema.js';
 import { redactText, redactUrl } from '../util/redact.js';
+import { formatOf, parseConfigText } from './syntax.js';
 
 /** An invalid configuration. `key` is the offending key path (or environment variable), if any. */
 export class ConfigError extends Error {
@@ -113,8 +115,9 @@ export function defaultConfig(env: NodeJS.ProcessEnv = process.env): Config {
 }
 
 /**
- * Loads the configuration named by `PARLEY_CONFIG`, or the embedded default when it is unset.
- * `source` is the path read, or `'default'`. Throws {@link ConfigError}.
+ * Loads the configuration named by `PARLEY_CONFIG`, or the embedded default when it is unset: a
+ * `.yaml`/`.yml` file is YAML, any other JSON (src/config/syntax.ts); a syntax error names its line
+ * and column. `source` is the path read, or `'default'`. Throws {@link ConfigError}.
  */
 export function loadConfig(
   env: NodeJS.ProcessEnv = process.env,
@@ -128,14 +131,11 @@ export function loadConfig(
   } catch (err) {
     throw new ConfigError(`config: cannot read PARLEY_CONFIG file "${path}": ${(err as Error).message}`, 'PARLEY_CONFIG');
   }
-  // A UTF-8 byte order mark is not JSON whitespace, but editors write one.
-  if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
-  let raw: unknown;
-  try {
-    raw = JSON.parse(text);
-  } catch {
-    throw new ConfigError(`config: PARLEY_CONFIG file "${path}" is not valid JSON: ${jsonSyntaxError(text)}`, 'PARLEY_CONFIG');
+  const parsed = parseConfigText(text, formatOf(path));
+  if (!parsed.ok) {
+    throw new ConfigError(`config: PARLEY_CONFIG file "${path}" is not valid ${parsed.format === 'yaml' ? 'YAML' : 'JSON'}: ${parsed.message}`, 'PARLEY_CONFIG');
   }
+  const raw = parsed.value;
   return { config: parseConfig(raw, env), source: path };
 }
 
@@ -626,129 +626,4 @@ function deepFreeze<T>(value: T): T {
     for (const child of Object.values(value)) deepFreeze(child);
   }
   return value;
-}
-
-// ---------------------------------------------------------------------------------------------
-// JSON syntax errors
-// ---------------------------------------------------------------------------------------------
-
-/**
- * Where a JSON text goes wrong, as "unexpected X at line L, column C (position P)". V8's own
- * message has no position for some errors and quotes a slice of the text, which could hold a
- * secret, so the text is scanned again here (RFC 8259 grammar).
- */
-function jsonSyntaxError(text: string): string {
-  let i = 0;
-  class Fail {
-    constructor(
-      readonly at: number,
-      readonly expected: string,
-    ) {}
-  }
-  const ws = () => {
-    while (i < text.length && ' \t\n\r'.includes(text[i]!)) i++;
-  };
-  const expect = (ch: string, words: string) => {
-    if (text[i] !== ch) throw new Fail(i, words);
-    i++;
-  };
-  const digits = () => {
-    const start = i;
-    while (i < text.length && text[i]! >= '0' && text[i]! <= '9') i++;
-    if (i === start) throw new Fail(i, 'a digit');
-  };
-  const string = () => {
-    expect('"', 'a string');
-    for (;;) {
-      if (i >= text.length) throw new Fail(i, 'a closing "');
-      const c = text.charCodeAt(i);
-      if (c === 0x22) return void i++;
-      if (c < 0x20) throw new Fail(i, 'an escaped control character');
-      if (c === 0x5c) {
-        i++;
-        const e = text[i];
-        if (e === 'u') {
-          for (let n = 0; n < 4; n++) {
-            i++;
-            if (!/[0-9a-fA-F]/.test(text[i] ?? '')) throw new Fail(i, 'a hex digit');
-          }
-        } else if (e === undefined || !'"\\/bfnrt'.includes(e)) {
-          throw new Fail(i, 'an escape sequence');
-        }
-      }
-      i++;
-    }
-  };
-  const value = (): void => {
-    ws();
-    const c = text[i];
-    if (c === '{') {
-      i++;
-      ws();
-      if (text[i] === '}') return void i++;
-      for (;;) {
-        ws();
-        if (text[i] !== '"') throw new Fail(i, 'a property name in double quotes');
-        string();
-        ws();
-        expect(':', '":"');
-        value();
-        ws();
-        if (text[i] === ',') {
-          i++;
-          continue;
-        }
-        return expect('}', '"," or "}"');
-      }
-    }
-    if (c === '[') {
-      i++;
-      ws();
-      if (text[i] === ']') return void i++;
-      for (;;) {
-        value();
-        ws();
-        if (text[i] === ',') {
-          i++;
-          continue;
-        }
-        return expect(']', '"," or "]"');
-      }
-    }
-    if (c === '"') return string();
-    if (c === '-' || (c !== undefined && c >= '0' && c <= '9')) {
-      if (c === '-') i++;
-      if (text[i] === '0') i++;
-      else digits();
-      if (text[i] === '.') {
-        i++;
-        digits();
-      }
-      if (text[i] === 'e' || text[i] === 'E') {
-        i++;
-        if (text[i] === '+' || text[i] === '-') i++;
-        digits();
-      }
-      return;
-    }
-    for (const literal of ['true', 'false', 'null']) {
-      if (text.startsWith(literal, i)) return void (i += literal.length);
-    }
-    throw new Fail(i, 'a value');
-  };
-  let fail: Fail | undefined;
-  try {
-    value();
-    ws();
-    if (i < text.length) throw new Fail(i, 'the end of the text');
-  } catch (err) {
-    if (!(err instanceof Fail)) return 'syntax error'; // e.g. nesting too deep for this scanner
-    fail = err;
-  }
-  if (!fail) return 'syntax error';
-  const before = text.slice(0, fail.at);
-  const line = before.split('\n').length;
-  const column = fail.at - before.lastIndexOf('\n');
-  const found = fail.at >= text.length ? 'end of text' : JSON.stringify(text[fail.at]);
-  return `unexpected ${found} at line ${line}, column ${column} (position ${fail.at}; expected ${fail.expected})`;
 }

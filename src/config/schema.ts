@@ -42,6 +42,7 @@ export const ServerSchema = Obj({
   slowConsumerGraceSeconds: PositiveNum(5, 'After the slow_consumer close, time the client gets to read before the socket is destroyed'),
   maxPayloadBytes: Type.Optional(Type.Integer({ minimum: 1024, description: 'Hard frame ceiling of the WebSocket layer (default: 4 x the largest maxFrameBytes)' })),
   trustProxy: Type.Boolean({ default: false, description: "Trust X-Forwarded-* headers (behind a load balancer)" }),
+  headersTimeoutSeconds: PositiveNum(10, 'A request (a WebSocket upgrade included) whose headers take longer gets 408 and is closed (against slowloris)'),
   authFailuresPerMinute: PositiveInt(30, 'Failed authentications (wrong key or token, REST or WebSocket) one client address may make within a minute; past them it gets 429 rate_limited (WebSocket: close 4029) until the minute has passed'),
 }, 'The HTTP and WebSocket listener', { default: {} });
 
@@ -126,7 +127,8 @@ export const UpstreamLimitsSchema = Obj({
   requestsPerSecond: Type.Optional(Type.Number({ exclusiveMinimum: 0, description: 'Token bucket refill rate' })),
   burst: Type.Optional(Type.Integer({ minimum: 1, description: 'Token bucket capacity (needs requestsPerSecond; default: requestsPerSecond rounded up)' })),
   concurrency: Type.Optional(Type.Integer({ minimum: 1, description: 'Requests in flight' })),
-  maxChars: Type.Optional(Type.Integer({ minimum: 1, description: 'Longer text is split at sentence boundaries and sent as several requests' })),
+  maxChars: Type.Optional(Type.Integer({ minimum: 1, description: 'Longer text is split at sentence boundaries and sent as several requests (TTS: default 2000; a reply is spoken first sentence alone, then in requests of up to maxChars)' })),
+  segmentsInFlight: Type.Optional(Type.Integer({ minimum: 1, description: 'TTS: requests of one reply open at once (the next sentence is synthesized while the previous one plays; default 2)' })),
   maxBytes: Type.Optional(Type.Integer({ minimum: 1, description: 'Largest audio upload' })),
   timeoutSeconds: Type.Optional(PositiveNum(30, 'Per-attempt timeout')),
   maxRetries: Type.Optional(Type.Integer({ minimum: 0, default: 5, description: 'Retries of a request the upstream answered with 429 or 503' })),
@@ -197,6 +199,9 @@ export const ConfigSchema = Obj({
   plans: Type.Record(Type.String({ minLength: 1 }), PlanSchema, { default: {}, description: 'Plans by name' }),
   accounts: Type.Array(AccountSchema, { default: [], description: 'Customer accounts' }),
   upstreams: Type.Optional(UpstreamsSchema),
+  $schema: Type.Optional(
+    Type.String({ minLength: 1, description: 'The JSON Schema the file follows, for editors (docs/config.schema.json, by a relative path or URL); the gateway ignores it' }),
+  ),
 });
 
 type Required<T> = { -readonly [K in keyof T]-?: T[K] };
@@ -223,3 +228,35 @@ export interface Config {
 
 export type RawConfig = Static<typeof ConfigSchema>;
 export type { TSchema };
+
+/** Where the published JSON Schema of the configuration lives, relative to the repository. */
+export const CONFIG_SCHEMA_FILE = 'docs/config.schema.json';
+
+/**
+ * The configuration's JSON Schema for editors and other tools (docs/config.schema.json, CONTRACT
+ * §9): the same schema the loader validates with, as plain JSON (draft 07, what VS Code and the
+ * YAML language server read), except that a key with a `default` is not `required`, since the
+ * loader fills it before validating.
+ */
+export function configJsonSchema(): Record<string, unknown> {
+  const plain = JSON.parse(JSON.stringify(ConfigSchema)) as Record<string, unknown>;
+  const visit = (node: unknown): void => {
+    if (Array.isArray(node)) return node.forEach(visit);
+    if (typeof node !== 'object' || node === null) return;
+    const obj = node as Record<string, unknown>;
+    const properties = obj.properties as Record<string, Record<string, unknown>> | undefined;
+    if (properties && Array.isArray(obj.required)) {
+      const required = (obj.required as string[]).filter((key) => !('default' in (properties[key] ?? {})));
+      if (required.length > 0) obj.required = required;
+      else delete obj.required;
+    }
+    Object.values(obj).forEach(visit);
+  };
+  visit(plain);
+  return {
+    $schema: 'http://json-schema.org/draft-07/schema#',
+    title: 'Parley gateway configuration',
+    description: 'PARLEY_CONFIG (JSON, or YAML for .yaml/.yml). Generated from src/config/schema.ts by scripts/gen-schemas.ts; see docs/configuration.md.',
+    ...plain,
+  };
+}

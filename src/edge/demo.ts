@@ -5,6 +5,7 @@
  * `npm run build` (build:client) made it, otherwise built once in this process with esbuild (a dev
  * dependency, so this works for `npm start` from source and not in a production install).
  */
+import { randomUUID } from 'node:crypto';
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { dirname, extname, join, resolve } from 'node:path';
@@ -13,7 +14,9 @@ import type { FastifyInstance, FastifyBaseLogger } from 'fastify';
 import { requestLimit } from '../limits/account-limits.js';
 import { hostAllowed, newToken, tokenKey } from './auth.js';
 import type { Gateway } from './gateway.js';
-import { sendError, setRateLimitHeaders } from './rest.js';
+import { RateLimitHeaders, RequestIdHeader, RetryAfterHeader, TokenResponse, errorResponse, limitedJson, textResponse } from './api-schemas.js';
+import { setRateLimitHeaders, setRateLimitRefusal } from './rate-limit-headers.js';
+import { sendError } from './rest.js';
 
 const TYPES: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',
@@ -110,40 +113,77 @@ export function registerDemo(app: FastifyInstance, gateway: Gateway): void {
     return reply;
   });
 
-  app.get('/demo', async (_req, reply) => reply.redirect('/demo/'));
-  app.get('/demo/*', async (req, reply) => {
-    const rel = (req.params as { '*': string })['*'] || 'index.html';
-    if (rel === CLIENT_BUNDLE && bundle) {
-      const found = await bundle();
-      if ('error' in found) return reply.code(503).send({ error: { code: 'internal_error', message: found.error } });
-      reply.header('Content-Type', TYPES['.js']!);
+  const hostRefused = errorResponse('The request\'s Host is not in server.allowedHosts (`forbidden`)', RequestIdHeader);
+  app.get(
+    '/demo',
+    { schema: { summary: 'The demo page', tags: ['demo'], response: { 302: { type: 'null', description: 'To /demo/' }, 403: hostRefused } } },
+    async (_req, reply) => reply.redirect('/demo/'),
+  );
+  app.get(
+    '/demo/*',
+    {
+      schema: {
+        summary: "The demo page's files",
+        description: '`/demo/` is the page; `/demo/parley-client.js` the SDK bundle.',
+        tags: ['demo'],
+        response: {
+          200: textResponse('A file (HTML, JavaScript, CSS, SVG, WAV)', 'text/html'),
+          403: hostRefused,
+          404: errorResponse('No such demo file (`not_found`)', RequestIdHeader),
+          503: errorResponse('The SDK bundle is missing and could not be built (`internal_error`)', RequestIdHeader),
+        },
+      },
+    },
+    async (req, reply) => {
+      const rel = (req.params as { '*': string })['*'] || 'index.html';
+      if (rel === CLIENT_BUNDLE && bundle) {
+        const found = await bundle();
+        if ('error' in found) return reply.code(503).send({ error: { code: 'internal_error', message: found.error } });
+        reply.header('Content-Type', TYPES['.js']!);
+        reply.header('Cache-Control', 'no-cache');
+        return reply.send(found.code);
+      }
+      const body = files.get(rel);
+      if (!body) return sendError(reply, 'not_found', `no demo file ${rel.slice(0, 80)}`);
+      reply.header('Content-Type', TYPES[extname(rel)] ?? 'application/octet-stream');
       reply.header('Cache-Control', 'no-cache');
-      return reply.send(found.code);
-    }
-    const body = files.get(rel);
-    if (!body) return sendError(reply, 'not_found', `no demo file ${rel.slice(0, 80)}`);
-    reply.header('Content-Type', TYPES[extname(rel)] ?? 'application/octet-stream');
-    reply.header('Cache-Control', 'no-cache');
-    return reply.send(body);
-  });
+      return reply.send(body);
+    },
+  );
 
-  app.post('/demo/token', async (req, reply) => {
-    const key = account?.keys.find((k) => !k.disabled);
-    if (!account || !key) return sendError(reply, 'forbidden', 'no demo account configured');
-    const plan = gateway.keyRing.plan(account);
-    // The demo endpoint needs no key, so it spends the demo key's `rest` quota.
-    const limit = requestLimit(plan, account.id, 'rest', key.id);
-    const decision = await gateway.store.consume([limit], `demo:${req.id}:${gateway.replicaId}`);
-    if (decision.states[0]) setRateLimitHeaders(reply, decision.states[0], gateway.scheduler.now());
-    if (!decision.allowed) {
-      const retryAfter = Math.max(1, Math.ceil(decision.retryAfterMs / 1000));
-      reply.header('Retry-After', retryAfter);
-      return sendError(reply, 'rate_limited', 'demo token rate limit exceeded', { retry_after: retryAfter });
-    }
-    const token = newToken();
-    const expiresAt = gateway.scheduler.now() + 60_000;
-    await gateway.store.putToken(tokenKey(token), { accountId: account.id, keyId: key.id, learnerId: 'demo', expiresAt });
-    const scheme = req.protocol === 'https' ? 'wss' : 'ws';
-    return reply.code(201).send({ token, expires_at: new Date(expiresAt).toISOString(), url: `${scheme}://${req.headers.host ?? req.hostname}/v1/realtime` });
-  });
+  app.post(
+    '/demo/token',
+    {
+      schema: {
+        summary: "A token for the demo account (server.demoAccount), spending its key's rest quota",
+        tags: ['demo'],
+        response: {
+          201: limitedJson('The token', TokenResponse),
+          403: errorResponse('No demo account, or the Host is not in server.allowedHosts (`forbidden`)', RequestIdHeader),
+          429: errorResponse("Over the demo key's rest quota (`rate_limited`)", { ...RateLimitHeaders, 'Retry-After': RetryAfterHeader }),
+        },
+      },
+    },
+    async (req, reply) => {
+      const key = account?.keys.find((k) => !k.disabled);
+      if (!account || !key) return sendError(reply, 'forbidden', 'no demo account configured');
+      const plan = gateway.keyRing.plan(account);
+      // The demo endpoint needs no key, so it spends the demo key's `rest` quota.
+      const limit = requestLimit(plan, account.id, 'rest', key.id);
+      // The decision's id is the server's own: `req.id` may come from the client's X-Request-Id.
+      const decision = await gateway.store.consume([limit], `demo:${gateway.replicaId}:${randomUUID()}`);
+      const state = decision.states[0];
+      const nowMs = gateway.scheduler.now();
+      if (!decision.allowed) {
+        const retryAfter = setRateLimitRefusal(reply, limit, state, nowMs, decision.retryAfterMs);
+        return sendError(reply, 'rate_limited', 'demo token rate limit exceeded', { retry_after: retryAfter });
+      }
+      if (state) setRateLimitHeaders(reply, limit, state, nowMs);
+      const token = newToken();
+      const expiresAt = gateway.scheduler.now() + 60_000;
+      await gateway.store.putToken(tokenKey(token), { accountId: account.id, keyId: key.id, learnerId: 'demo', expiresAt });
+      const scheme = req.protocol === 'https' ? 'wss' : 'ws';
+      return reply.code(201).send({ token, expires_at: new Date(expiresAt).toISOString(), url: `${scheme}://${req.headers.host ?? req.hostname}/v1/realtime` });
+    },
+  );
 }

@@ -12,7 +12,8 @@ import { Metrics } from '../telemetry/metrics.js';
 import type { Providers } from '../upstream/provider.js';
 import { KeyRing } from '../identity/key-ring.js';
 import { FailureThrottle } from '../limits/failure-throttle.js';
-import type { Connection } from './connection.js';
+import { TimerQueue } from '../sessions/timers.js';
+import type { Connection, ConnectionDeps } from './connection.js';
 
 /** Connection leases live this long unless renewed (default; `store.leaseSeconds` on Redis). */
 const LEASE_MS = 30_000;
@@ -39,6 +40,13 @@ export class Gateway {
   readonly metrics: Metrics;
   readonly replicaId: string;
   readonly connections = new Set<Connection>();
+  /**
+   * Every session's and connection's timers (idle, session length and their warnings, resume
+   * window, quota.updated throttle, no-session.start timeout) in one queue on one scheduler action.
+   */
+  readonly timers: TimerQueue;
+  /** What every Connection needs from the replica: one object shared by all of them. */
+  readonly connectionDeps: ConnectionDeps;
   /** Connection leases live this long unless renewed; a crashed replica's slots free themselves after it. */
   readonly leaseMs: number;
   private draining = false;
@@ -56,23 +64,45 @@ export class Gateway {
     this.authFailures = new FailureThrottle(deps.config.server.authFailuresPerMinute, 60_000);
     this.leaseMs = deps.config.store.kind === 'redis' ? deps.config.store.leaseSeconds * 1000 : LEASE_MS;
     this.metrics = new Metrics({ connections: () => this.connections.size, sessions: () => this.registry.size }, { defaultMetrics: deps.defaultMetrics ?? false });
+    this.timers = new TimerQueue(deps.scheduler, (err) => this.logger.error({ err }, 'timer failed'));
     this.registry = new SessionRegistry({
       store: deps.store,
       providers: deps.providers,
       scheduler: deps.scheduler,
+      timers: this.timers,
       logger: deps.logger,
       replicaId: this.replicaId,
       keyRing: this.keyRing,
       maxBufferedBytes: deps.config.server.maxBufferedBytes,
       metrics: this.metrics,
+      turns: {
+        ttsMaxChars: deps.config.upstreams.tts.limits.maxChars ?? 2000,
+        segmentsInFlight: deps.config.upstreams.tts.limits.segmentsInFlight ?? 2,
+        translationMaxChars: deps.config.upstreams.translation.limits.maxChars,
+      },
     });
+    this.connectionDeps = {
+      server: deps.config.server,
+      scheduler: deps.scheduler,
+      logger: deps.logger,
+      store: deps.store,
+      registry: this.registry,
+      metrics: this.metrics,
+      timers: this.timers,
+      onClosed: (conn) => this.remove(conn),
+    };
   }
 
   get isDraining(): boolean {
     return this.draining;
   }
 
-  /** Starts the replica-wide timers: one heartbeat and one lease renewal for all connections. */
+  /**
+   * Starts the replica-wide timers: one heartbeat and one lease renewal for all connections. They
+   * stay their own scheduler actions rather than entries of `timers`: they run for the replica's
+   * whole life, so the queue would never be empty, and a test could no longer see that a closed
+   * connection left nothing scheduled behind.
+   */
   start(): void {
     const beatMs = this.config.server.heartbeatSeconds * 1000;
     const beat = (): void => {
@@ -159,5 +189,6 @@ export class Gateway {
     for (const conn of [...this.connections]) conn.teardown();
     // Records stay in the store: after a drain (1012) the sessions resume on another replica.
     for (const session of [...this.registry.all()]) session.end('shutdown', true);
+    this.timers.clear();
   }
 }

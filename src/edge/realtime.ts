@@ -4,17 +4,18 @@
  * is then reported with an `error` event and a close, because a browser cannot read the HTTP
  * status of a failed handshake.
  */
-import { randomUUID } from 'node:crypto';
 import type { ServerResponse } from 'node:http';
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyRequest, RouteShorthandOptions } from 'fastify';
 import type { WebSocket } from 'ws';
 import { connectionLeases } from '../limits/account-limits.js';
 import { CloseCode, ParleyError, closeReason } from '../protocol/codes.js';
 import { errorEvent } from '../protocol/messages.js';
 import type { LeaseSpec } from '../limits/spec.js';
+import { LazyRequestLogger } from '../telemetry/lazy-log.js';
 import { redactUrl } from '../util/redact.js';
 import type { Principal } from '../identity/principal.js';
 import { bearer, hostAllowed, originAllowed, tokenKey, TOKEN_PATTERN } from './auth.js';
+import { randomHex } from '../sessions/ids.js';
 import { Connection } from './connection.js';
 import type { Gateway } from './gateway.js';
 
@@ -31,6 +32,12 @@ type Admission =
       own?: () => void;
     }
   | { ok: false; error: ParleyError };
+
+/** A key's connection leases and their names (for the decision metrics), kept per key. */
+interface KeyLeases {
+  readonly leases: readonly LeaseSpec[];
+  readonly names: readonly string[];
+}
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -63,10 +70,30 @@ export function registerRealtime(app: FastifyInstance, gateway: Gateway): void {
   const server = gateway.config.server;
   const demoAccount = server.demo ? (server.demoAccount ?? gateway.config.accounts[0]?.id) : undefined;
 
+  /**
+   * The connection slots of a key, made once per key and shared by its connections (each used to
+   * carry its own copy of the same two specs; a kept key string is also cheaper for the store to
+   * look up, see sessions/limit-specs.ts).
+   */
+  const leaseCache = new Map<string, Map<string, KeyLeases>>();
+  function leasesOf(principal: Principal): KeyLeases {
+    let byKey = leaseCache.get(principal.account.id);
+    if (byKey === undefined) leaseCache.set(principal.account.id, (byKey = new Map()));
+    let kept = byKey.get(principal.key.id);
+    if (kept === undefined) {
+      const leases = Object.freeze(connectionLeases(principal.plan, principal.account.id, principal.key.id));
+      kept = { leases, names: Object.freeze(leases.map((l) => l.name)) };
+      byKey.set(principal.key.id, kept);
+    }
+    return kept;
+  }
+
   async function admit(req: FastifyRequest): Promise<Admission> {
     if (gateway.isDraining) return { ok: false, error: new ParleyError('server_draining', 'this replica is shutting down; connect to another') };
     const now = gateway.scheduler.now();
-    const blockedMs = gateway.authFailures.retryAfterMs(req.ip, now);
+    // With no failures on record nothing can be blocked: the client's address (a getpeername call,
+    // then cached on the socket for its whole life) is read only when there is something to match.
+    const blockedMs = gateway.authFailures.size === 0 ? 0 : gateway.authFailures.retryAfterMs(req.ip, now);
     if (blockedMs > 0) {
       return {
         ok: false,
@@ -99,10 +126,10 @@ export function registerRealtime(app: FastifyInstance, gateway: Gateway): void {
     if (gateway.connections.size >= server.maxConnections) {
       return { ok: false, error: new ParleyError('server_full', 'this replica is at its connection limit', { retryAfterMs: 5000 }) };
     }
-    const connId = `conn_${randomUUID().replace(/-/g, '').slice(0, 20)}`;
-    const leases = connectionLeases(principal.plan, principal.account.id, principal.key.id);
+    const connId = `conn_${randomHex(10)}`;
+    const { leases, names } = leasesOf(principal);
     const decision = await gateway.store.acquire(leases, connId, gateway.leaseMs);
-    gateway.metrics.decided(leases.map((l) => l.name), decision);
+    gateway.metrics.decided(names, decision);
     if (!decision.allowed) {
       const which = decision.limitName === 'key.connections' ? `connectionsPerKey (${principal.plan.connectionsPerKey})` : `connectionsPerAccount (${principal.plan.connectionsPerAccount})`;
       return { ok: false, error: new ParleyError('connection_limit', `too many connections: ${which}`, { retryAfterMs: decision.retryAfterMs }) };
@@ -134,6 +161,8 @@ export function registerRealtime(app: FastifyInstance, gateway: Gateway): void {
     {
       websocket: true,
       logLevel: 'warn',
+      // An upgrade that goes well logs nothing: no pino child per request unless a line is written.
+      childLoggerFactory: LazyRequestLogger.factory as unknown as NonNullable<RouteShorthandOptions['childLoggerFactory']>,
       preValidation: async (req) => {
         try {
           const admission = await admit(req);
@@ -159,21 +188,7 @@ export function registerRealtime(app: FastifyInstance, gateway: Gateway): void {
         refuse(socket, new ParleyError('server_draining', 'this replica is shutting down; connect to another'), gateway);
         return;
       }
-      const conn = new Connection(
-        socket,
-        admission.principal,
-        {
-          server,
-          scheduler: gateway.scheduler,
-          logger: gateway.logger,
-          store: gateway.store,
-          registry: gateway.registry,
-          metrics: gateway.metrics,
-          leases: admission.leases,
-          onClosed: (c) => gateway.remove(c),
-        },
-        admission.connId,
-      );
+      const conn = new Connection(socket, admission.principal, gateway.connectionDeps, admission.connId, admission.leases);
       gateway.add(conn);
       conn.start();
     },
@@ -184,11 +199,11 @@ export function registerRealtime(app: FastifyInstance, gateway: Gateway): void {
  * After the upgrade nothing needs the HTTP request any more, but @fastify/websocket's socket
  * `error` listener closes over the fastify Request and Reply, and the TCP socket still points at
  * the upgrade's ServerResponse: together ~3 KB per connection (including the raw headers) kept
- * for the socket's whole life. Drop both; the Connection adds its own error listener.
+ * for the socket's whole life. Drop both. The socket is left with no `error` listener only until
+ * the handler, in the same synchronous run, gives it the Connection's (or the refusal's) own.
  */
 function releaseUpgradeRequest(socket: WebSocket, req: FastifyRequest): void {
   socket.removeAllListeners('error');
-  socket.on('error', () => undefined);
   // `_httpMessage` is node's link from a socket to its response (no public getter exists);
   // `detachSocket` is the public way to cut it.
   const tcp = req.raw.socket as (typeof req.raw.socket & { _httpMessage?: ServerResponse | null }) | null;
@@ -197,12 +212,15 @@ function releaseUpgradeRequest(socket: WebSocket, req: FastifyRequest): void {
 }
 
 function refuse(socket: WebSocket, error: ParleyError, gateway: Gateway): void {
+  socket.on('error', ignore); // a reset while the refusal is sent must not throw
   const code = error.closeCode ?? CloseCode.internalError;
   gateway.logger.info({ code: error.code, close_code: code }, 'connection refused');
   gateway.metrics.closed(code);
   socket.send(JSON.stringify(errorEvent(error.code, error.message, { retryAfterMs: error.retryAfterMs, closeCode: code })));
   socket.close(code, closeReason(error.code));
 }
+
+const ignore = (): void => undefined;
 
 /** ws option: answer `parley.v1` when offered (the token subprotocol is never echoed). */
 export function handleProtocols(protocols: Set<string>): string | false {

@@ -4,11 +4,11 @@
  * older connection is taken over (that connection closes with 4030); a session known only to the
  * store (its replica is gone) is rebuilt from its record and its unanswered requests are reported.
  */
-import { randomBytes, randomUUID } from 'node:crypto';
 import type { Principal } from '../identity/principal.js';
 import type { ClientMessageOf, RequestId } from '../protocol/messages.js';
 import { ParleyError } from '../protocol/codes.js';
 import { StoreUnavailableError, type SessionRecord } from '../store/store.js';
+import { randomBase64url, randomHex } from './ids.js';
 import { Session, type SessionDeps } from './session.js';
 
 /**
@@ -56,8 +56,8 @@ export class SessionRegistry {
     const now = this.deps.scheduler.now();
     const session = new Session(
       {
-        sessionId: `sess_${randomUUID().replace(/-/g, '')}`,
-        resumeToken: `rt_${randomBytes(24).toString('base64url')}`,
+        sessionId: `sess_${randomHex(16)}`,
+        resumeToken: `rt_${randomBase64url(24)}`,
         principal,
         language: msg.language ?? 'en',
         nativeLanguage: msg.native_language,

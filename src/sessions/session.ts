@@ -4,24 +4,34 @@
  * and holds their answers (bounded) for the next connection (CONTRACT.md §5 "Resume").
  *
  * Requests run one at a time, in the order they were accepted. Timers (max duration, idle, resume
- * window) run on the injected RxJS scheduler, so tests drive them with virtual time.
+ * window, the quota.updated throttle) are one entry in the replica's timer queue (./timers.ts), on
+ * the injected RxJS scheduler, so tests drive them with virtual time.
+ *
+ * Most of a replica's sessions are idle, so a session allocates its request and outbox state on
+ * first use and makes no child logger (issue 18).
  */
-import type { SchedulerLike, Subscription } from 'rxjs';
+import type { SchedulerLike } from 'rxjs';
 import { readWavHeader, wavSeconds } from '../audio/wav.js';
 import type { PlanConfig, RequestKind } from '../config/schema.js';
 import type { Principal } from '../identity/principal.js';
-import { audioMinutesLimit, accountLimits, requestLimit } from '../limits/account-limits.js';
 import type { LimitState } from '../limits/decision.js';
 import { ParleyError } from '../protocol/codes.js';
 import { errorEvent, type ClientMessageOf, type LimitStateWire, type RequestId, type ServerEvent, type SessionLimits } from '../protocol/messages.js';
 import type { SessionRecord, Store } from '../store/store.js';
 import type { LimitSpec } from '../limits/spec.js';
+import { logWith, type LogContext, type LogLevel } from '../telemetry/lazy-log.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
 import { queueWaitState, quotaChangeKey, type QueueWait } from '../telemetry/quota.js';
+import { runAssessment } from '../turns/assessment.js';
+import { runConversation, type TurnInput } from '../turns/conversation.js';
+import { runTranslation } from '../turns/translation.js';
+import { Turn, type TurnHistory, type TurnKind, type TurnObserver } from '../turns/turn.js';
 import type { AudioInput, CallOptions, ChatMessage, Providers } from '../upstream/provider.js';
 import { UpstreamError } from '../upstream/provider.js';
 import { AudioBuffer } from './audio-buffer.js';
+import { accountSpecs, audioSpec, requestSpec } from './limit-specs.js';
+import type { TimerEntry, TimerQueue } from './timers.js';
 
 /** The connection side of a session, implemented by `Connection`. */
 export interface SessionSink {
@@ -45,13 +55,29 @@ export interface SessionDeps {
   readonly store: Store;
   readonly providers: Providers;
   readonly scheduler: SchedulerLike;
+  /** The replica's timer queue; the session is one entry in it. */
+  readonly timers: TimerQueue;
   readonly logger: Logger;
   readonly replicaId: string;
   /** Called once when the session is over for good (ended, expired, resume window passed, killed). */
   readonly onGone: (session: Session) => void;
   readonly maxBufferedBytes: number;
-  /** Counts the account-quota decisions (optional: unit tests build sessions without it). */
-  readonly metrics?: Pick<Metrics, 'decided'>;
+  /** Counts the account-quota decisions and the turns (optional: unit tests build sessions without it). */
+  readonly metrics?: Pick<Metrics, 'decided'> & Partial<TurnObserver>;
+  /** How turns speak and translate: the upstreams' limits that shape them. */
+  readonly turns: TurnSettings;
+}
+
+/** The upstream settings a session's turns follow (from `upstreams.tts` and `upstreams.translation`). */
+export interface TurnSettings {
+  /** The TTS upstream's `maxChars` (default 2000). */
+  readonly ttsMaxChars: number;
+  /** TTS requests open at once for one turn (`upstreams.tts.limits.segmentsInFlight`, default 2). */
+  readonly segmentsInFlight: number;
+  /** The translation upstream's `maxChars`, if it has one. */
+  readonly translationMaxChars?: number | undefined;
+  /** Sent as `max_tokens` to the conversation model, when set. */
+  readonly maxOutputTokens?: number | undefined;
 }
 
 export interface SessionInit {
@@ -71,20 +97,32 @@ export interface SessionInit {
 
 /** Requests accepted but not answered, per session; more get `rate_limited`. */
 const MAX_PENDING = 32;
-/** Reply audio goes out in frames of this size (browsers and proxies like moderate frames). */
-const AUDIO_CHUNK_BYTES = 32 * 1024;
-const TTS_SAMPLE_RATE = 24_000;
 
 type Held = { event: ServerEvent } | { audio: Buffer };
 
-/** A request accepted and not yet answered. */
-interface Pending {
-  readonly ctl: AbortController;
-  /** Whether an upstream call of this request has started (then it is finished even across a drop). */
-  started: boolean;
+/** A settled promise to chain the first request of a session on (shared: a session holds none until then). */
+const SETTLED: Promise<unknown> = Promise.resolve();
+/** The record's lists when empty (most records): one shared frozen array. */
+const NONE: readonly never[] = Object.freeze([]);
+
+/**
+ * One copy of each recent `quota.updated` change key. A resting session's key (full buckets, no
+ * queue entry) is the same string for every session of a plan, and each session kept its own copy
+ * (a tree of concatenated strings, ~0.15 KB). Bounded: cleared when full.
+ */
+const recentKeys = new Map<string, string>();
+function sharedKey(key: string): string {
+  const known = recentKeys.get(key);
+  if (known !== undefined) return known;
+  if (recentKeys.size >= 256) recentKeys.clear();
+  recentKeys.set(key, key);
+  return key;
 }
 
-export class Session {
+/** `Session.wireLimitsJson` per plan, then per audio format. */
+const limitsJson = new WeakMap<PlanConfig, Record<'pcm16' | 'wav', Map<number, string>>>();
+
+export class Session implements TimerEntry, LogContext {
   readonly id: string;
   readonly resumeToken: string;
   readonly principal: Principal;
@@ -97,31 +135,46 @@ export class Session {
   readonly createdAt: number;
   readonly expiresAt: number;
 
+  /**
+   * The session's place in the replica's timer queue (TimerEntry): the next time it must look at
+   * its clocks. Attached: the earliest of the idle check, the session-length check and a pending
+   * quota.updated check. Detached: the end of the resume window, and nothing else.
+   */
+  timerAt = Number.NaN;
+  timerIndex = -1;
+
   private readonly deps: SessionDeps;
-  private childLog: Logger | undefined;
   private history: ChatMessage[];
   private readonly counters: SessionRecord['counters'];
-  private readonly input: AudioBuffer;
+  /** The input audio buffer, made with the first audio frame. */
+  private input: AudioBuffer | undefined;
   private sink: SessionSink | undefined;
-  private admission: Promise<unknown> = Promise.resolve();
-  private chain: Promise<unknown> = Promise.resolve();
-  private readonly pending = new Map<RequestId, Pending>();
-  private held: Held[] = [];
+  /** The serial admission and run chains (undefined until the first request). */
+  private admission: Promise<unknown> | undefined;
+  private chain: Promise<unknown> | undefined;
+  /** Requests accepted and not answered, and the outbox while detached: made on first use. */
+  /** Requests accepted and not yet at a final stage, by id. */
+  private turns: Map<RequestId, Turn> | undefined;
+  /**
+   * The latest conversation turn: a `cancel` of it after its `reply.audio.end` still truncates the
+   * history to what the learner heard (CONTRACT §6), until the next conversation turn is accepted.
+   */
+  private lastReply: Turn | undefined;
+  private held: Held[] | undefined;
   private heldBytes = 0;
-  private readonly lost = new Set<RequestId>();
-  private readonly dropped = new Set<RequestId>();
+  private lost: Set<RequestId> | undefined;
+  private dropped: Set<RequestId> | undefined;
   private lastActivity: number;
   private idleWarned = false;
   private durationWarned = false;
-  private idleTimer: Subscription | undefined;
-  private durationTimer: Subscription | undefined;
-  private resumeTimer: Subscription | undefined;
-  private quotaTimer: Subscription | undefined;
+  /** When the pending quota.updated check is due (NaN: none pending). */
+  private quotaAt = Number.NaN;
   private lastQuota = '';
   /** The request of this session waiting in an upstream queue, if any (requests run one at a time). */
   private queueWait: QueueWait | undefined;
   private gone = false;
-  private stats = { messagesIn: 0, bytesIn: 0 };
+  private messagesIn = 0;
+  private bytesIn = 0;
 
   constructor(init: SessionInit, deps: SessionDeps) {
     this.id = init.sessionId;
@@ -135,17 +188,19 @@ export class Session {
     this.audioFormat = init.audio;
     this.createdAt = init.createdAt;
     this.expiresAt = init.expiresAt;
-    this.history = [...(init.history ?? [])];
+    this.history = init.history ? [...init.history] : [];
     this.counters = { ...(init.counters ?? { turns: 0, assessments: 0, translations: 0, audioSeconds: 0 }) };
     this.deps = deps;
-    this.input = new AudioBuffer(this.plan.maxUtteranceBytes);
     this.lastActivity = deps.scheduler.now();
   }
 
-  /** A child logger made on first use: most sessions never log, and each child costs ~0.8 KB. */
-  private get log(): Logger {
-    this.childLog ??= this.deps.logger.child({ session_id: this.id, account_id: this.principal.account.id });
-    return this.childLog;
+  /** LogContext: the fields of this session's log lines. */
+  logFields(): Record<string, unknown> {
+    return { session_id: this.id, account_id: this.principal.account.id };
+  }
+
+  private log(level: LogLevel, msg: string, fields?: Record<string, unknown>): void {
+    logWith(this.deps.logger, level, this, msg, fields);
   }
 
   get attached(): boolean {
@@ -158,7 +213,7 @@ export class Session {
 
   /** Requests accepted and not yet answered. */
   get inFlight(): number {
-    return this.pending.size;
+    return this.turns?.size ?? 0;
   }
 
   /** The limits announced in session.created / session.resumed. */
@@ -180,6 +235,23 @@ export class Session {
     };
   }
 
+  /**
+   * `wireLimits()` as JSON, encoded once per plan and audio format (the same for every session of
+   * a plan) and kept for the next session; at most a few dozen formats per plan are kept (the
+   * sample rate is the client's choice).
+   */
+  wireLimitsJson(): string {
+    let byFormat = limitsJson.get(this.plan);
+    if (byFormat === undefined) limitsJson.set(this.plan, (byFormat = { pcm16: new Map(), wav: new Map() }));
+    const byRate = byFormat[this.audioFormat.format];
+    let json = byRate.get(this.audioFormat.sampleRate);
+    if (json === undefined) {
+      json = JSON.stringify(this.wireLimits());
+      if (byRate.size < 16) byRate.set(this.audioFormat.sampleRate, json);
+    }
+    return json;
+  }
+
   record(): SessionRecord {
     return {
       sessionId: this.id,
@@ -194,8 +266,8 @@ export class Session {
       audio: this.audioFormat,
       createdAt: this.createdAt,
       expiresAt: this.expiresAt,
-      history: this.history.filter((m): m is ChatMessage & { role: 'user' | 'assistant' } => m.role !== 'system'),
-      pending: [...this.pending.keys()],
+      history: this.history.length === 0 ? NONE : this.history.filter((m): m is ChatMessage & { role: 'user' | 'assistant' } => m.role !== 'system'),
+      pending: this.turns?.size ? [...this.turns.keys()] : NONE,
       replicaId: this.deps.replicaId,
       connected: this.attached,
       counters: { ...this.counters },
@@ -211,7 +283,7 @@ export class Session {
     const now = this.deps.scheduler.now();
     const resumeMs = this.plan.resumeWindowSeconds * 1000;
     const ttlMs = Math.max(1000, this.attached ? this.expiresAt - now + resumeMs : Math.min(resumeMs, this.expiresAt - now));
-    return this.deps.store.saveSession(this.record(), ttlMs).catch((err: unknown) => this.log.warn({ err }, 'could not save session state'));
+    return this.deps.store.saveSession(this.record(), ttlMs).catch((err: unknown) => this.log('warn', 'could not save session state', { err }));
   }
 
   /**
@@ -219,20 +291,23 @@ export class Session {
    * once the record saying so is in the store.
    */
   attach(sink: SessionSink): Promise<void> {
-    this.resumeTimer?.unsubscribe();
-    this.resumeTimer = undefined;
     this.sink = sink;
     this.touch();
-    this.scheduleIdle();
-    this.scheduleDuration();
+    // The session-length check runs now, as it did when each clock had its own timer: a session
+    // resumed past its warning time hears it at once, one resumed past its end closes.
+    if (this.checkDuration(this.deps.scheduler.now())) this.rearm();
     const held = this.held;
-    this.held = [];
+    this.held = undefined;
     this.heldBytes = 0;
-    for (const h of held) {
-      if ('event' in h) sink.sendEvent(h.event);
-      else sink.sendAudio(h.audio);
+    if (held) {
+      for (const h of held) {
+        if ('event' in h) sink.sendEvent(h.event);
+        else sink.sendAudio(h.audio);
+      }
     }
-    for (const id of this.lost) {
+    const lost = this.lost;
+    this.lost = undefined;
+    for (const id of lost ?? NONE) {
       sink.sendEvent({
         type: 'error',
         code: 'internal_error',
@@ -240,8 +315,9 @@ export class Session {
         request_id: id,
       });
     }
-    this.lost.clear();
-    for (const id of this.dropped) {
+    const dropped = this.dropped;
+    this.dropped = undefined;
+    for (const id of dropped ?? NONE) {
       sink.sendEvent({
         type: 'error',
         code: 'upstream_busy',
@@ -249,7 +325,6 @@ export class Session {
         request_id: id,
       });
     }
-    this.dropped.clear();
     return this.persist();
   }
 
@@ -268,7 +343,7 @@ export class Session {
     if (this.sink !== sink) return;
     this.sink = undefined;
     this.cancelTimers();
-    this.input.clear();
+    this.input = undefined;
     if (this.gone) return;
     this.dropUnstarted();
     const now = this.deps.scheduler.now();
@@ -277,7 +352,8 @@ export class Session {
       this.end('expired');
       return;
     }
-    this.resumeTimer = this.deps.scheduler.schedule(() => this.end('resume_window_passed'), windowMs);
+    // Detached, the only deadline is the resume window's end (see `onTimer`).
+    this.deps.timers.set(this, now + windowMs);
     this.persist();
   }
 
@@ -288,11 +364,13 @@ export class Session {
    * at the upstream is finished and its answer held for the resume (until the session ends).
    */
   private dropUnstarted(): void {
-    for (const [id, p] of this.pending) {
-      if (p.started) continue;
-      p.ctl.abort();
-      this.pending.delete(id);
-      this.dropped.add(id);
+    const turns = this.turns;
+    if (!turns) return;
+    for (const [id, turn] of turns) {
+      if (turn.started) continue;
+      turn.abandon();
+      turns.delete(id);
+      (this.dropped ??= new Set()).add(id);
     }
   }
 
@@ -301,12 +379,12 @@ export class Session {
     if (this.gone) return;
     this.gone = true;
     this.cancelTimers();
-    this.resumeTimer?.unsubscribe();
-    for (const p of this.pending.values()) p.ctl.abort();
-    this.pending.clear();
-    this.held = [];
-    this.log.info({ reason }, 'session ended');
-    if (!keepRecord) this.deps.store.deleteSession(this.id).catch((err: unknown) => this.log.warn({ err }, 'could not delete session state'));
+    if (this.turns) for (const turn of this.turns.values()) turn.abandon();
+    this.turns = undefined;
+    this.lastReply = undefined;
+    this.held = undefined;
+    this.log('info', 'session ended', { reason });
+    if (!keepRecord) this.deps.store.deleteSession(this.id).catch((err: unknown) => this.log('warn', 'could not delete session state', { err }));
     this.deps.onGone(this);
   }
 
@@ -351,15 +429,15 @@ export class Session {
       assessments: this.counters.assessments,
       translations: this.counters.translations,
       audio_seconds: Math.round(this.counters.audioSeconds * 100) / 100,
-      messages_in: this.stats.messagesIn,
-      bytes_in: this.stats.bytesIn,
+      messages_in: this.messagesIn,
+      bytes_in: this.bytesIn,
     };
   }
 
   /** Counts one frame for `session.ended.usage`. */
   countFrame(bytes: number): void {
-    this.stats.messagesIn++;
-    this.stats.bytesIn += bytes;
+    this.messagesIn++;
+    this.bytesIn += bytes;
   }
 
   /** Any request or audio (not ping) counts as activity for the idle timeout. */
@@ -372,14 +450,14 @@ export class Session {
 
   appendAudio(frame: Buffer): void {
     this.touch();
-    if (!this.input.append(frame)) {
+    if (!(this.input ??= new AudioBuffer(this.plan.maxUtteranceBytes)).append(frame)) {
       this.send({ type: 'error', code: 'audio_too_large', message: `utterance larger than maxUtteranceBytes (${this.plan.maxUtteranceBytes}); the input buffer was cleared` });
     }
   }
 
   clearAudio(): void {
     this.touch();
-    this.input.clear();
+    this.input = undefined;
   }
 
   commit(msg: ClientMessageOf<'input_audio.commit'>): void {
@@ -387,14 +465,16 @@ export class Session {
     const id = msg.id;
     if (msg.purpose === 'assessment' && msg.reference_text === undefined) {
       this.invalid('input_audio.commit: "reference_text" is required for an assessment', id);
-      this.input.clear();
+      this.input = undefined;
       return;
     }
-    if (this.input.bytes === 0) {
+    const input = this.input;
+    if (input === undefined || input.bytes === 0) {
       this.invalid('input_audio.commit: the input audio buffer is empty', id);
       return;
     }
-    const audio: AudioInput = { data: this.input.take(), format: this.audioFormat.format, sampleRate: this.audioFormat.sampleRate, channels: 1 };
+    this.input = undefined;
+    const audio: AudioInput = { data: input.take(), format: this.audioFormat.format, sampleRate: this.audioFormat.sampleRate, channels: 1 };
     // One reading of the audio decides both what is billed and what goes upstream: a WAV the
     // gateway cannot read is refused here, before any quota or upstream call (D2).
     const seconds = audioSeconds(audio);
@@ -402,47 +482,55 @@ export class Session {
       this.invalid(`input_audio.commit: ${seconds}`, id);
       return;
     }
-    const kind: RequestKind = msg.purpose === 'turn' ? 'conversation.turn' : 'pronunciation.assess';
-    const extra = [audioMinutesLimit(this.plan, this.principal.account.id, seconds / 60)];
-    this.accept(id, kind, extra, async (call) => {
-      this.counters.audioSeconds += seconds;
-      if (msg.purpose === 'turn') {
-        const transcript = await this.deps.providers.stt.transcribe({ audio, language: this.language }, call);
-        this.send({ type: 'transcript', request_id: id, text: transcript });
-        await this.converse(id, transcript, call);
-      } else {
-        const result = await this.deps.providers.pronunciation.assess(
-          { audio, referenceText: msg.reference_text ?? '', language: this.language },
-          call,
-        );
-        this.counters.assessments++;
-        this.send({ type: 'assessment.result', request_id: id, score: result.score, words: result.words.map((w) => ({ word: w.word, score: w.score })) });
-      }
-    });
+    const extra = [audioSpec(this.plan, this.principal.account.id, seconds / 60)];
+    const referenceText = msg.reference_text;
+    if (msg.purpose === 'turn') {
+      this.accept(id, 'conversation.turn', extra, 'conversation', (turn) => {
+        this.counters.audioSeconds += seconds;
+        return this.converse(turn, { audio });
+      });
+    } else {
+      this.accept(id, 'pronunciation.assess', extra, 'assessment', (turn) => {
+        this.counters.audioSeconds += seconds;
+        return runAssessment(turn, audio, referenceText ?? '', { providers: this.deps.providers, language: this.language, call: (t) => this.callFor(t) });
+      });
+    }
   }
 
   turnText(msg: ClientMessageOf<'turn.text'>): void {
     this.touch();
     if (this.tooLong(msg.text, msg.id)) return;
-    this.accept(msg.id, 'conversation.turn', [], (call) => this.converse(msg.id, msg.text, call));
+    this.accept(msg.id, 'conversation.turn', [], 'conversation', (turn) => this.converse(turn, { text: msg.text }));
   }
 
   translate(msg: ClientMessageOf<'translate'>): void {
     this.touch();
     if (this.tooLong(msg.text, msg.id)) return;
-    this.accept(msg.id, 'translate', [], async (call) => {
-      const text = await this.deps.providers.translation.translate(
-        {
-          text: msg.text,
-          targetLanguage: msg.target_language,
-          // Into the session's language the text is most likely the learner's own language (or unknown).
-          sourceLanguage: msg.source_language ?? (sameLanguage(msg.target_language, this.language) ? this.nativeLanguage : this.language),
-        },
-        call,
-      );
-      this.counters.translations++;
-      this.send({ type: 'translation.result', request_id: msg.id, text });
-    });
+    this.accept(msg.id, 'translate', [], 'translation', (turn) =>
+      runTranslation(turn, msg.text, msg.target_language, msg.source_language, {
+        providers: this.deps.providers,
+        language: this.language,
+        nativeLanguage: this.nativeLanguage,
+        call: (t) => this.callFor(t),
+        maxChars: this.deps.turns.translationMaxChars,
+      }),
+    );
+  }
+
+  /**
+   * `cancel` (CONTRACT §6): the named request is cancelled wherever it is; the session's latest
+   * reply is truncated to what the learner heard even after its `reply.audio.end`. Any other
+   * request (finished, or unknown) is ignored: no answer. Counts as activity.
+   */
+  cancel(msg: ClientMessageOf<'cancel'>): void {
+    this.touch();
+    const turn = this.turns?.get(msg.request_id) ?? (this.lastReply?.id === msg.request_id ? this.lastReply : undefined);
+    if (!turn) return;
+    const answered = turn.cancel(msg.played_ms, turn === this.lastReply);
+    if (!answered) return;
+    this.log('debug', 'request cancelled', { request_id: msg.request_id, stage: turn.stage });
+    if (this.turns?.get(turn.id) === turn) this.turns.delete(turn.id);
+    this.persist();
   }
 
   // ---- request flow ------------------------------------------------------------------------------
@@ -455,24 +543,35 @@ export class Session {
 
   /**
    * Admission then execution, both in arrival order: the account quotas are checked (all or
-   * nothing, through the store) in a serial chain, then accepted work joins the session's serial
-   * run queue. A refused request is answered with an error and never run.
+   * nothing, through the store) in a serial chain, then the accepted Turn joins the session's
+   * serial run queue. A refused request is answered with an error and never run. An accepted
+   * request is in the session's record before it runs, so if this replica dies, the replica that
+   * resumes the session reports it rather than losing it silently.
    */
-  private accept(id: RequestId, kind: RequestKind, extra: LimitSpec[], run: (call: CallOptions) => Promise<void>): void {
-    if (this.pending.has(id)) {
+  private accept(id: RequestId, kind: Exclude<RequestKind, 'rest'>, extra: LimitSpec[], turnKind: TurnKind, run: (turn: Turn) => Promise<void>): void {
+    const turns = (this.turns ??= new Map());
+    if (turns.has(id)) {
       this.invalid(`request id ${JSON.stringify(id)} is already in flight`, id);
       return;
     }
-    if (this.pending.size >= MAX_PENDING) {
+    if (turns.size >= MAX_PENDING) {
       this.sendError('rate_limited', `more than ${MAX_PENDING} requests are waiting in this session`, id, 1000);
       return;
     }
-    const pending: Pending = { ctl: new AbortController(), started: false };
-    this.pending.set(id, pending);
-    const limits = [requestLimit(this.plan, this.principal.account.id, kind), ...extra];
-    const opId = `${this.id}:${String(id)}:${this.deps.scheduler.now()}`;
-    this.admission = this.admission.then(async () => {
+    const turn = new Turn(id, turnKind, {
+      output: this.outbox,
+      now: () => this.deps.scheduler.now(),
+      history: this.historyWriter,
+      ...(this.deps.metrics?.turnCompleted && this.deps.metrics.turnCancelled ? { observer: this.deps.metrics as TurnObserver } : {}),
+    });
+    turns.set(id, turn);
+    // A new conversation turn: the previous reply can no longer be truncated (its exchange is history).
+    if (turnKind === 'conversation') this.lastReply = turn;
+    const limits = [requestSpec(this.plan, this.principal.account.id, kind), ...extra];
+    const opId = `${this.id}:${String(id)}:${turn.acceptedAt}`;
+    this.admission = (this.admission ?? SETTLED).then(async () => {
       let allowed = false;
+      if (turn.isFinal) return; // cancelled while it waited for admission
       try {
         const decision = await this.deps.store.consume(limits, opId);
         this.deps.metrics?.decided(limits.map((l) => l.name), decision);
@@ -486,96 +585,119 @@ export class Session {
           );
         } else allowed = true;
       } catch (err) {
-        this.log.error({ err }, 'quota check failed');
+        this.log('error', 'quota check failed', { err });
         this.sendError('internal_error', 'quota check failed; try again', id);
       }
       if (!allowed) {
-        this.pending.delete(id);
+        turn.abandon();
+        this.forget(turn);
         return;
       }
       this.quotaNow();
-      const acceptedAt = this.deps.scheduler.now();
-      const call: CallOptions = {
-        signal: pending.ctl.signal,
-        context: {
-          accountId: this.principal.account.id,
-          sessionId: this.id,
-          acceptedAt,
-          onQueued: (position, queue) => {
-            this.send({ type: 'request.queued', request_id: id, position });
-            this.setQueueWait({ upstream: queue.name, maxQueueWaitSeconds: queue.maxQueueWaitSeconds, deadline: acceptedAt + queue.maxQueueWaitSeconds * 1000 });
-          },
-          onStart: () => {
-            pending.started = true;
-            this.setQueueWait(undefined);
-          },
-        },
-      };
-      this.chain = this.chain.then(() => this.execute(id, pending, () => run(call)));
+      this.persist();
+      this.chain = (this.chain ?? SETTLED).then(() => this.execute(turn, run));
     });
   }
 
-  private async execute(id: RequestId, pending: Pending, run: () => Promise<void>): Promise<void> {
-    const signal = pending.ctl.signal;
-    if (signal.aborted || this.gone) return;
-    try {
-      await run();
-    } catch (err) {
-      if (signal.aborted || this.gone) return;
-      if (err instanceof ParleyError) {
-        this.sendError(err.code, err.message, id, err.retryAfterMs);
-      } else if (err instanceof UpstreamError) {
-        this.log.warn({ upstream: err.upstream, status: err.status, err: err.message, request_id: id }, 'upstream call failed');
-        this.sendError(err.busy ? 'upstream_busy' : 'upstream_error', `${err.upstream}: ${err.message}`, id);
-      } else {
-        this.log.error({ err, request_id: id }, 'request failed');
-        this.sendError('internal_error', 'internal error while handling the request', id);
-      }
-    } finally {
-      this.setQueueWait(undefined);
-      if (this.pending.get(id) === pending) this.pending.delete(id);
-      this.persist();
-    }
+  /** The options of an upstream call made for `turn`: its signal, its fairness keys, its queue reports. */
+  private callFor(turn: Turn): CallOptions {
+    return {
+      signal: turn.signal,
+      context: {
+        accountId: this.principal.account.id,
+        sessionId: this.id,
+        acceptedAt: turn.acceptedAt,
+        onQueued: (position, queue) => {
+          turn.queued(position);
+          this.setQueueWait({ upstream: queue.name, maxQueueWaitSeconds: queue.maxQueueWaitSeconds, deadline: turn.acceptedAt + queue.maxQueueWaitSeconds * 1000 });
+        },
+        onStart: () => {
+          turn.startedUpstream();
+          this.setQueueWait(undefined);
+        },
+      },
+    };
   }
 
-  /** Conversation model with the history, then speech. */
-  private async converse(id: RequestId, userText: string, call: CallOptions): Promise<void> {
-    const messages: ChatMessage[] = [{ role: 'system', content: this.systemPrompt() }, ...this.history, { role: 'user', content: userText }];
-    const reply = await this.deps.providers.conversation.reply(
-      { language: this.language, nativeLanguage: this.nativeLanguage, scenario: this.scenario, messages },
-      call,
+  /**
+   * Runs an accepted turn. The session's chain moves on as soon as the turn reaches a final stage
+   * (a cancel settles it at once, without waiting for the upstream sockets to close).
+   */
+  private async execute(turn: Turn, run: (turn: Turn) => Promise<void>): Promise<void> {
+    if (turn.isFinal || this.gone) return;
+    const ran = run(turn).then(
+      () => {
+        if (turn.kind === 'assessment') this.counters.assessments++;
+        else if (turn.kind === 'translation') this.counters.translations++;
+      },
+      (err: unknown) => this.failTurn(turn, err),
     );
-    this.history.push({ role: 'user', content: userText }, { role: 'assistant', content: reply });
-    const max = this.plan.maxHistoryTurns * 2;
-    if (this.history.length > max) this.history = this.history.slice(this.history.length - max);
-    this.counters.turns++;
-    this.send({ type: 'reply.text', request_id: id, text: reply });
-    const tts = this.deps.providers.tts;
-    const req = { text: reply, voice: this.voice, language: this.language };
-    // Long replies come as several upstream requests (maxChars); their audio streams as one reply.
-    const parts = tts.speakParts ? tts.speakParts(req, call) : oneShot(tts.speak(req, call));
-    let bytes = 0;
-    let started = false;
-    for await (const part of parts) {
-      if (!started) {
-        started = true;
-        this.send({ type: 'reply.audio.start', request_id: id, format: 'pcm16', sample_rate: part.sampleRate || TTS_SAMPLE_RATE });
-      }
-      for (let off = 0; off < part.audio.length; off += AUDIO_CHUNK_BYTES) {
-        this.sendBinary(part.audio.subarray(off, Math.min(off + AUDIO_CHUNK_BYTES, part.audio.length)));
-      }
-      bytes += part.audio.length;
-    }
-    if (!started) this.send({ type: 'reply.audio.start', request_id: id, format: 'pcm16', sample_rate: TTS_SAMPLE_RATE });
-    this.send({ type: 'reply.audio.end', request_id: id, bytes });
+    await Promise.race([ran, turn.settled]);
+    this.setQueueWait(undefined);
+    this.forget(turn);
+    this.persist();
   }
 
-  private systemPrompt(): string {
-    const parts = [`You are a friendly speaking tutor. Answer in ${this.language}, in one to three short sentences.`];
-    if (this.nativeLanguage) parts.push(`The learner's native language is ${this.nativeLanguage}.`);
-    if (this.scenario) parts.push(`Scenario: ${this.scenario}.`);
-    return parts.join(' ');
+  /** A turn's run threw: its `error` (unless it was cancelled or the session ended). */
+  private failTurn(turn: Turn, err: unknown): void {
+    if (turn.isFinal || this.gone) return;
+    const id = turn.id;
+    if (err instanceof ParleyError) {
+      turn.fail(errorEvent(err.code, err.message, { requestId: id, retryAfterMs: err.retryAfterMs }));
+    } else if (err instanceof UpstreamError) {
+      this.log('warn', 'upstream call failed', { upstream: err.upstream, status: err.status, err: err.message, request_id: id });
+      turn.fail(errorEvent(err.busy ? 'upstream_busy' : 'upstream_error', `${err.upstream}: ${err.message}`, { requestId: id }));
+    } else {
+      this.log('error', 'request failed', { err, request_id: id });
+      turn.fail(errorEvent('internal_error', 'internal error while handling the request', { requestId: id }));
+    }
   }
+
+  private forget(turn: Turn): void {
+    if (this.turns?.get(turn.id) === turn) this.turns.delete(turn.id);
+  }
+
+  /** A conversation turn with the session's history and speech settings. */
+  private converse(turn: Turn, input: TurnInput): Promise<void> {
+    return runConversation(turn, input, {
+      providers: this.deps.providers,
+      language: this.language,
+      nativeLanguage: this.nativeLanguage,
+      scenario: this.scenario,
+      voice: this.voice,
+      history: () => this.history,
+      call: (t) => this.callFor(t),
+      ttsMaxChars: this.deps.turns.ttsMaxChars,
+      segmentsInFlight: this.deps.turns.segmentsInFlight,
+      maxOutputTokens: this.deps.turns.maxOutputTokens,
+    });
+  }
+
+  /** Where a turn's events and audio go: the connection, or held while there is none. */
+  private readonly outbox = {
+    event: (event: ServerEvent): void => this.send(event),
+    audio: (chunk: Buffer): void => this.sendBinary(chunk),
+  };
+
+  /**
+   * The history as turns write it: an exchange once, no empty assistant message (CONTRACT §6), at
+   * most `maxHistoryTurns` exchanges kept.
+   */
+  private readonly historyWriter: TurnHistory = {
+    add: (user, assistant) => {
+      this.history.push({ role: 'user', content: user });
+      if (assistant.length > 0) this.history.push({ role: 'assistant', content: assistant });
+      this.counters.turns++;
+      const max = this.plan.maxHistoryTurns * 2;
+      if (this.history.length > max) this.history = this.history.slice(this.history.length - max);
+    },
+    truncateLast: (assistant) => {
+      const last = this.history[this.history.length - 1];
+      if (last?.role !== 'assistant') return;
+      if (assistant.length > 0) this.history[this.history.length - 1] = { role: 'assistant', content: assistant };
+      else this.history.pop();
+    },
+  };
 
   // ---- output ------------------------------------------------------------------------------------
 
@@ -601,10 +723,10 @@ export class Session {
   private hold(item: Held, bytes: number): void {
     const id = 'event' in item ? (item.event as { request_id?: RequestId }).request_id : undefined;
     if (this.heldBytes + bytes > this.deps.maxBufferedBytes) {
-      if (id !== undefined) this.lost.add(id);
+      if (id !== undefined) (this.lost ??= new Set()).add(id);
       return;
     }
-    this.held.push(item);
+    (this.held ??= []).push(item);
     this.heldBytes += bytes;
   }
 
@@ -623,30 +745,31 @@ export class Session {
   /** The current limits, as `quota.updated` lists them. */
   async limitStates(): Promise<LimitStateWire[]> {
     const now = this.deps.scheduler.now();
-    const conn = this.sink?.connectionLimits() ?? [];
+    const conn = this.sink?.connectionLimits();
     const sessionLeftMs = Math.max(0, this.expiresAt - now);
     const idleLeftMs = Math.max(0, this.plan.idleTimeoutSeconds * 1000 - (now - this.lastActivity));
-    const account = await this.deps.store.peek(accountLimits(this.plan, this.principal.account.id));
-    const all: LimitState[] = [
-      ...conn,
-      { name: 'session.seconds', limit: this.plan.maxSessionSeconds, remaining: Math.floor(sessionLeftMs / 1000), resetMs: sessionLeftMs },
-      { name: 'session.idle_seconds', limit: this.plan.idleTimeoutSeconds, remaining: Math.floor(idleLeftMs / 1000), resetMs: idleLeftMs },
-      ...account,
-      ...(this.queueWait ? [queueWaitState(this.queueWait, now)] : []),
-    ];
-    return all.map((s) => ({
-      name: s.name,
-      limit: s.limit,
-      remaining: s.name === 'account.audio_minutes' ? Math.round(s.remaining * 100) / 100 : Math.max(0, Math.floor(s.remaining)),
-      reset_seconds: Math.ceil(s.resetMs / 1000),
-    }));
+    const account = await this.deps.store.peek(accountSpecs(this.plan, this.principal.account.id));
+    // One array, filled in order (it runs for every quota.updated, twice in a session's first second).
+    const out: LimitStateWire[] = [];
+    if (conn) for (const s of conn) out.push(wire(s));
+    out.push(
+      { name: 'session.seconds', limit: this.plan.maxSessionSeconds, remaining: Math.floor(sessionLeftMs / 1000), reset_seconds: Math.ceil(sessionLeftMs / 1000) },
+      { name: 'session.idle_seconds', limit: this.plan.idleTimeoutSeconds, remaining: Math.floor(idleLeftMs / 1000), reset_seconds: Math.ceil(idleLeftMs / 1000) },
+    );
+    for (const s of account) out.push(wire(s));
+    if (this.queueWait) out.push(wire(queueWaitState(this.queueWait, now)));
+    return out;
   }
 
-  /** Sends `quota.updated` now (after session.created/resumed and each accepted request). */
-  quotaNow(): void {
-    this.quotaTimer?.unsubscribe();
-    this.quotaTimer = undefined;
-    this.emitQuota(true);
+  /**
+   * Sends `quota.updated` now (after session.created/resumed and each accepted request). `limits`,
+   * when given, is a reading of `limitStates()` taken just before (the connection reads it while
+   * the session is saved, so session.created and this go out in one write); else it is read.
+   */
+  quotaNow(limits?: LimitStateWire[]): void {
+    // A check still queued finds nothing due when it fires, and the session re-arms.
+    this.quotaAt = Number.NaN;
+    this.emitQuota(true, limits);
   }
 
   /**
@@ -654,32 +777,37 @@ export class Session {
    * follows, and only if a value other than the clocks moved.
    */
   quotaMaybeChanged(): void {
-    if (this.quotaTimer || this.gone || !this.sink) return;
-    this.quotaTimer = this.deps.scheduler.schedule(() => {
-      this.quotaTimer = undefined;
-      this.emitQuota(false);
-    }, 1000);
+    if (!Number.isNaN(this.quotaAt) || this.gone || !this.sink) return;
+    this.quotaAt = this.deps.scheduler.now() + 1000;
+    this.rearm();
   }
 
-  private emitQuota(force: boolean): void {
+  private emitQuota(force: boolean, known?: LimitStateWire[]): void {
     if (!this.sink || this.gone) return;
     // Only this connection's own values (buckets, queue entry) decide whether to send: they are
     // read without the store, so a quiet check costs no store round trip, and account values moved
     // by other sessions cannot keep an idle session's checks going. Account values changed by this
     // session's own requests are sent by the forced update after each accepted request.
-    const key = quotaChangeKey([...this.sink.connectionLimits(), ...(this.queueWait ? [queueWaitState(this.queueWait, this.deps.scheduler.now())] : [])]);
+    const conn = this.sink.connectionLimits();
+    const wait = this.queueWait ? queueWaitState(this.queueWait, this.deps.scheduler.now()) : undefined;
+    const key = quotaChangeKey(wait ? [...conn, wait] : conn);
     if (!force && key === this.lastQuota) return;
-    this.lastQuota = key;
-    this.limitStates().then(
-      (limits) => {
-        if (!this.sink || this.gone) return;
-        this.send({ type: 'quota.updated', limits });
-        // Look again in a second: a bucket refilling or a queue entry going is reported once a
-        // second until nothing moves; then the session stays quiet (idle sessions get nothing).
-        this.quotaMaybeChanged();
-      },
-      (err: unknown) => this.log.warn({ err }, 'could not read quotas'),
-    );
+    this.lastQuota = sharedKey(key);
+    // Full buckets and no queue entry: nothing can move by itself (a frame or a request that
+    // changes them looks again on its own), so no check a second later is needed.
+    const resting = wait === undefined && conn.every((l) => l.resetMs === 0);
+    const send = (limits: LimitStateWire[]): void => {
+      if (!this.sink || this.gone) return;
+      this.send({ type: 'quota.updated', limits });
+      // Look again in a second: a bucket refilling or a queue entry going is reported once a
+      // second until nothing moves; then the session stays quiet (idle sessions get nothing).
+      if (!resting) this.quotaMaybeChanged();
+    };
+    if (known) {
+      send(known);
+      return;
+    }
+    this.limitStates().then(send, (err: unknown) => this.log('warn', 'could not read quotas', { err }));
   }
 
   /** Notes the upstream queue a request of this session waits in (undefined: none). */
@@ -692,10 +820,8 @@ export class Session {
   // ---- timers ------------------------------------------------------------------------------------
 
   private cancelTimers(): void {
-    this.idleTimer?.unsubscribe();
-    this.durationTimer?.unsubscribe();
-    this.quotaTimer?.unsubscribe();
-    this.idleTimer = this.durationTimer = this.quotaTimer = undefined;
+    this.quotaAt = Number.NaN;
+    this.deps.timers.cancel(this);
   }
 
   /** Warning lead for idle: min(15 s, half the timeout) (CONTRACT §5 "Idle"). */
@@ -704,62 +830,79 @@ export class Session {
   }
 
   /**
-   * One timer, re-armed only when it fires: activity just moves `lastActivity`, so the hot path
-   * never touches a timer.
+   * Queues the next check while attached. Activity never calls this: it only moves
+   * `lastActivity`, and the idle check, when it comes, reads it and re-arms (so the hot path never
+   * touches the queue).
    */
-  private scheduleIdle(): void {
-    this.idleTimer?.unsubscribe();
+  private rearm(): void {
+    if (this.gone || !this.sink) return;
+    const idleAt = this.lastActivity + this.plan.idleTimeoutSeconds * 1000 - (this.idleWarned ? 0 : this.idleLeadMs());
+    const durationAt = this.durationWarned ? this.expiresAt : this.expiresAt - this.plan.expiryWarningSeconds * 1000;
+    let at = idleAt < durationAt ? idleAt : durationAt;
+    if (this.quotaAt < at) at = this.quotaAt; // false while NaN (none pending)
+    if (at !== this.timerAt) this.deps.timers.set(this, at);
+  }
+
+  /** TimerEntry: a deadline came (the queue calls this only once it is due). */
+  onTimer(now: number): void {
+    if (this.gone) return;
+    if (!this.sink) {
+      this.end('resume_window_passed');
+      return;
+    }
+    if (this.quotaAt <= now) {
+      this.quotaAt = Number.NaN;
+      this.emitQuota(false);
+    }
+    if (this.checkDuration(now) && this.checkIdle(now)) this.rearm();
+  }
+
+  /** Idle (CONTRACT §5): warns `idleLeadMs` before, then closes with 4031. False once closed. */
+  private checkIdle(now: number): boolean {
+    const sink = this.sink;
+    if (!sink || this.gone) return false;
     const timeoutMs = this.plan.idleTimeoutSeconds * 1000;
-    const leadMs = this.idleLeadMs();
-    const tick = (): void => {
-      this.idleTimer = undefined;
-      if (!this.sink || this.gone) return;
-      const idleMs = this.deps.scheduler.now() - this.lastActivity;
-      if (idleMs >= timeoutMs) {
-        this.log.info('idle timeout');
-        const sink = this.sink;
-        sink.fail(new ParleyError('idle_timeout', `no request and no audio for ${this.plan.idleTimeoutSeconds} s`));
-        return;
-      }
-      if (idleMs >= timeoutMs - leadMs) {
-        if (!this.idleWarned) {
-          this.idleWarned = true;
-          this.send({ type: 'session.expiring', reason: 'idle', closes_in_ms: Math.max(0, Math.round(timeoutMs - idleMs)) });
-        }
-        this.idleTimer = this.deps.scheduler.schedule(tick, timeoutMs - idleMs);
-        return;
-      }
-      this.idleTimer = this.deps.scheduler.schedule(tick, timeoutMs - leadMs - idleMs);
-    };
-    this.idleTimer = this.deps.scheduler.schedule(tick, Math.max(0, timeoutMs - leadMs - (this.deps.scheduler.now() - this.lastActivity)));
+    const idleMs = now - this.lastActivity;
+    if (idleMs >= timeoutMs) {
+      this.log('info', 'idle timeout');
+      sink.fail(new ParleyError('idle_timeout', `no request and no audio for ${this.plan.idleTimeoutSeconds} s`));
+      return false;
+    }
+    if (idleMs >= timeoutMs - this.idleLeadMs() && !this.idleWarned) {
+      this.idleWarned = true;
+      this.send({ type: 'session.expiring', reason: 'idle', closes_in_ms: Math.max(0, Math.round(timeoutMs - idleMs)) });
+    }
+    return true;
   }
 
-  private scheduleDuration(): void {
-    this.durationTimer?.unsubscribe();
+  /**
+   * Session length (CONTRACT §5): warns `expiryWarningSeconds` before `expiresAt`, then closes with
+   * 4008. False once ended.
+   */
+  private checkDuration(now: number): boolean {
+    if (this.gone) return false;
+    if (now >= this.expiresAt) {
+      this.terminate(new ParleyError('session_expired', `the session reached maxSessionSeconds (${this.plan.maxSessionSeconds} s)`), 'max_duration');
+      return false;
+    }
     const warnAt = this.expiresAt - this.plan.expiryWarningSeconds * 1000;
-    const tick = (): void => {
-      this.durationTimer = undefined;
-      if (this.gone) return;
-      const now = this.deps.scheduler.now();
-      if (now >= this.expiresAt) {
-        this.terminate(new ParleyError('session_expired', `the session reached maxSessionSeconds (${this.plan.maxSessionSeconds} s)`), 'max_duration');
-        return;
-      }
-      if (now >= warnAt && !this.durationWarned && this.plan.expiryWarningSeconds > 0) {
-        this.durationWarned = true;
-        this.send({ type: 'session.expiring', reason: 'max_duration', closes_in_ms: Math.max(0, Math.round(this.expiresAt - now)) });
-      }
-      this.durationTimer = this.deps.scheduler.schedule(tick, now >= warnAt || this.durationWarned ? this.expiresAt - now : warnAt - now);
-    };
-    tick();
+    if (now >= warnAt && !this.durationWarned && this.plan.expiryWarningSeconds > 0) {
+      this.durationWarned = true;
+      this.send({ type: 'session.expiring', reason: 'max_duration', closes_in_ms: Math.max(0, Math.round(this.expiresAt - now)) });
+    }
+    return true;
   }
 }
 
-async function* oneShot<T>(p: Promise<T>): AsyncIterable<T> {
-  yield await p;
+/** A limit state as `quota.updated` lists it: whole units left (audio minutes to the hundredth), seconds to reset. */
+function wire(s: LimitState): LimitStateWire {
+  return {
+    name: s.name,
+    limit: s.limit,
+    remaining: s.name === 'account.audio_minutes' ? Math.round(s.remaining * 100) / 100 : Math.max(0, Math.floor(s.remaining)),
+    reset_seconds: Math.ceil(s.resetMs / 1000),
+  };
 }
-
-const sameLanguage = (a: string, b: string): boolean => a.split('-')[0]!.toLowerCase() === b.split('-')[0]!.toLowerCase();
 
 /**
  * Seconds of audio in a committed utterance (PCM16, or a WAV read by the project's one WAV parser,

@@ -182,9 +182,18 @@ export async function startSimUpstream(opts: SimUpstreamOptions = {}): Promise<S
 
     counters.inFlight++;
     if (counters.inFlight > counters.maxInFlight) counters.maxInFlight = counters.inFlight;
+    // A call stops counting as in flight the moment its last byte is handed to the socket, not at
+    // the response's later 'close': a client that read the whole answer and starts its next call at
+    // once (as a concurrency-limited gateway does) must not find the slot still taken.
+    let counted = true;
+    const leave = (): void => {
+      if (!counted) return;
+      counted = false;
+      counters.inFlight--;
+    };
     const ctl = new AbortController();
     res.once('close', () => {
-      counters.inFlight--;
+      leave();
       if (!res.writableEnded) {
         counters.aborted++;
         ctl.abort(new Error('client closed the connection'));
@@ -207,6 +216,7 @@ export async function startSimUpstream(opts: SimUpstreamOptions = {}): Promise<S
     if (!isStreamed(answer)) {
       if (answer.status >= 200 && answer.status < 300) counters.ok++;
       else counters.errors++;
+      leave();
       return send(res, answer, limits.headers(now(), chat));
     }
 
@@ -228,6 +238,7 @@ export async function startSimUpstream(opts: SimUpstreamOptions = {}): Promise<S
     }
     if (gone()) return;
     counters.ok++;
+    leave();
     res.end();
   };
 

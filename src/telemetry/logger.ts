@@ -172,13 +172,15 @@ export interface LoggerOptions {
    * Redis passwords: see `configSecrets` in src/config/secrets.ts): the last line of defence.
    */
   readonly secrets?: readonly string[];
+  /** The replica's id, written as `replica_id` on every line (pino `base`), so lines from several replicas can be told apart. */
+  readonly replicaId?: string;
 }
 
 /** The gateway's logger: pino with the redaction above, writing JSON lines to `destination` (default stdout). */
 export function createLogger(opts: LoggerOptions = {}): Logger {
   const options: PinoOptions = {
     level: opts.level ?? 'info',
-    base: { service: 'parley' },
+    base: { service: 'parley', ...(opts.replicaId !== undefined ? { replica_id: opts.replicaId } : {}) },
     redact: { paths: redactPaths, censor },
     serializers: {
       req: serializeRequest,

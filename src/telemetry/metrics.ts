@@ -215,19 +215,27 @@ export class Metrics {
       labelNames: ['operation'],
       registers,
     });
-    new Gauge({
-      name: 'parley_event_loop_lag_seconds',
-      help: 'Event-loop delay over the last 5 s window (perf_hooks.monitorEventLoopDelay); quantile "1" is the maximum',
-      labelNames: ['quantile'],
-      registers,
-      collect() {
-        const l = self.lag.snapshot();
-        this.set({ quantile: '0.5' }, l.p50);
-        this.set({ quantile: '0.99' }, l.p99);
-        this.set({ quantile: '1' }, l.max);
-      },
-    });
-    if (opts.defaultMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'parley_' });
+    // Three gauges, not one with a `quantile` label: in the Prometheus data model `quantile` belongs
+    // to summaries only (promtool check metrics: "non-summary metrics should not have "quantile"
+    // label"), and these are readings of perf_hooks' histogram, not a summary's. Named as
+    // prom-client's own nodejs_eventloop_lag_{p50,p99,max}_seconds.
+    const lagGauge = (stat: 'p50' | 'p99' | 'max', help: string): void => {
+      new Gauge({
+        name: `parley_event_loop_lag_${stat}_seconds`,
+        help: `${help} over the last 5 s window (perf_hooks.monitorEventLoopDelay)`,
+        registers,
+        collect() {
+          const l = self.lag.snapshot();
+          this.set(stat === 'p50' ? l.p50 : stat === 'p99' ? l.p99 : l.max);
+        },
+      });
+    };
+    lagGauge('p50', 'Median event-loop delay');
+    lagGauge('p99', '99th percentile of the event-loop delay');
+    lagGauge('max', 'Largest event-loop delay');
+    // The default process and Node.js metrics keep their standard names (process_cpu_seconds_total,
+    // nodejs_heap_size_used_bytes, ...), so stock dashboards and alerts find them (CONTRACT §9).
+    if (opts.defaultMetrics) collectDefaultMetrics({ register: this.registry });
   }
 
   /** Stops the event-loop monitor (its timer is unref'd, but the histogram keeps sampling). */

@@ -10,8 +10,7 @@ import { ParleyError } from '../protocol/codes.js';
 import type { Store } from '../store/store.js';
 import type { Logger } from '../telemetry/logger.js';
 import { DEFAULT_MAX_QUEUE_WAIT_SECONDS, Governor, type GovernorHooks } from './governor/governor.js';
-import { UpstreamError, type CallOptions, type Providers, type TtsRequest, type TtsResult } from './provider.js';
-import { splitText } from './text-split.js';
+import { UpstreamError, type CallOptions, type Providers } from './provider.js';
 
 export interface GovernedDeps {
   readonly config: Config;
@@ -100,14 +99,6 @@ export function createGovernedProviders(deps: GovernedDeps): GovernedUpstreams {
     }
   }
 
-  const ttsMaxChars = config.upstreams.tts.limits.maxChars;
-  const translationMaxChars = config.upstreams.translation.limits.maxChars;
-
-  async function* speakParts(req: TtsRequest, opts?: CallOptions): AsyncIterable<TtsResult> {
-    const parts = ttsMaxChars !== undefined ? splitText(req.text, ttsMaxChars) : [req.text];
-    for (const text of parts) yield await call('tts', opts, (o) => raw.tts.speak({ ...req, text }, o));
-  }
-
   const providers: Providers = {
     conversation: {
       reply: (req, opts) => call('conversation', opts, (o) => raw.conversation.reply(req, o)),
@@ -138,16 +129,8 @@ export function createGovernedProviders(deps: GovernedDeps): GovernedUpstreams {
       },
     },
     tts: {
-      async speak(req, opts) {
-        const chunks: Buffer[] = [];
-        let sampleRate = 24_000;
-        for await (const part of speakParts(req, opts)) {
-          chunks.push(part.audio);
-          sampleRate = part.sampleRate;
-        }
-        return { audio: Buffer.concat(chunks), sampleRate };
-      },
-      speakParts,
+      // One request (the turn pipeline cuts a reply into requests of at most maxChars).
+      speak: (req, opts) => call('tts', opts, (o) => raw.tts.speak(req, o)),
       stream: (req, opts, sink) =>
         streamed('tts', opts, async (o, piece) => {
           const stream = raw.tts.stream;
@@ -164,12 +147,8 @@ export function createGovernedProviders(deps: GovernedDeps): GovernedUpstreams {
         }),
     },
     translation: {
-      async translate(req, opts) {
-        const parts = translationMaxChars !== undefined ? splitText(req.text, translationMaxChars) : [req.text];
-        const out: string[] = [];
-        for (const text of parts) out.push(await call('translation', opts, (o) => raw.translation.translate({ ...req, text }, o)));
-        return out.join(' ');
-      },
+      // One request (the translation turn cuts a text over maxChars at sentence ends).
+      translate: (req, opts) => call('translation', opts, (o) => raw.translation.translate(req, o)),
     },
   };
 

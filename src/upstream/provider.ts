@@ -117,11 +117,6 @@ export interface SttProvider {
 export interface TtsProvider {
   speak(req: TtsRequest, opts?: CallOptions): Promise<TtsResult>;
   /**
-   * Speaks text longer than one upstream request allows as several requests, yielding each
-   * part's audio in order as soon as it is ready (optional; `speak` is used when absent).
-   */
-  speakParts?(req: TtsRequest, opts?: CallOptions): AsyncIterable<TtsResult>;
-  /**
    * Speaks `req.text` (one upstream request), handing the audio to `sink` as the answer body
    * arrives, never waiting for the whole body; resolves once the body has been read.
    */

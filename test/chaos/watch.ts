@@ -167,7 +167,7 @@ export async function waitUsageTrue(
 
 /**
  * Event-loop lag, to tell a hung Redis from a starved process on a shared machine: each replica's
- * `parley_event_loop_lag_seconds{quantile="1"}` (the maximum over its last 5 s window) read every
+ * `parley_event_loop_lag_max_seconds` (the maximum over its last 5 s window) read every
  * 2.5 s from its /metrics, and the launcher's own (perf_hooks.monitorEventLoopDelay).
  */
 export class LagMonitor {
@@ -213,7 +213,7 @@ export class LagMonitor {
       try {
         const res = await fetch(`${url}/metrics`, { signal: AbortSignal.timeout(2000) });
         const text = await res.text();
-        const m = /^parley_event_loop_lag_seconds\{quantile="1"\} ([0-9.eE+-]+)$/m.exec(text);
+        const m = /^parley_event_loop_lag_max_seconds ([0-9.eE+-]+)$/m.exec(text);
         if (m) list.push({ at: Date.now(), maxMs: Number(m[1]) * 1000 });
       } catch {
         /* the replica is down: no reading */

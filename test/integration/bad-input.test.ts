@@ -238,6 +238,7 @@ describe('WebSocket framing errors (RFC 6455)', () => {
     ['RSV bits set', 1002, 'protocol_error', rawFrame(0x80 | 0x40 | 0x1, Buffer.from('{}'))],
     ['a fragmented ping', 1002, 'protocol_error', rawFrame(0x9)],
     ['a close frame with an invalid code', 1002, 'protocol_error', rawFrame(0x88, Buffer.from([0x03, 0xe7]))],
+    ['a close frame whose reason is not UTF-8', 1007, 'protocol_error', rawFrame(0x88, Buffer.from([0x03, 0xe8, 0xff, 0xfe]))],
   ])('%s: close %s after error %s with that close_code', async (_name, close, code, frame) => {
     t = await startApp();
     const c = await t.session();
@@ -248,4 +249,32 @@ describe('WebSocket framing errors (RFC 6455)', () => {
     // The gateway decided this close: it is counted as its own, not as a client close.
     await until(() => t.app.gateway.metrics.totals().closes[String(close)] === 1, 3000, 'the close counted');
   });
+
+  it('a ping flood (more than 60 pings waiting for their pong) drops the peer, logged and counted as the gateway\'s 1006', async () => {
+    t = await startApp();
+    const c = await t.session();
+    (c.ws as unknown as { _socket: { pause(): void } })._socket.pause();
+    write(c, Buffer.concat(Array.from({ length: 500 }, () => rawFrame(0x89))));
+    await until(() => t.logs.find((l) => l.msg === 'peer dropped: ping flood') !== undefined, 5000, 'the flood log line');
+    await until(() => t.app.gateway.metrics.totals().closes['1006'] === 1, 5000, 'the close counted');
+    expect(t.app.gateway.connections.size).toBe(0);
+  });
+});
+
+describe('slow requests', () => {
+  it('an upgrade whose headers never end gets 408 and its socket closed after server.headersTimeoutSeconds', async () => {
+    t = await startApp({ server: { headersTimeoutSeconds: 1 } });
+    const { connect: tcp } = await import('node:net');
+    const port = Number(new URL(t.url).port);
+    const started = Date.now();
+    const answer = await new Promise<string>((resolve, reject) => {
+      const socket = tcp(port, '127.0.0.1', () => socket.write('GET /v1/realtime HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n'));
+      let got = '';
+      socket.on('data', (d) => (got += d.toString()));
+      socket.on('close', () => resolve(got));
+      socket.on('error', reject);
+    });
+    expect(answer).toMatch(/^HTTP\/1\.1 408/);
+    expect(Date.now() - started).toBeLessThan(30_000); // Node's defaults would hold it 60-90 s
+  }, 40_000);
 });

@@ -172,6 +172,9 @@ describe('/dashboard stream caps', () => {
     const fifth = await openStream(a.url, OTHER_KEY);
     expect(fifth.res.status).toBe(429);
     expect(fifth.res.headers.get('retry-after')).toBe('5');
+    // The RateLimit item is the stream cap's, whose t is the Retry-After (not the rest quota's).
+    expect(fifth.res.headers.get('ratelimit')).toBe('"dashboard-streams";r=0;t=5');
+    expect(fifth.res.headers.get('ratelimit-policy')).toBe('"rest";q=200;w=61, "dashboard-streams";q=4;qu="concurrent-requests"');
     expect(((await fifth.res.json()) as { error: { code: string } }).error.code).toBe('rate_limited');
     const other = await openStream(a.url, 'sk_test_b_0123456789');
     expect(other.res.status).toBe(200);

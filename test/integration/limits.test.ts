@@ -44,6 +44,25 @@ describe('message rate (token bucket, throttles then 4029)', () => {
     const err = c.of('error')[0]!;
     expect(err.retry_after_ms).toBe(600);
   });
+
+  it('holds a throttling stage only while messages wait: none before, none once the queue has drained', async () => {
+    t = await startApp({ plan: { messagesPerSecond: 10, messageBurst: 10, messageQueue: 5 } });
+    const c = await t.client();
+    const conn = [...t.app.gateway.connections][0]!;
+    c.send({ type: 'ping', id: 0 });
+    await c.waitFor('pong', (p) => p.request_id === 0);
+    expect(conn.holdings().subscribed).toBe(false);
+    for (let i = 1; i <= 14; i++) c.send({ type: 'ping', id: i });
+    await until(() => c.of('pong').length === 10, 3000, '10 pongs');
+    await until(() => conn.holdings().subscribed, 3000, 'the stage built for the waiting pings');
+    t.scheduler!.advanceBy(500);
+    await until(() => c.of('pong').length === 15, 3000, '15 pongs');
+    expect(c.of('pong').map((p) => p.request_id)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14]);
+    expect(conn.holdings().subscribed).toBe(false);
+    // Back on the direct path, the buckets still count: a burst over the bucket waits again.
+    for (let i = 15; i <= 30; i++) c.send({ type: 'ping', id: i });
+    await expectClose(c, 4029, 'message_rate');
+  });
 });
 
 describe('byte rate', () => {
@@ -182,7 +201,9 @@ describe('dead peers and slow consumers', () => {
     t = await startApp({ server: { maxBufferedBytes: 256 * 1024 }, plan: { requestsPerMinute: { 'conversation.turn': 1000 } } });
     const c = await t.session();
     (c.ws as unknown as { _socket: { pause(): void } })._socket.pause();
-    for (let i = 0; i < 200; i++) c.send({ type: 'turn.text', id: i, text: 'Hola, quiero practicar mi español hoy por la mañana con usted.' });
+    // 90 turns: within the message burst (virtual time is frozen, so no token refills), and each
+    // reply is a few hundred KB of audio, far past what the kernel's socket buffers absorb.
+    for (let i = 0; i < 90; i++) c.send({ type: 'turn.text', id: i, text: 'Hola, quiero practicar mi español hoy por la mañana con usted.' });
     // The kernel's socket buffers absorb a few MB first; each turn synthesises speech, which takes a
     // while on a loaded 2-core machine, so the wait is generous.
     await until(() => t.logs.find((l) => l.msg === 'slow consumer') !== undefined, 50_000, 'slow consumer log');

@@ -169,7 +169,9 @@ describe('replicas on one Redis', () => {
     const stats = sim.stats();
     expect(stats.rejected429).toBe(0);
     expect(stats.maxInFlight).toBeLessThanOrEqual(2);
-    expect(stats.ok).toBe(12);
+    // A conversation call per turn, and as many speech calls as each turn's turn.metrics counts.
+    const metrics = await Promise.all(clients.map((c) => c.waitFor('turn.metrics')));
+    expect(stats.ok).toBe(6 + metrics.reduce((n, m) => n + m.tts_requests, 0));
     expect(clients.flatMap((c) => c.of('error'))).toEqual([]);
   });
 });

@@ -68,18 +68,56 @@ describe('rest quota and rate-limit headers', () => {
     expect(first.headers.get('x-ratelimit-limit')).toBe('3');
     expect(first.headers.get('x-ratelimit-remaining')).toBe('2');
     expect(Number(first.headers.get('x-ratelimit-reset'))).toBe(Math.ceil((t.scheduler!.now() + 61_000) / 1000));
-    expect(first.headers.get('ratelimit-policy')).toBe('"rest";q=3;w=60');
-    // Frees when the first call's 1 s bucket has left the 60 s window: 61 s.
+    // A call counts with its 1 s bucket, so it leaves the 60 s window 60-61 s later: w is 61 s, the
+    // longest a unit is held, so that pacing at q per w is never refused.
+    expect(first.headers.get('ratelimit-policy')).toBe('"rest";q=3;w=61');
     expect(first.headers.get('ratelimit')).toBe('"rest";r=2;t=61');
     await t.rest('GET', '/v1/usage');
     await t.rest('POST', '/v1/tokens');
     const over = await t.rest('GET', '/v1/usage');
     expect(over.status).toBe(429);
     expect(over.headers.get('retry-after')).toBe('61');
+    expect(over.headers.get('ratelimit')).toBe('"rest";r=0;t=61');
     expect(over.headers.get('x-ratelimit-remaining')).toBe('0');
     expect(await over.json()).toEqual({ error: { code: 'rate_limited', message: expect.stringContaining('rest'), retry_after: 61 } });
     t.scheduler!.advanceBy(61_000);
     expect((await t.rest('GET', '/v1/usage')).status).toBe(200);
+  });
+
+  it('on a 429, RateLimit t is the Retry-After: the wait until the oldest call leaves the window, never above w', async () => {
+    t = await startApp({ plan: { requestsPerMinute: { rest: 3 } } });
+    const s = t.scheduler!;
+    const answers: Response[] = [];
+    for (let i = 0; i < 3; i++) {
+      answers.push(await t.rest('GET', '/v1/usage')); // at 0, 20 and 40 s
+      s.advanceBy(i < 2 ? 20_000 : 0);
+    }
+    const over = await t.rest('GET', '/v1/usage');
+    expect(over.status).toBe(429);
+    // The call at 0 s counts until 61 s (its 1 s bucket), 21 s from now.
+    expect(over.headers.get('retry-after')).toBe('21');
+    expect(over.headers.get('ratelimit')).toBe('"rest";r=0;t=21');
+    for (const res of [...answers, over]) {
+      const t = Number(/;t=(\d+)/.exec(res.headers.get('ratelimit')!)![1]);
+      const w = Number(/;w=(\d+)/.exec(res.headers.get('ratelimit-policy')!)![1]);
+      expect(t).toBeLessThanOrEqual(w);
+    }
+    s.advanceBy(20_999);
+    expect((await t.rest('GET', '/v1/usage')).status).toBe(429);
+    s.advanceBy(1);
+    expect((await t.rest('GET', '/v1/usage')).status).toBe(200);
+  });
+
+  it('a client pacing at q per w is never refused', async () => {
+    t = await startApp({ plan: { requestsPerMinute: { rest: 3 } } });
+    const first = await t.rest('GET', '/v1/usage');
+    const [, q, w] = /q=(\d+);w=(\d+)/.exec(first.headers.get('ratelimit-policy')!)!.map(Number);
+    // Odd start offsets inside the 1 s buckets are the hard case for a bucketed window.
+    t.scheduler!.advanceBy(999);
+    for (let i = 0; i < 4 * q!; i++) {
+      t.scheduler!.advanceBy((w! * 1000) / q!);
+      expect((await t.rest('GET', '/v1/usage')).status).toBe(200);
+    }
   });
 
   it('counts the rest quota per key', async () => {

@@ -97,15 +97,25 @@ describe('handshake and auth', () => {
 });
 
 describe('requests', () => {
-  it('an audio turn answers transcript, reply.text, then the reply audio, in order', async () => {
+  it('an audio turn answers transcript, the reply text as it streams, its audio, reply.text, reply.audio.end and turn.metrics, in order', async () => {
     t = await startApp();
     const c = await t.session();
     const audio = utterance();
     for (let off = 0; off < audio.length; off += 3200) c.sendBinary(audio.subarray(off, off + 3200));
     c.send({ type: 'input_audio.commit', id: 'turn-1', purpose: 'turn' });
     const end = await c.waitFor('reply.audio.end');
+    const metrics = await c.waitFor('turn.metrics');
     const types = c.events.filter((e) => 'request_id' in e && e.request_id === 'turn-1').map((e) => e.type);
-    expect(types).toEqual(['transcript', 'reply.text', 'reply.audio.start', 'reply.audio.end']);
+    // Deltas come first; the audio starts with the first sentence, possibly before the text ends.
+    expect(types[0]).toBe('transcript');
+    expect(types.slice(-3)).toEqual(['reply.text', 'reply.audio.end', 'turn.metrics']);
+    expect(types.indexOf('reply.text.delta')).toBe(1);
+    expect(types.filter((x) => x === 'reply.audio.start')).toHaveLength(1);
+    const deltas = c.of('reply.text.delta').map((d) => d.delta).join('');
+    expect(deltas).toBe(c.of('reply.text')[0]!.text);
+    expect(metrics).toMatchObject({ request_id: 'turn-1' });
+    expect(metrics.stt_ms).toBeGreaterThanOrEqual(0);
+    expect(metrics.tts_requests).toBeGreaterThanOrEqual(1);
     expect(c.of('transcript')[0]!.text.length).toBeGreaterThan(0);
     expect(c.of('reply.audio.start')[0]).toMatchObject({ format: 'pcm16', sample_rate: 24000 });
     const received = c.audio.reduce((n, b) => n + b.length, 0);
@@ -336,6 +346,25 @@ describe('teardown', () => {
     expect(t.scheduler!.pending).toBe(baseline);
     expect(await t.app.gateway.store.countLeases('conns:{acct_a}')).toBe(0);
     expect(t.app.gateway.registry.size).toBe(0);
+  });
+
+  it('idle sessions share one scheduler action for all their clocks', async () => {
+    t = await startApp({ plan: { idleTimeoutSeconds: 60, maxSessionSeconds: 600 } });
+    const baseline = t.scheduler!.pending;
+    const clients = [];
+    for (let i = 0; i < 5; i++) clients.push(await t.session());
+    // Idle, session length and quota checks of five sessions: one queue, one action.
+    expect(t.app.gateway.timers.size).toBe(5);
+    expect(t.scheduler!.pending).toBe(baseline + 1);
+    t.scheduler!.advanceBy(45_000);
+    for (const c of clients) await c.waitFor('session.expiring', (e) => e.reason === 'idle');
+    expect(t.scheduler!.pending).toBe(baseline + 1);
+    t.scheduler!.advanceBy(15_000);
+    for (const c of clients) expect((await c.waitClose()).code).toBe(4031);
+    await until(() => t.app.gateway.connections.size === 0, 3000, 'closed');
+    // Each session now waits out its resume window: still one entry each, still one action.
+    expect(t.app.gateway.timers.size).toBe(5);
+    expect(t.scheduler!.pending).toBe(baseline + 1);
   });
 
   it('a dropped session keeps only its resume timer, which then frees everything', async () => {

@@ -97,13 +97,14 @@ describe('GET /v1/usage and the rate-limit headers', () => {
     expect(((await missing.json()) as { error: { code: string } }).error.code).toBe('not_found');
     expect(missing.headers.get('x-ratelimit-limit')).toBe('3');
     expect(missing.headers.get('x-ratelimit-remaining')).toBe('1');
-    expect(missing.headers.get('ratelimit-policy')).toBe('"rest";q=3;w=60');
+    expect(missing.headers.get('ratelimit-policy')).toBe('"rest";q=3;w=61');
     const gone = await t.rest('DELETE', '/v1/sessions/sess_nope');
     expect(gone.status).toBe(404);
     expect(gone.headers.get('x-ratelimit-remaining')).toBe('0');
     const over = await t.rest('GET', '/v1/no-such-route');
     expect(over.status).toBe(429);
     expect(over.headers.get('retry-after')).toBe('61');
+    expect(over.headers.get('ratelimit')).toBe('"rest";r=0;t=61');
     expect(((await over.json()) as { error: { code: string; retry_after: number } }).error).toMatchObject({ code: 'rate_limited', retry_after: 61 });
     const unauth = await t.rest('GET', '/v1/usage', undefined, 'sk_unknown_key_123456');
     expect(unauth.status).toBe(401);
@@ -229,9 +230,14 @@ describe('GET /metrics', () => {
     expect(valueOf(during, 'parley_limit_decisions_total', { limit: 'account.conversation.turn', outcome: 'allowed' })).toBe(1);
     expect(valueOf(during, 'parley_limit_decisions_total', { limit: 'account.connections', outcome: 'allowed' })).toBe(1);
     expect(valueOf(during, 'parley_upstream_requests_total', { upstream: 'conversation', outcome: 'ok' })).toBe(1);
-    expect(valueOf(during, 'parley_upstream_latency_seconds_count', { upstream: 'tts' })).toBe(1);
+    // The reply's first sentence alone, then the rest: one TTS attempt per TTS request of the turn.
+    const turnMetrics = await c.waitFor('turn.metrics');
+    expect(valueOf(during, 'parley_upstream_latency_seconds_count', { upstream: 'tts' })).toBe(turnMetrics.tts_requests);
+    expect(valueOf(during, 'parley_turn_first_audio_seconds_count')).toBe(1);
+    expect(valueOf(during, 'parley_turn_duration_seconds_count')).toBe(1);
+    expect(valueOf(during, 'parley_upstream_first_byte_seconds_count', { upstream: 'conversation' })).toBe(1);
     expect(valueOf(during, 'parley_upstream_queue_depth', { upstream: 'conversation' })).toBe(0);
-    expect(during.get('parley_event_loop_lag_seconds')?.type).toBe('gauge');
+    expect(during.get('parley_event_loop_lag_max_seconds')?.type).toBe('gauge');
     expect(during.get('parley_store_fallback_total')?.type).toBe('counter');
     c.send({ type: 'session.end' });
     await c.waitClose();

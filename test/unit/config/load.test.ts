@@ -171,7 +171,7 @@ describe('parseConfig: schema errors name the key, the value and what is allowed
 
   it('unknown top-level key', () => {
     expect(parseError({ plan: {} }).message).toBe(
-      'config: unknown key plan (did you mean plans?); allowed keys at the top level: server, store, logLevel, plans, accounts, upstreams',
+      'config: unknown key plan (did you mean plans?); allowed keys at the top level: server, store, logLevel, plans, accounts, upstreams, $schema',
     );
   });
 
@@ -525,8 +525,90 @@ describe('loadConfig', () => {
     const load = (text: string) => errorOf(() => loadConfig({ PARLEY_CONFIG: 'c.json' }, () => text)).message;
     expect(load('')).toBe('config: PARLEY_CONFIG file "c.json" is not valid JSON: unexpected end of text at line 1, column 1 (position 0; expected a value)');
     expect(load('{"plans": {')).toBe(
-      'config: PARLEY_CONFIG file "c.json" is not valid JSON: unexpected end of text at line 1, column 12 (position 11; expected a property name in double quotes)',
+      'config: PARLEY_CONFIG file "c.json" is not valid JSON: unexpected end of text at line 1, column 12 (position 11; expected a property name in double quotes or "}")',
     );
+  });
+});
+
+describe('loadConfig: JSON syntax errors (jsonc-parser, strict JSON)', () => {
+  const load = (text: string) => errorOf(() => loadConfig({ PARLEY_CONFIG: 'c.json' }, () => text)).message.replace('config: PARLEY_CONFIG file "c.json" is not valid JSON: ', '');
+  it.each([
+    ['{"a": 1,}', 'unexpected "}" at line 1, column 9 (position 8; expected a property name in double quotes)'],
+    ['[1,]', 'unexpected "]" at line 1, column 4 (position 3; expected a value)'],
+    ['{"a" 1}', 'unexpected "1" at line 1, column 6 (position 5; expected ":")'],
+    ['{"a": 1 "b": 2}', 'unexpected "\\"" at line 1, column 9 (position 8; expected ",")'],
+    ['{"a": [1 2]}', 'unexpected "2" at line 1, column 10 (position 9; expected ",")'],
+    ['{"a": 1}\n{"b": 2}', 'unexpected "{" at line 2, column 1 (position 9; expected the end of the text)'],
+    ['// note\n{}', 'unexpected "/" at line 1, column 1 (position 0; expected no comment (JSON has none; a .yaml config may have them))'],
+    ['{"a": "x', 'unexpected end of text at line 1, column 9 (position 8; expected a closing ")'],
+    ['{"a": "x\n"}', 'unexpected "\\n" at line 1, column 9 (position 8; expected a closing ")'],
+  ])('%j', (text, message) => {
+    expect(load(text)).toBe(message);
+  });
+
+  it('takes a file with a "$schema" key', () => {
+    const text = JSON.stringify({ $schema: '../docs/config.schema.json', ...minimal() });
+    expect(loadConfig({ PARLEY_CONFIG: 'c.json' }, () => text).config.accounts[0]!.id).toBe('a');
+  });
+});
+
+describe('loadConfig: YAML (.yaml, .yml)', () => {
+  const yaml = [
+    '# yaml-language-server: $schema=../docs/config.schema.json',
+    'server:',
+    '  port: 9000   # a comment',
+    'plans:',
+    '  p: {}',
+    'accounts:',
+    '  - id: a',
+    '    plan: p',
+    '    keys:',
+    '      - id: k',
+    '        secret: sk_12345678',
+    '',
+  ].join('\n');
+
+  it('reads a .yaml or .yml file (any case) as YAML, to the same config as its JSON', () => {
+    const fromJson = loadConfig({ PARLEY_CONFIG: 'c.json' }, () => JSON.stringify({ ...minimal(), server: { port: 9000 } })).config;
+    for (const path of ['c.yaml', 'c.yml', 'C.YAML']) {
+      const { config, source } = loadConfig({ PARLEY_CONFIG: path }, () => yaml);
+      expect(source).toBe(path);
+      expect(config).toEqual(fromJson);
+    }
+  });
+
+  it('reports a syntax error with its line and column, without the text around it', () => {
+    const text = 'server:\n  port: 80\n   host: x\naccounts:\n  - keys: [{secret: sk_live_leaky}\n';
+    const err = errorOf(() => loadConfig({ PARLEY_CONFIG: '/etc/parley.yaml' }, () => text));
+    expect(err.key).toBe('PARLEY_CONFIG');
+    expect(err.message).toBe('config: PARLEY_CONFIG file "/etc/parley.yaml" is not valid YAML: Nested mappings are not allowed in compact mappings at line 2, column 9 (BLOCK_AS_IMPLICIT_KEY)');
+    const leaky = errorOf(() => loadConfig({ PARLEY_CONFIG: 'c.yml' }, () => 'accounts:\n  - keys: [{secret: sk_live_leaky}\n')).message;
+    expect(leaky).toMatch(/^config: PARLEY_CONFIG file "c.yml" is not valid YAML: .* at line 3, column 1 \(BAD_INDENT\)$/);
+    expect(leaky).not.toContain('sk_live');
+  });
+
+  it('refuses a key given twice, an unknown tag, an alias to nothing and several documents', () => {
+    const load = (text: string) => errorOf(() => loadConfig({ PARLEY_CONFIG: 'c.yaml' }, () => text)).message.replace('config: PARLEY_CONFIG file "c.yaml" is not valid YAML: ', '');
+    expect(load('plans: {}\nplans: {}\n')).toBe('Map keys must be unique at line 2, column 1 (DUPLICATE_KEY)');
+    expect(load('logLevel: !secret info\n')).toBe('Unresolved tag: !secret at line 1, column 11 (TAG_RESOLVE_FAILED)');
+    expect(load('logLevel: *level\n')).toBe('Unresolved alias (the anchor must be set before the alias): level');
+    expect(load('plans: {}\n---\naccounts: []\n')).toMatch(/^Source contains multiple documents.* at line 2, column 1 \(MULTIPLE_DOCS\)$/);
+  });
+
+  it('refuses an alias bomb', () => {
+    const lines = ['a: &a [x, x, x, x, x, x, x, x, x, x]'];
+    for (let i = 0; i < 8; i++) lines.push(`${String.fromCharCode(98 + i)}: &${String.fromCharCode(98 + i)} [${Array(10).fill(`*${String.fromCharCode(97 + i)}`).join(', ')}]`);
+    const message = errorOf(() => loadConfig({ PARLEY_CONFIG: 'c.yaml' }, () => lines.join('\n'))).message;
+    expect(message).toMatch(/^config: PARLEY_CONFIG file "c.yaml" is not valid YAML: Excessive alias count/);
+  });
+
+  it('validates a YAML document like a JSON one: the schema error names the key', () => {
+    const err = errorOf(() => loadConfig({ PARLEY_CONFIG: 'c.yaml' }, () => yaml.replace('port: 9000', 'port: ninety')));
+    expect(err.message).toBe('config: server.port must be an integer from 0 to 65535, got "ninety"');
+  });
+
+  it('an empty YAML file is not a configuration', () => {
+    expect(errorOf(() => loadConfig({ PARLEY_CONFIG: 'c.yaml' }, () => '# nothing\n')).message).toBe('config: the configuration must be an object, got null');
   });
 });
 

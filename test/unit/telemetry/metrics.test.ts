@@ -62,11 +62,25 @@ describe('Metrics', () => {
     expect(valueOf(f, 'parley_throttle_delay_seconds_count', { limit: 'messages' })).toBe(1);
   });
 
-  it('always exposes the event-loop lag gauge, without the default metrics', async () => {
+  it('always exposes the event-loop lag gauges (no quantile label), without the default metrics', async () => {
     m = new Metrics({ connections: () => 0, sessions: () => 0 });
     const f = await scrape();
-    expect(f.get('parley_event_loop_lag_seconds')?.type).toBe('gauge');
-    expect(valueOf(f, 'parley_event_loop_lag_seconds', { quantile: '0.99' })).toBeGreaterThanOrEqual(0);
-    expect(f.has('parley_nodejs_eventloop_lag_seconds')).toBe(false);
+    for (const stat of ['p50', 'p99', 'max']) {
+      const name = `parley_event_loop_lag_${stat}_seconds`;
+      expect(f.get(name)?.type).toBe('gauge');
+      expect(valueOf(f, name)).toBeGreaterThanOrEqual(0);
+    }
+    expect(f.has('parley_event_loop_lag_seconds')).toBe(false);
+    expect(f.has('nodejs_eventloop_lag_seconds')).toBe(false);
+  });
+
+  it('names the default process and Node.js metrics as prom-client does, without a prefix', async () => {
+    m = new Metrics({ connections: () => 0, sessions: () => 0 }, { defaultMetrics: true });
+    const f = await scrape();
+    expect(f.get('process_cpu_seconds_total')?.type).toBe('counter');
+    expect(f.get('process_resident_memory_bytes')?.type).toBe('gauge');
+    expect(f.get('nodejs_heap_size_used_bytes')?.type).toBe('gauge');
+    expect(f.get('nodejs_eventloop_lag_p99_seconds')?.type).toBe('gauge');
+    expect([...f.keys()].filter((name) => /^parley_(process|nodejs)_/.test(name))).toEqual([]);
   });
 });
