@@ -15,7 +15,7 @@
  *   6. scale: idle sessions of one account on one replica up to the open-files limit and on several
  *      replicas sharing one redis-server (100,000 by default): memory per session, CPU at rest, a
  *      probe's ping percentiles, open rate and CPU per accepted session, beside bare `ws` and the
- *      floor (bench/scale.ts; its knobs are BENCH_SCALE_*). The longest phase: about 13 minutes.
+ *      floor (bench/scale.ts; its knobs are BENCH_SCALE_*). The longest phase: 17-19 minutes here.
  *
  * Each server runs in its own child process (bench/servers/*), the load client runs here. The
  * targets are printed next to the figures; nothing fails the run, a missed target is a finding.

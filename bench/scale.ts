@@ -32,7 +32,9 @@
  * floor's, a memory slope that puts 100,000 sessions on one replica under 2 GB; and (issue 18, item
  * 4) server CPU per accepted session at most 1.5× the floor's, token path included.
  *
- * Cost: about 13 minutes on the 2-core bench machine with the defaults (see the report's total).
+ * Cost: 17-19 minutes on the 2-core bench machine with the defaults (16.7 min and 19.2 min in two
+ * runs of 2026-12-06); the fills take most of it, so a Parley that opens sessions slower makes it
+ * longer (BENCH_SCALE_FILL_SECONDS bounds each fill). The report ends with the phase's own time.
  *
  * Knobs (environment):
  *   BENCH_SCALE_RUNS            which runs: single, replicas, or both (default "single,replicas")
