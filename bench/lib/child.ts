@@ -16,9 +16,51 @@ export type ServerKind = 'bare' | 'floor' | 'parley';
 export interface StartOptions {
   /** Write a V8 CPU profile of the child into this directory when it exits (node --cpu-prof). */
   readonly cpuProfDir?: string | undefined;
+  /** Extra environment for the child (the Parley child reads BENCH_PARLEY_CONFIG). */
+  readonly env?: Record<string, string>;
+  /**
+   * Read the child's stdout and stderr instead of sharing ours: each line is echoed with this
+   * label in front and kept in `output`, so a report can count and show what a server printed
+   * (Parley at warn level prints only what an operator must see).
+   */
+  readonly label?: string;
 }
 
+/** What a labelled child printed. */
+export interface ChildOutput {
+  /** Every line, in order, up to MAX_KEPT_LINES. */
+  readonly lines: string[];
+  /** All lines, including those beyond MAX_KEPT_LINES. */
+  count: number;
+}
+
+const MAX_KEPT_LINES = 1000;
+/** Echoed lines are cut here: a log line with a long error stack would flood the report. */
+const MAX_ECHO_CHARS = 400;
+
 const live = new Set<ChildProcess>();
+
+const PINO_LEVELS: Record<number, string> = { 10: 'trace', 20: 'debug', 30: 'info', 40: 'warn', 50: 'error', 60: 'fatal' };
+
+/**
+ * A pino JSON line as `warn: <msg> {other fields}`, with an error reduced to its message and
+ * without time, pid, hostname and service: the message first, so a cut line still says what
+ * happened. Any other line is returned as it is.
+ */
+export function compactLogLine(line: string): string {
+  let j: Record<string, unknown>;
+  try {
+    j = JSON.parse(line) as Record<string, unknown>;
+  } catch {
+    return line;
+  }
+  if (typeof j !== 'object' || j === null || typeof j.msg !== 'string') return line;
+  const { level, msg, time: _time, pid: _pid, hostname: _hostname, service: _service, err, ...rest } = j;
+  const fields: Record<string, unknown> = { ...rest };
+  if (err && typeof err === 'object') fields.err = (err as { message?: unknown }).message;
+  const extra = Object.keys(fields).length ? ` ${JSON.stringify(fields)}` : '';
+  return `${PINO_LEVELS[level as number] ?? String(level)}: ${msg}${extra}`;
+}
 
 /** Kills every child still running (SIGKILL: synchronous, so it works in an 'exit' handler). */
 export function killAllChildren(): void {
@@ -37,9 +79,13 @@ export class ServerChild {
     readonly kind: ServerKind,
     private readonly child: ChildProcess,
     readonly port: number,
+    /** What the child printed (only when started with a label). */
+    readonly output: ChildOutput,
+    /** The label it was started with (StartOptions.label). */
+    readonly label: string | undefined,
   ) {
     child.on('message', (msg: ChildMessage) => {
-      if (msg.type === 'cpu' || msg.type === 'mem') {
+      if (msg.type === 'cpu' || msg.type === 'mem' || msg.type === 'profiled') {
         const w = this.waiting.get(msg.id);
         this.waiting.delete(msg.id);
         w?.resolve(msg);
@@ -72,13 +118,34 @@ export class ServerChild {
     // Node's default profile name carries pid and thread id: tsx's loader-hooks thread writes one
     // too, and a fixed --cpu-prof-name would let it overwrite the main thread's.
     if (opts.cpuProfDir) execArgv.push('--cpu-prof', `--cpu-prof-dir=${opts.cpuProfDir}`);
+    const label = opts.label;
     const child = fork(script, [], {
       cwd: PROJECT_DIR,
       execArgv,
-      // Children log to our stdout/stderr: a Parley warning during the bench must be seen.
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      ...(opts.env ? { env: { ...process.env, ...opts.env } } : {}),
+      // Children log to our stdout/stderr (labelled or not): a Parley warning during the bench must be seen.
+      stdio: ['ignore', label ? 'pipe' : 'inherit', label ? 'pipe' : 'inherit', 'ipc'],
     });
     live.add(child);
+    const output: ChildOutput = { lines: [], count: 0 };
+    if (label) {
+      for (const stream of [child.stdout, child.stderr]) {
+        if (!stream) continue;
+        let partial = '';
+        stream.setEncoding('utf8');
+        stream.on('data', (chunk: string) => {
+          const parts = (partial + chunk).split('\n');
+          partial = parts.pop() ?? '';
+          for (const line of parts) {
+            if (!line.trim()) continue;
+            output.count++;
+            if (output.lines.length < MAX_KEPT_LINES) output.lines.push(line);
+            const shown = compactLogLine(line);
+            process.stdout.write(`    [${label}] ${shown.length > MAX_ECHO_CHARS ? `${shown.slice(0, MAX_ECHO_CHARS)}…` : shown}\n`);
+          }
+        });
+      }
+    }
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         child.kill('SIGKILL');
@@ -89,7 +156,7 @@ export class ServerChild {
           clearTimeout(timer);
           child.off('message', onMessage);
           child.off('exit', onExit);
-          resolve(new ServerChild(kind, child, msg.port));
+          resolve(new ServerChild(kind, child, msg.port, output, label));
         } else if (msg.type === 'failed') {
           clearTimeout(timer);
           reject(new Error(`${kind} server failed to start: ${msg.message}`));
@@ -105,14 +172,32 @@ export class ServerChild {
     });
   }
 
-  /** The child's cumulative CPU, read inside the child. */
-  cpu(): Promise<CpuSnapshot> {
-    return this.request({ type: 'cpu', id: this.nextId++ }, 5_000) as Promise<CpuSnapshot>;
+  /**
+   * The child's cumulative CPU, read inside the child. The answer waits for the child's event
+   * loop: a server that stalls for seconds (the scale phase measures such stalls) needs a longer
+   * `timeoutMs`.
+   */
+  cpu(timeoutMs = 5_000): Promise<CpuSnapshot> {
+    return this.request({ type: 'cpu', id: this.nextId++ }, timeoutMs) as Promise<CpuSnapshot>;
   }
 
-  /** The child's memory after forced GC has settled (takes ~0.3-1.2 s). */
-  mem(): Promise<MemSnapshot> {
-    return this.request({ type: 'mem', id: this.nextId++ }, 30_000) as Promise<MemSnapshot>;
+  /**
+   * The child's memory once garbage collection and V8's memory reducer have settled (10-30 s; see
+   * settledMemory in ipc.ts). `quick`: forced GCs only (about a second), for readings whose RSS
+   * does not matter.
+   */
+  mem(timeoutMs = 60_000, quick = false): Promise<MemSnapshot> {
+    return this.request({ type: 'mem', id: this.nextId++, quick }, timeoutMs) as Promise<MemSnapshot>;
+  }
+
+  /** Starts the child's CPU profiler (node:inspector), for a window ended by profileStop. */
+  async profileStart(timeoutMs = 30_000): Promise<void> {
+    await this.request({ type: 'profile-start', id: this.nextId++ }, timeoutMs);
+  }
+
+  /** Stops the child's CPU profiler and has it write the profile to `file`. */
+  async profileStop(file: string, timeoutMs = 60_000): Promise<void> {
+    await this.request({ type: 'profile-stop', id: this.nextId++, file }, timeoutMs);
   }
 
   /** Asks the child to exit (so --cpu-prof can write its profile), then kills it after 5 s. */

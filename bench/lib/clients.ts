@@ -16,6 +16,8 @@ export interface ClientTarget {
   readonly url: string;
   /** Parley: `Authorization: Bearer <key>` (server-side client auth); the baseline needs none. */
   readonly headers?: Record<string, string>;
+  /** Subprotocols to offer (Parley's token path: `parley.v1` and `parley.token.<token>`). */
+  readonly protocols?: readonly string[];
   /**
    * How a connection proves it is open, so both kinds have done one request/answer before they count:
    * Parley sends session.start and waits for session.created; the baseline sends one ping and waits
@@ -56,12 +58,19 @@ export class BenchConn {
   private stopping = false;
   private ready: ((err?: Error) => void) | undefined;
 
+  /**
+   * `localAddress` binds the socket to one loopback source address (127.0.0.2, ...): one source
+   * address has only the ephemeral port range (about 28,000 ports), and the scale phase opens
+   * more sockets than that (VERIFIED.md, "Open files").
+   */
   constructor(
     target: ClientTarget,
     private readonly anomalies: Anomalies,
+    localAddress?: string,
   ) {
-    this.ws = new WebSocket(target.url, {
+    this.ws = new WebSocket(target.url, target.protocols ? [...target.protocols] : [], {
       headers: target.headers ?? {},
+      ...(localAddress ? { localAddress } : {}),
       perMessageDeflate: false,
       // The client checks pong bytes itself; UTF-8 validation would be client CPU spent on nothing.
       skipUTF8Validation: true,

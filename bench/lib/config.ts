@@ -45,3 +45,24 @@ export const benchConfig = {
   plans: { bench: benchPlan },
   accounts: [{ id: 'acct_bench', plan: 'bench', keys: [{ id: 'key_bench', secret: BENCH_KEY }] }],
 };
+
+/** What a bench phase may change in the Parley child's configuration (BENCH_PARLEY_CONFIG). */
+export interface ParleyOverrides {
+  /** server.maxConnections of the replica. */
+  readonly maxConnections?: number;
+  /** The bench plan's connectionsPerKey and connectionsPerAccount (one key, one account). */
+  readonly connectionCap?: number;
+  /** The store (default: in-memory). */
+  readonly store?: { kind: 'memory' } | { kind: 'redis'; url: string; expectedReplicas: number; leaseSeconds?: number };
+}
+
+/** The bench configuration with a phase's overrides applied. */
+export function withOverrides(o: ParleyOverrides): typeof benchConfig & { store?: ParleyOverrides['store'] } {
+  const plan = o.connectionCap !== undefined ? { ...benchPlan, connectionsPerKey: o.connectionCap, connectionsPerAccount: o.connectionCap } : benchPlan;
+  return {
+    ...benchConfig,
+    server: { ...benchConfig.server, ...(o.maxConnections !== undefined ? { maxConnections: o.maxConnections } : {}) },
+    plans: { bench: plan },
+    ...(o.store ? { store: o.store } : {}),
+  };
+}

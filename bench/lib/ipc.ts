@@ -6,11 +6,18 @@
  * Measurements are taken INSIDE the child (process.cpuUsage(), process.memoryUsage()) because that is
  * the only place they describe the server alone: the load client runs in the parent.
  */
+import fs from 'node:fs';
+import inspector from 'node:inspector';
+import v8 from 'node:v8';
 
 /** Parent → child. */
 export type ParentMessage =
   | { readonly type: 'cpu'; readonly id: number }
-  | { readonly type: 'mem'; readonly id: number }
+  | { readonly type: 'mem'; readonly id: number; readonly quick?: boolean }
+  /** Starts V8's CPU profiler in the child (node:inspector), for one measured window. */
+  | { readonly type: 'profile-start'; readonly id: number }
+  /** Stops it and writes the profile (.cpuprofile JSON) to `file`. */
+  | { readonly type: 'profile-stop'; readonly id: number; readonly file: string }
   | { readonly type: 'exit' };
 
 /** Child → parent. */
@@ -18,7 +25,8 @@ export type ChildMessage =
   | { readonly type: 'ready'; readonly port: number }
   | { readonly type: 'failed'; readonly message: string }
   | CpuSnapshot
-  | MemSnapshot;
+  | MemSnapshot
+  | { readonly type: 'profiled'; readonly id: number };
 
 /** Cumulative CPU of the child since it started, and when it was read (monotonic clock). */
 export interface CpuSnapshot {
@@ -42,30 +50,93 @@ export interface MemSnapshot {
   readonly arrayBuffers: number;
   /** How many gc() rounds it took for RSS to settle (for the record). */
   readonly gcRounds: number;
+  /** Open file descriptors of the child (/proc/self/fd; NaN where there is no /proc): sizing against `ulimit -n`. */
+  readonly fds: number;
+  /** V8's young generation as committed now (new_space size): grown while the process allocates, shrunk by the memory reducer when it idles. */
+  readonly newSpaceBytes: number;
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /**
- * Forces full GCs until RSS stops moving (two readings within 0.5 %, at most 8 rounds). A single
- * gc() is not enough: V8 sweeps and releases pages concurrently after the call returns, so RSS keeps
- * falling for a little while, and a reading taken at once would charge that garbage to whichever
- * server happened to produce more of it.
+ * Memory after garbage collection has settled, in two steps.
+ *
+ * 1. Full GCs until RSS stops moving (two readings within 0.5 %, at most 8 rounds): V8 sweeps and
+ *    releases pages concurrently after gc() returns, so RSS keeps falling for a little while.
+ * 2. Then, unless `quick`, readings a second apart until RSS has not fallen by more than 0.5 % over
+ *    the last QUIET_MS, and at least MIN_SETTLE_MS after the request. V8's memory reducer (on by
+ *    default, as in production) shrinks the young generation and returns pooled pages some 8 s
+ *    after a busy spell, which gc() does not do: measured on this machine, a fresh child's RSS fell
+ *    by 8 MB (bare ws), 12 MB (the floor) and 28 MB (Parley) 5-8 s after start, with the heap
+ *    unchanged; a reading taken before that charges the fall to whatever is measured next.
  */
-async function settledMemory(id: number): Promise<MemSnapshot> {
+async function settledMemory(id: number, quick: boolean): Promise<MemSnapshot> {
   const gc = (globalThis as { gc?: () => void }).gc;
   if (!gc) throw new Error('server child started without --expose-gc');
-  let previous = Number.POSITIVE_INFINITY;
-  let rounds = 0;
-  for (; rounds < 8; rounds++) {
-    gc();
-    await sleep(150);
-    const rss = process.memoryUsage.rss();
-    if (Math.abs(rss - previous) <= previous * 0.005) break;
-    previous = rss;
+  const started = Date.now();
+  const collect = async (): Promise<number> => {
+    let previous = Number.NaN;
+    let rounds = 0;
+    for (; rounds < 8; rounds++) {
+      gc();
+      await sleep(150);
+      const rss = process.memoryUsage.rss();
+      if (Math.abs(rss - previous) <= previous * 0.005) break;
+      previous = rss;
+    }
+    return rounds + 1;
+  };
+  let rounds = await collect();
+  if (!quick) {
+    // Left alone (no gc(): a forced GC puts the memory reducer off) until RSS has stopped falling.
+    const history: { at: number; rss: number }[] = [];
+    for (;;) {
+      const now = Date.now();
+      const rss = process.memoryUsage.rss();
+      history.push({ at: now, rss });
+      const old = history.find((h) => h.at <= now - QUIET_MS);
+      if (now - started >= MAX_SETTLE_MS) break;
+      if (now - started >= MIN_SETTLE_MS && old && old.rss - rss <= old.rss * 0.005) break;
+      await sleep(1000);
+    }
+    rounds += await collect();
   }
   const m = process.memoryUsage();
-  return { type: 'mem', id, rss: m.rss, heapUsed: m.heapUsed, external: m.external, arrayBuffers: m.arrayBuffers, gcRounds: rounds + 1 };
+  return { type: 'mem', id, rss: m.rss, heapUsed: m.heapUsed, external: m.external, arrayBuffers: m.arrayBuffers, gcRounds: rounds, fds: openFds(), newSpaceBytes: v8.getHeapSpaceStatistics().find((sp) => sp.space_name === 'new_space')?.space_size ?? Number.NaN };
+}
+
+/** See settledMemory: the memory reducer acts about 8 s after a busy spell. */
+const MIN_SETTLE_MS = 15_000;
+const QUIET_MS = 5_000;
+const MAX_SETTLE_MS = 30_000;
+
+let inspectorSession: inspector.Session | undefined;
+
+/** The child's profiler over a window the orchestrator chooses (node --cpu-prof covers a whole life only). */
+async function profile(msg: Extract<ParentMessage, { type: 'profile-start' | 'profile-stop' }>): Promise<void> {
+  const post = (method: string, params?: object): Promise<unknown> =>
+    new Promise((resolve, reject) => inspectorSession!.post(method, params ?? {}, (err, result) => (err ? reject(err) : resolve(result))));
+  if (msg.type === 'profile-start') {
+    inspectorSession ??= new inspector.Session();
+    inspectorSession.connect();
+    await post('Profiler.enable');
+    await post('Profiler.start');
+    return;
+  }
+  if (!inspectorSession) throw new Error('profile-stop without profile-start');
+  const { profile: result } = (await post('Profiler.stop')) as { profile: unknown };
+  inspectorSession.disconnect();
+  inspectorSession = undefined;
+  fs.writeFileSync(msg.file, JSON.stringify(result));
+}
+
+function openFds(): number {
+  try {
+    // One entry is the directory handle readdir itself holds while listing.
+    return fs.readdirSync('/proc/self/fd').length - 1;
+  } catch {
+    return Number.NaN;
+  }
 }
 
 function send(msg: ChildMessage): void {
@@ -105,7 +176,14 @@ export async function runChild(start: () => Promise<number>, stop: () => Promise
         return;
       }
       case 'mem':
-        settledMemory(msg.id).then(send, (err: unknown) => send({ type: 'failed', message: String(err) }));
+        settledMemory(msg.id, msg.quick === true).then(send, (err: unknown) => send({ type: 'failed', message: String(err) }));
+        return;
+      case 'profile-start':
+      case 'profile-stop':
+        profile(msg).then(
+          () => send({ type: 'profiled', id: msg.id }),
+          (err: unknown) => send({ type: 'failed', message: `profile: ${String(err)}` }),
+        );
         return;
       case 'exit':
         exit(0);

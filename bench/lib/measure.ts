@@ -92,6 +92,12 @@ export interface MemoryResult {
   readonly before: MemSnapshot;
   readonly after: MemSnapshot;
   readonly rssKbPerConn: number;
+  /**
+   * The same without the young generation's growth: V8 keeps its new space at the ceiling (32 MiB)
+   * while a process allocates, and shrinks it when the memory reducer finds the process idle; a
+   * server that allocates at rest pays that once, not per connection.
+   */
+  readonly rssKbPerConnLessYoung: number;
   /** The JS heap's share of it (heapUsed delta): what a heap snapshot would show. */
   readonly heapKbPerConn: number;
   readonly openSeconds: number;
@@ -100,7 +106,7 @@ export interface MemoryResult {
 
 /**
  * RSS of a FRESH server child (the throughput phase would leave its heap grown) before and after
- * `count` idle connections, each forced-GC'd and settled. A few warm-up connections first, opened
+ * `count` idle connections, each forced-GC'd and settled (V8's memory reducer included: ipc.ts). A few warm-up connections first, opened
  * and closed before the "before" reading, so lazily loaded code and one-time allocations (JIT code,
  * first-use caches) are not charged to the 5,000.
  */
@@ -123,6 +129,7 @@ export async function measureMemory(server: ServerChild, target: ClientTarget, c
       before,
       after,
       rssKbPerConn: (after.rss - before.rss) / 1024 / count,
+      rssKbPerConnLessYoung: (after.rss - before.rss - (after.newSpaceBytes - before.newSpaceBytes)) / 1024 / count,
       heapKbPerConn: (after.heapUsed - before.heapUsed) / 1024 / count,
       openSeconds,
       anomalies,
